@@ -1,0 +1,1 @@
+//! Criterion benches and peer-comparison scripts for trainyard; see `benches/README.md`.

@@ -1,0 +1,361 @@
+//! Reading Parquet files into a [`Frame`]: metadata first (schemas, drift, statistics), then only
+//! the needed columns of the row groups that can match the filters, decoded in parallel.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use parquet::arrow::ProjectionMask;
+use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use rayon::prelude::*;
+
+use super::column::{Column, Kind};
+use super::filter::Predicate;
+use crate::error::{Error, Result};
+
+/// Rows per decoded Arrow batch; large enough to amortize per-batch overhead, small enough to
+/// keep a row group's transient Arrow buffers well below the size of the final frame.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// A Parquet file whose footer has been read.
+#[derive(Debug, Clone)]
+pub struct ParquetFile {
+    /// Path as resolved from the spec.
+    pub path: PathBuf,
+    /// File size in bytes.
+    pub bytes: u64,
+    meta: ArrowReaderMetadata,
+}
+
+impl ParquetFile {
+    /// Opens `path` and reads its footer. A file that is not Parquet, or is truncated, is a data
+    /// error naming the file.
+    pub fn open(path: &Path) -> Result<Self> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        let meta = ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| {
+            Error::data(format!(
+                "{}: not a readable Parquet file: {e}",
+                path.display()
+            ))
+        })?;
+        Ok(ParquetFile {
+            path: path.to_path_buf(),
+            bytes,
+            meta,
+        })
+    }
+
+    /// Opens several files in parallel, keeping their order.
+    pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Self>> {
+        paths.par_iter().map(|p| Self::open(p)).collect()
+    }
+
+    /// The Arrow schema.
+    pub fn schema(&self) -> &SchemaRef {
+        self.meta.schema()
+    }
+
+    /// Rows in the file.
+    pub fn rows(&self) -> u64 {
+        self.meta.metadata().file_metadata().num_rows().max(0) as u64
+    }
+
+    /// Row groups in the file.
+    pub fn row_groups(&self) -> usize {
+        self.meta.metadata().num_row_groups()
+    }
+
+    /// Whether the file has a top-level column `name`.
+    pub fn has_column(&self, name: &str) -> bool {
+        self.schema().field_with_name(name).is_ok()
+    }
+
+    /// The kind of column `name`: an error naming the file and listing the columns when it is
+    /// absent, or naming the type when trainyard cannot read it.
+    pub fn kind_of(&self, name: &str) -> Result<Kind> {
+        let field = self.schema().field_with_name(name).map_err(|_| {
+            let available: Vec<&str> = self
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            Error::data(format!(
+                "column {name:?} not found in {}; columns: {}",
+                self.path.display(),
+                available.join(", ")
+            ))
+        })?;
+        Kind::of(field.data_type()).ok_or_else(|| {
+            Error::data(format!(
+                "column {name:?} in {} has type {}, which trainyard cannot use (supported: integers, \
+                 unsigned, floats, decimals, booleans, dates, timestamps, strings)",
+                self.path.display(),
+                field.data_type()
+            ))
+        })
+    }
+
+    fn leaf_index(&self, name: &str) -> Option<usize> {
+        let descr = self.meta.metadata().file_metadata().schema_descr();
+        descr
+            .columns()
+            .iter()
+            .position(|c| c.path().parts() == [name])
+    }
+}
+
+/// The kind of each of `columns`, checked to be the same in every file.
+pub fn column_kinds(files: &[ParquetFile], columns: &[String]) -> Result<Vec<Kind>> {
+    columns
+        .iter()
+        .map(|name| {
+            let first = &files[0];
+            let kind = first.kind_of(name)?;
+            for f in &files[1..] {
+                let k = f.kind_of(name)?;
+                if k != kind {
+                    return Err(Error::data(format!(
+                        "column {name:?} is {} in {} but {} in {}",
+                        kind.name(),
+                        first.path.display(),
+                        k.name(),
+                        f.path.display()
+                    )));
+                }
+            }
+            Ok(kind)
+        })
+        .collect()
+}
+
+/// Named columns of equal length.
+#[derive(Debug, Clone, Default)]
+pub struct Frame {
+    /// Column names, in request order.
+    pub names: Vec<String>,
+    /// The columns.
+    pub columns: Vec<Column>,
+    /// Number of rows.
+    pub rows: usize,
+}
+
+impl Frame {
+    /// The column called `name`. Callers ask only for columns they requested.
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .map(|i| &self.columns[i])
+    }
+
+    /// The rows where `keep` is true.
+    pub fn filter(&self, keep: &[bool]) -> Frame {
+        let columns: Vec<Column> = self.columns.par_iter().map(|c| c.filter(keep)).collect();
+        Frame {
+            names: self.names.clone(),
+            rows: keep.iter().filter(|&&k| k).count(),
+            columns,
+        }
+    }
+
+    /// The rows at `indices`, in that order.
+    pub fn take(&self, indices: &[usize]) -> Frame {
+        let columns: Vec<Column> = self.columns.par_iter().map(|c| c.take(indices)).collect();
+        Frame {
+            names: self.names.clone(),
+            rows: indices.len(),
+            columns,
+        }
+    }
+
+    /// Adds a column (its length must be `rows`).
+    pub fn push(&mut self, name: &str, column: Column) {
+        self.names.push(name.to_string());
+        self.columns.push(column);
+    }
+}
+
+/// What a read did, for `validate` and the run's metrics.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReadStats {
+    /// Rows in the files, before pruning and filtering.
+    pub rows_in_files: u64,
+    /// Row groups in the files.
+    pub row_groups: usize,
+    /// Row groups skipped because their statistics ruled out every filter match.
+    pub row_groups_pruned: usize,
+    /// Rows decoded (in row groups that were not pruned).
+    pub rows_decoded: u64,
+    /// Rows that passed the filters.
+    pub rows_kept: u64,
+}
+
+/// Reads `columns` (whose kinds are `kinds`) of `files`, keeping rows that pass every predicate.
+/// Row groups are decoded in parallel; the result is in file order, then row-group order, so it
+/// does not depend on the thread count.
+pub fn read(
+    files: &[ParquetFile],
+    columns: &[String],
+    kinds: &[Kind],
+    predicates: &[Predicate],
+) -> Result<(Frame, ReadStats)> {
+    let mut stats = ReadStats::default();
+    let mut units = Vec::new();
+    for (fi, f) in files.iter().enumerate() {
+        stats.rows_in_files += f.rows();
+        stats.row_groups += f.row_groups();
+        for rg in 0..f.row_groups() {
+            let meta = f.meta.metadata().row_group(rg);
+            let pruned = predicates.iter().any(|p| {
+                let kind = kinds[columns.iter().position(|c| c == &p.column).unwrap_or(0)];
+                f.leaf_index(&p.column)
+                    .is_some_and(|leaf| p.prunes(meta, leaf, kind))
+            });
+            if pruned {
+                stats.row_groups_pruned += 1;
+            } else {
+                stats.rows_decoded += meta.num_rows().max(0) as u64;
+                units.push((fi, rg));
+            }
+        }
+    }
+
+    let chunks: Vec<Vec<Column>> = units
+        .par_iter()
+        .map(|&(fi, rg)| read_row_group(&files[fi], rg, columns, kinds, predicates))
+        .collect::<Result<_>>()?;
+
+    let mut per_column: Vec<Vec<Column>> = (0..columns.len())
+        .map(|_| Vec::with_capacity(chunks.len()))
+        .collect();
+    for chunk in chunks {
+        for (i, c) in chunk.into_iter().enumerate() {
+            per_column[i].push(c);
+        }
+    }
+    let columns_out: Vec<Column> = per_column
+        .into_par_iter()
+        .zip(kinds.par_iter())
+        .map(|(chunks, &kind)| {
+            if chunks.is_empty() {
+                empty(kind)
+            } else {
+                Column::concat(chunks)
+            }
+        })
+        .collect();
+    let rows = columns_out.first().map_or(0, Column::len);
+    stats.rows_kept = rows as u64;
+    Ok((
+        Frame {
+            names: columns.to_vec(),
+            columns: columns_out,
+            rows,
+        },
+        stats,
+    ))
+}
+
+fn empty(kind: Kind) -> Column {
+    use super::column::Values;
+    let values = match kind {
+        Kind::String => Values::Str {
+            codes: vec![],
+            dict: vec![],
+        },
+        Kind::Integer => Values::Int(vec![]),
+        Kind::Unsigned => Values::UInt(vec![]),
+        Kind::Date | Kind::Timestamp => Values::Time(vec![]),
+        Kind::Boolean => Values::Bool(vec![]),
+        Kind::Float | Kind::Decimal => Values::Float(vec![]),
+    };
+    Column {
+        kind,
+        values,
+        nulls: None,
+    }
+}
+
+fn read_row_group(
+    file: &ParquetFile,
+    rg: usize,
+    columns: &[String],
+    kinds: &[Kind],
+    predicates: &[Predicate],
+) -> Result<Vec<Column>> {
+    let path = &file.path;
+    let handle = File::open(path).map_err(|e| Error::io(path, e))?;
+    let roots: Vec<usize> = columns
+        .iter()
+        .map(|c| {
+            file.schema().index_of(c).map_err(|_| {
+                Error::Internal(format!("column {c} vanished from {}", path.display()))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mask = ProjectionMask::roots(file.meta.metadata().file_metadata().schema_descr(), roots);
+    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, file.meta.clone())
+        .with_projection(mask)
+        .with_row_groups(vec![rg])
+        .with_batch_size(BATCH_ROWS)
+        .build()
+        .map_err(|e| {
+            Error::data(format!(
+                "{}: cannot read row group {rg}: {e}",
+                path.display()
+            ))
+        })?;
+
+    let mut parts: Vec<Vec<Column>> = vec![Vec::new(); columns.len()];
+    for batch in reader {
+        let batch = batch.map_err(|e| {
+            Error::data(format!(
+                "{}: cannot decode row group {rg}: {e}",
+                path.display()
+            ))
+        })?;
+        let decoded: Vec<Column> = columns
+            .iter()
+            .map(|name| {
+                let array = batch.column_by_name(name).ok_or_else(|| {
+                    Error::Internal(format!(
+                        "column {name} missing from a batch of {}",
+                        path.display()
+                    ))
+                })?;
+                Column::from_arrow(array)
+                    .map_err(|e| Error::data(format!("column {name:?} in {}: {e}", path.display())))
+            })
+            .collect::<Result<_>>()?;
+        let decoded = if predicates.is_empty() {
+            decoded
+        } else {
+            let mut keep = vec![true; batch.num_rows()];
+            for p in predicates {
+                let i = columns.iter().position(|c| c == &p.column).unwrap_or(0);
+                p.apply(&decoded[i], &mut keep);
+            }
+            if keep.iter().all(|&k| k) {
+                decoded
+            } else {
+                decoded.iter().map(|c| c.filter(&keep)).collect()
+            }
+        };
+        for (i, c) in decoded.into_iter().enumerate() {
+            parts[i].push(c);
+        }
+    }
+    Ok(parts
+        .into_iter()
+        .zip(kinds)
+        .map(|(p, &kind)| {
+            if p.is_empty() {
+                empty(kind)
+            } else {
+                Column::concat(p)
+            }
+        })
+        .collect())
+}

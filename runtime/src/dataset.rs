@@ -1,0 +1,510 @@
+//! From a checked spec to train and test rows: file expansion, schema checks, filtered reads,
+//! the label join, the holdout and label encoding. Everything `validate` reports is counted here.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::data::{self, Column, Frame, KeyRef, Kind, ParquetFile, Predicate, ReadStats};
+use crate::error::{Error, Result};
+use crate::label::LabelMapping;
+use crate::spec::{CheckedHoldout, CheckedSpec};
+use crate::split::{self, Side};
+
+/// Rows of one side of the split.
+#[derive(Debug, Clone)]
+pub struct Rows {
+    /// Feature columns plus any key columns, one row per example.
+    pub frame: Frame,
+    /// 1.0 for the positive class, 0.0 otherwise.
+    pub labels: Vec<f32>,
+    /// Sample weights from the spec's `weight` column, if any.
+    pub weights: Option<Vec<f32>>,
+}
+
+impl Rows {
+    /// Number of rows.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether there are no rows.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Number of positive rows.
+    pub fn positives(&self) -> usize {
+        self.labels.iter().filter(|&&y| y == 1.0).count()
+    }
+}
+
+/// A file that was read, for reports and the manifest's input fingerprint.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileInfo {
+    /// The spec field that listed it (`data.features`, `data.labels`, `holdout.files`).
+    pub role: String,
+    /// Path as resolved.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Rows in the file.
+    pub rows: u64,
+    /// Row groups in the file.
+    pub row_groups: usize,
+}
+
+/// Counts from loading, joining and splitting.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LoadReport {
+    /// Every file read.
+    pub files: Vec<FileInfo>,
+    /// The read of `data.features`.
+    pub features_read: ReadStats,
+    /// The read of `holdout.files`, for a `files` holdout.
+    pub holdout_read: Option<ReadStats>,
+    /// The read of `data.labels`, when labels are joined.
+    pub labels_read: Option<ReadStats>,
+    /// Feature rows dropped because no label row had their key.
+    pub rows_without_label: u64,
+    /// Rows dropped by the holdout (after a `date_range` window, or a null date).
+    pub rows_dropped_by_holdout: u64,
+    /// Train rows and positives.
+    pub train_rows: usize,
+    /// Positive train rows.
+    pub train_positives: usize,
+    /// Test rows.
+    pub test_rows: usize,
+    /// Positive test rows.
+    pub test_positives: usize,
+}
+
+/// Train and test rows with the label mapping and the counts.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// The train side.
+    pub train: Rows,
+    /// The test side.
+    pub test: Rows,
+    /// How label values map to 0/1.
+    pub labels: LabelMapping,
+    /// Kind of each feature column, numeric first then categorical, in spec order.
+    pub feature_kinds: Vec<(String, Kind)>,
+    /// What loading did.
+    pub report: LoadReport,
+}
+
+/// The column that identifies a row in `predictions.parquet`: the join key, else the random
+/// holdout key.
+pub fn row_key(checked: &CheckedSpec) -> Option<&str> {
+    checked
+        .spec
+        .data
+        .join_key
+        .as_deref()
+        .or(match &checked.holdout {
+            CheckedHoldout::Random { key, .. } => key.as_deref(),
+            _ => None,
+        })
+}
+
+/// Loads the job's rows and splits them.
+pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
+    let spec = &checked.spec;
+    let mut report = LoadReport::default();
+
+    let feature_paths = data::expand("data.features", &spec.data.features, |p| checked.resolve(p))?;
+    let feature_files = ParquetFile::open_all(&feature_paths)?;
+    record(&mut report, "data.features", &feature_files);
+
+    let labels_source = if spec.data.labels.is_empty() {
+        None
+    } else {
+        let paths = data::expand("data.labels", &spec.data.labels, |p| checked.resolve(p))?;
+        let files = ParquetFile::open_all(&paths)?;
+        record(&mut report, "data.labels", &files);
+        Some(files)
+    };
+    // The weight lives in the feature files, or else in the label files.
+    let weight_in_labels = match (&spec.weight, &labels_source) {
+        (Some(w), Some(_)) => !feature_files[0].has_column(w),
+        _ => false,
+    };
+
+    let mut columns: Vec<String> = Vec::new();
+    let mut want = |c: &str| {
+        if !columns.iter().any(|x| x == c) {
+            columns.push(c.to_string());
+        }
+    };
+    spec.features.numeric.iter().for_each(|c| want(c));
+    spec.features.categorical.iter().for_each(|c| want(c));
+    checked.filters.iter().for_each(|f| want(&f.column));
+    match &checked.holdout {
+        CheckedHoldout::Random { key: Some(k), .. } => want(k),
+        CheckedHoldout::DateRange { column, .. } => want(column),
+        _ => {}
+    }
+    match &spec.data.join_key {
+        Some(k) => want(k),
+        None => want(&spec.label),
+    }
+    if let Some(w) = &spec.weight {
+        if !weight_in_labels {
+            want(w);
+        }
+    }
+
+    let kinds = data::column_kinds(&feature_files, &columns)?;
+    let kind_of = |name: &str| columns.iter().position(|c| c == name).map(|i| kinds[i]);
+    check_kinds(checked, &kind_of)?;
+    let predicates = checked
+        .filters
+        .iter()
+        .map(|f| Predicate::bind(f, kind_of(&f.column).unwrap_or(Kind::Float)))
+        .collect::<Result<Vec<_>>>()?;
+
+    let label_frame = match &labels_source {
+        Some(files) => {
+            let key = spec.data.join_key.as_deref().unwrap_or_default();
+            let mut cols = vec![key.to_string(), spec.label.clone()];
+            if weight_in_labels {
+                cols.extend(spec.weight.clone());
+            }
+            let label_kinds = data::column_kinds(files, &cols)?;
+            let (fk, lk) = (kind_of(key).unwrap_or(Kind::String), label_kinds[0]);
+            if (fk == Kind::String) != (lk == Kind::String) {
+                return Err(Error::data(format!(
+                    "data.join_key: column {key:?} is {} in the feature files but {} in the label files",
+                    fk.name(),
+                    lk.name()
+                )));
+            }
+            let (frame, stats) = data::read(files, &cols, &label_kinds, &[])?;
+            report.labels_read = Some(stats);
+            Some(frame)
+        }
+        None => None,
+    };
+
+    let read_side =
+        |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats)> {
+            let (frame, stats) = data::read(files, &columns, &kinds, &predicates)?;
+            let frame = match (&label_frame, &spec.data.join_key) {
+                (Some(labels), Some(key)) => {
+                    let (joined, dropped) = join(
+                        frame,
+                        labels,
+                        key,
+                        &spec.label,
+                        spec.weight.as_deref().filter(|_| weight_in_labels),
+                    )?;
+                    report.rows_without_label += dropped;
+                    joined
+                }
+                _ => frame,
+            };
+            Ok((frame, stats))
+        };
+
+    let (frame, stats) = read_side(&feature_files, &mut report)?;
+    if stats.rows_kept == 0 {
+        return Err(Error::data(format!(
+            "no rows left after the filters (data.filters): {} rows in {} files, {} row groups skipped by statistics",
+            stats.rows_in_files,
+            feature_files.len(),
+            stats.row_groups_pruned
+        )));
+    }
+    report.features_read = stats;
+    if frame.rows == 0 {
+        return Err(Error::data(format!(
+            "no feature row has a label: none of the {} keys in column {:?} is in data.labels",
+            report.features_read.rows_kept,
+            spec.data.join_key.as_deref().unwrap_or_default()
+        )));
+    }
+
+    let (train, test) = match &checked.holdout {
+        CheckedHoldout::Files(entries) => {
+            let paths = data::expand("holdout.files", entries, |p| checked.resolve(p))?;
+            let files = ParquetFile::open_all(&paths)?;
+            record(&mut report, "holdout.files", &files);
+            let holdout_kinds = data::column_kinds(&files, &columns)?;
+            for (name, (a, b)) in columns.iter().zip(kinds.iter().zip(&holdout_kinds)) {
+                if a != b {
+                    return Err(Error::data(format!(
+                        "column {name:?} is {} in data.features but {} in holdout.files ({})",
+                        a.name(),
+                        b.name(),
+                        paths[0].display()
+                    )));
+                }
+            }
+            let (test, stats) = read_side(&files, &mut report)?;
+            report.holdout_read = Some(stats);
+            (frame, test)
+        }
+        holdout => {
+            let sides = match holdout {
+                CheckedHoldout::Random { fraction, key } => split::random(
+                    frame.rows,
+                    *fraction,
+                    spec.seed,
+                    key.as_deref().and_then(|k| frame.column(k).map(|c| (k, c))),
+                )?,
+                CheckedHoldout::DateRange {
+                    column,
+                    start_us,
+                    end_us,
+                } => {
+                    let c = frame
+                        .column(column)
+                        .ok_or_else(|| Error::Internal(format!("{column} not read")))?;
+                    split::date_range(c, *start_us, *end_us)
+                }
+                CheckedHoldout::Files(_) => unreachable!("handled above"),
+            };
+            report.rows_dropped_by_holdout =
+                sides.iter().filter(|s| **s == Side::Dropped).count() as u64;
+            let pick = |want: Side| -> Vec<bool> { sides.iter().map(|s| *s == want).collect() };
+            (
+                frame.filter(&pick(Side::Train)),
+                frame.filter(&pick(Side::Test)),
+            )
+        }
+    };
+    for (side, f) in [("train", &train), ("test", &test)] {
+        if f.rows == 0 {
+            return Err(Error::data(format!(
+                "holdout: the {side} side is empty; {}",
+                holdout_hint(checked)
+            )));
+        }
+    }
+
+    let label_col = |f: &Frame| {
+        f.column(&spec.label)
+            .cloned()
+            .ok_or_else(|| Error::Internal("label not read".into()))
+    };
+    let (train_labels, test_labels) = (label_col(&train)?, label_col(&test)?);
+    let mapping = LabelMapping::fit(
+        &spec.label,
+        &[&train_labels, &test_labels],
+        spec.positive_label.as_ref(),
+    )?;
+    let train = rows(
+        train,
+        &mapping.encode(&train_labels)?,
+        spec.weight.as_deref(),
+    )?;
+    let test = rows(test, &mapping.encode(&test_labels)?, spec.weight.as_deref())?;
+    for (side, r) in [("train", &train), ("test", &test)] {
+        let pos = r.positives();
+        if pos == 0 || pos == r.len() {
+            return Err(Error::data(format!(
+                "the {side} side has a single class: {} rows, all {}; a binary model needs both classes in train and test",
+                r.len(),
+                if pos == 0 {
+                    &mapping.negative
+                } else {
+                    &mapping.positive
+                }
+            )));
+        }
+    }
+    report.train_rows = train.len();
+    report.train_positives = train.positives();
+    report.test_rows = test.len();
+    report.test_positives = test.positives();
+
+    let feature_kinds = spec
+        .features
+        .numeric
+        .iter()
+        .chain(&spec.features.categorical)
+        .map(|c| (c.clone(), kind_of(c).unwrap_or(Kind::Float)))
+        .collect();
+    Ok(Dataset {
+        train,
+        test,
+        labels: mapping,
+        feature_kinds,
+        report,
+    })
+}
+
+fn record(report: &mut LoadReport, role: &str, files: &[ParquetFile]) {
+    report.files.extend(files.iter().map(|f| FileInfo {
+        role: role.to_string(),
+        path: f.path.clone(),
+        bytes: f.bytes,
+        rows: f.rows(),
+        row_groups: f.row_groups(),
+    }));
+}
+
+fn holdout_hint(checked: &CheckedSpec) -> String {
+    match &checked.holdout {
+        CheckedHoldout::DateRange { column, .. } => format!(
+            "check holdout.date_range.start/end against the dates in column {column:?} (train = before start, test = [start, end))"
+        ),
+        CheckedHoldout::Random { fraction, .. } => {
+            format!("too few rows for holdout.random.fraction {fraction}")
+        }
+        CheckedHoldout::Files(_) => {
+            "holdout.files and data.features must both have rows after the filters".into()
+        }
+    }
+}
+
+/// Checks that each column's kind suits its role, before any data is decoded.
+fn check_kinds(checked: &CheckedSpec, kind_of: &dyn Fn(&str) -> Option<Kind>) -> Result<()> {
+    let spec = &checked.spec;
+    for (i, c) in spec.features.numeric.iter().enumerate() {
+        if kind_of(c) == Some(Kind::String) {
+            return Err(Error::spec(
+                format!("features.numeric[{i}]"),
+                format!("column {c:?} is string; list it under features.categorical"),
+            ));
+        }
+    }
+    for (i, c) in spec.features.categorical.iter().enumerate() {
+        if let Some(k @ (Kind::Float | Kind::Decimal | Kind::Date | Kind::Timestamp)) = kind_of(c) {
+            return Err(Error::spec(
+                format!("features.categorical[{i}]"),
+                format!(
+                    "column {c:?} is {}; categorical columns are strings, integers or booleans",
+                    k.name()
+                ),
+            ));
+        }
+    }
+    let not_float = |path: &str, c: &str| match kind_of(c) {
+        Some(k @ (Kind::Float | Kind::Decimal)) => Err(Error::spec(
+            path,
+            format!(
+                "column {c:?} is {}; keys must be integers or strings",
+                k.name()
+            ),
+        )),
+        _ => Ok(()),
+    };
+    if let Some(k) = &spec.data.join_key {
+        not_float("data.join_key", k)?;
+    }
+    match &checked.holdout {
+        CheckedHoldout::Random { key: Some(k), .. } => not_float("holdout.random.key", k)?,
+        CheckedHoldout::DateRange { column, .. } => {
+            if let Some(k) = kind_of(column).filter(|k| !matches!(k, Kind::Date | Kind::Timestamp))
+            {
+                return Err(Error::spec(
+                    "holdout.date_range.column",
+                    format!(
+                        "column {column:?} is {}; it must be a date or timestamp",
+                        k.name()
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if let Some(w) = &spec.weight {
+        if kind_of(w).is_some_and(|k| !k.is_numeric() || k == Kind::Date || k == Kind::Timestamp) {
+            return Err(Error::spec(
+                "weight",
+                format!("column {w:?} must be numeric"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Inner join of feature rows with label rows on `key`: returns the joined frame (label and,
+/// when it comes from the label files, weight columns added) and the number of feature rows
+/// dropped for lack of a label. Duplicate keys on either side are errors.
+fn join(
+    features: Frame,
+    labels: &Frame,
+    key: &str,
+    label: &str,
+    weight: Option<&str>,
+) -> Result<(Frame, u64)> {
+    let missing = || Error::Internal(format!("join column {key} not read"));
+    let lkeys = labels.column(key).ok_or_else(missing)?;
+    let mut index: HashMap<KeyRef<'_>, usize> = HashMap::with_capacity(labels.rows);
+    for i in 0..labels.rows {
+        if let Some(k) = lkeys.key_at(i) {
+            if index.insert(k, i).is_some() {
+                return Err(Error::data(format!(
+                    "data.labels: join key {key:?} value {k} appears more than once; each key needs exactly one label"
+                )));
+            }
+        }
+    }
+    let fkeys = features.column(key).ok_or_else(missing)?;
+    let mut seen: HashMap<KeyRef<'_>, ()> = HashMap::with_capacity(features.rows);
+    let mut keep = vec![false; features.rows];
+    let mut label_rows = Vec::with_capacity(features.rows);
+    for (i, k) in keep.iter_mut().enumerate() {
+        if let Some(key_value) = fkeys.key_at(i) {
+            if seen.insert(key_value, ()).is_some() {
+                return Err(Error::data(format!(
+                    "data.features: join key {key:?} value {key_value} appears more than once; each row needs a unique key"
+                )));
+            }
+            if let Some(&j) = index.get(&key_value) {
+                *k = true;
+                label_rows.push(j);
+            }
+        }
+    }
+    let dropped = (features.rows - label_rows.len()) as u64;
+    let mut joined = if dropped == 0 {
+        features.clone()
+    } else {
+        features.filter(&keep)
+    };
+    let take = |name: &str| -> Result<Column> {
+        Ok(labels
+            .column(name)
+            .ok_or_else(|| Error::Internal(format!("{name} not read")))?
+            .take(&label_rows))
+    };
+    joined.push(label, take(label)?);
+    if let Some(w) = weight {
+        joined.push(w, take(w)?);
+    }
+    Ok((joined, dropped))
+}
+
+fn rows(frame: Frame, labels: &[f32], weight: Option<&str>) -> Result<Rows> {
+    let weights = match weight {
+        None => None,
+        Some(w) => {
+            let c = frame
+                .column(w)
+                .ok_or_else(|| Error::Internal(format!("weight {w} not read")))?;
+            let mut out = Vec::with_capacity(c.len());
+            for i in 0..c.len() {
+                match c.f64_at(i) {
+                    Some(x) if x >= 0.0 && x.is_finite() => out.push(x as f32),
+                    other => {
+                        return Err(Error::data(format!(
+                            "weight column {w:?} has {} at row {i}; weights must be finite and >= 0",
+                            other.map_or("null".to_string(), |x| x.to_string())
+                        )));
+                    }
+                }
+            }
+            Some(out)
+        }
+    };
+    Ok(Rows {
+        frame,
+        labels: labels.to_vec(),
+        weights,
+    })
+}

@@ -1,0 +1,415 @@
+//! The feature pipeline: fitted on the train rows only, serialized into `model.json`, and applied
+//! identically to test rows and to new data at `predict` time.
+//!
+//! - numeric: nulls and NaN → the train median, plus a 0/1 missing-indicator column when the
+//!   train rows had any; then `(x - mean) / std` with the population std of the imputed train
+//!   values (a constant column keeps scale 1), as scikit-learn's `SimpleImputer` +
+//!   `StandardScaler` do.
+//! - categorical: one column per value seen on at least `min_category_count` train rows (null
+//!   counts as a value of its own), plus an "other" column for rarer values and values never seen
+//!   in training.
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Column, Frame, Values};
+use crate::error::{Error, Result};
+
+/// Rows per parallel work unit when building the design matrix.
+const ROW_BLOCK: usize = 4096;
+
+/// A dense row-major f32 matrix.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Matrix {
+    /// `rows * cols` values, row after row.
+    pub data: Vec<f32>,
+    /// Number of rows.
+    pub rows: usize,
+    /// Number of columns.
+    pub cols: usize,
+}
+
+impl Matrix {
+    /// Row `i`.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+}
+
+/// One numeric feature's fitted statistics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NumericStep {
+    /// Source column.
+    pub column: String,
+    /// Train median, used for nulls and NaN.
+    pub median: f64,
+    /// Mean of the imputed train values.
+    pub mean: f64,
+    /// Population std of the imputed train values, or 1 for a constant column.
+    pub scale: f64,
+    /// Whether a missing-indicator column follows this feature.
+    pub indicator: bool,
+}
+
+/// One categorical feature's fitted levels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalStep {
+    /// Source column.
+    pub column: String,
+    /// Levels with a column of their own, sorted; `null` is the null level. The "other" column
+    /// follows them.
+    pub levels: Vec<Option<String>>,
+}
+
+/// The fitted pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Pipeline {
+    /// Numeric features, in spec order.
+    pub numeric: Vec<NumericStep>,
+    /// Categorical features, in spec order.
+    pub categorical: Vec<CategoricalStep>,
+    /// Names of the design-matrix columns, in order.
+    pub names: Vec<String>,
+}
+
+impl Pipeline {
+    /// Fits on `frame` (the train rows). `numeric` and `categorical` name frame columns;
+    /// `min_count` is the rare-value threshold.
+    pub fn fit(
+        frame: &Frame,
+        numeric: &[String],
+        categorical: &[String],
+        min_count: u64,
+    ) -> Result<Pipeline> {
+        let numeric: Vec<NumericStep> = numeric
+            .par_iter()
+            .enumerate()
+            .map(|(i, name)| fit_numeric(name, column(frame, name)?, i))
+            .collect::<Result<_>>()?;
+        let categorical: Vec<CategoricalStep> = categorical
+            .par_iter()
+            .map(|name| Ok(fit_categorical(name, column(frame, name)?, min_count)))
+            .collect::<Result<_>>()?;
+        let mut names = Vec::new();
+        for n in &numeric {
+            names.push(n.column.clone());
+            if n.indicator {
+                names.push(format!("{}=<missing>", n.column));
+            }
+        }
+        for c in &categorical {
+            for l in &c.levels {
+                names.push(format!("{}={}", c.column, l.as_deref().unwrap_or("<null>")));
+            }
+            names.push(format!("{}=<other>", c.column));
+        }
+        Ok(Pipeline {
+            numeric,
+            categorical,
+            names,
+        })
+    }
+
+    /// Width of the design matrix.
+    pub fn width(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Builds the design matrix for `frame`'s rows. Every feature column must be present with a
+    /// usable kind (names the column otherwise).
+    pub fn transform(&self, frame: &Frame) -> Result<Matrix> {
+        enum Plan<'a> {
+            Num(&'a NumericStep, &'a Column),
+            Cat(Vec<u32>, &'a Column, HashMap<Option<String>, u32>, u32),
+        }
+        let mut plans = Vec::new();
+        let mut offset = 0u32;
+        for n in &self.numeric {
+            let c = column(frame, &n.column)?;
+            if !c.kind.is_numeric() {
+                return Err(Error::data(format!(
+                    "column {:?} is {} but the model uses it as a numeric feature",
+                    n.column,
+                    c.kind.name()
+                )));
+            }
+            plans.push((offset, Plan::Num(n, c)));
+            offset += 1 + u32::from(n.indicator);
+        }
+        for cat in &self.categorical {
+            let c = column(frame, &cat.column)?;
+            let slots: HashMap<Option<String>, u32> = cat
+                .levels
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.clone(), i as u32))
+                .collect();
+            let other = cat.levels.len() as u32;
+            // Strings: resolve each dictionary entry once, not each row.
+            let by_code = match &c.values {
+                Values::Str { dict, .. } => dict
+                    .iter()
+                    .map(|s| slots.get(&Some(s.clone())).copied().unwrap_or(other))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            plans.push((offset, Plan::Cat(by_code, c, slots, other)));
+            offset += other + 1;
+        }
+        let cols = self.width();
+        let rows = frame.rows;
+        let mut data = vec![0f32; rows * cols];
+        if cols > 0 {
+            data.par_chunks_mut(ROW_BLOCK * cols)
+                .enumerate()
+                .for_each(|(b, block)| {
+                    let first = b * ROW_BLOCK;
+                    for (r, out) in block.chunks_mut(cols).enumerate() {
+                        let i = first + r;
+                        for (off, plan) in &plans {
+                            let off = *off as usize;
+                            match plan {
+                                Plan::Num(n, c) => {
+                                    let v = c.f64_at(i).filter(|x| !x.is_nan());
+                                    out[off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
+                                    if n.indicator {
+                                        out[off + 1] = f32::from(u8::from(v.is_none()));
+                                    }
+                                }
+                                Plan::Cat(by_code, c, slots, other) => {
+                                    let slot = if c.is_null(i) {
+                                        slots.get(&None).copied().unwrap_or(*other)
+                                    } else if let Values::Str { codes, .. } = &c.values {
+                                        by_code[codes[i] as usize]
+                                    } else {
+                                        slots.get(&c.string_at(i)).copied().unwrap_or(*other)
+                                    };
+                                    out[off + slot as usize] = 1.0;
+                                }
+                            }
+                        }
+                    }
+                });
+        }
+        Ok(Matrix { data, rows, cols })
+    }
+}
+
+fn column<'a>(frame: &'a Frame, name: &str) -> Result<&'a Column> {
+    frame
+        .column(name)
+        .ok_or_else(|| Error::data(format!("feature column {name:?} is missing from the data")))
+}
+
+fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
+    if !c.kind.is_numeric() {
+        return Err(Error::spec(
+            format!("features.numeric[{index}]"),
+            format!(
+                "column {name:?} is {}; list it under features.categorical",
+                c.kind.name()
+            ),
+        ));
+    }
+    let mut present: Vec<f64> = (0..c.len())
+        .filter_map(|i| c.f64_at(i))
+        .filter(|x| !x.is_nan())
+        .collect();
+    let missing = c.len() - present.len();
+    if present.is_empty() {
+        return Err(Error::data(format!(
+            "features.numeric[{index}]: column {name:?} has no non-null values in the train rows"
+        )));
+    }
+    present.sort_unstable_by(f64::total_cmp);
+    let n = present.len();
+    let median = if n % 2 == 1 {
+        present[n / 2]
+    } else {
+        (present[n / 2 - 1] + present[n / 2]) / 2.0
+    };
+    let total = c.len() as f64;
+    let mean = (present.iter().sum::<f64>() + missing as f64 * median) / total;
+    let var = (present.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+        + missing as f64 * (median - mean).powi(2))
+        / total;
+    let std = var.sqrt();
+    // Like scikit-learn, a std that is rounding noise relative to the mean counts as constant.
+    let scale = if std <= 10.0 * f64::EPSILON * mean.abs().max(1.0) {
+        1.0
+    } else {
+        std
+    };
+    Ok(NumericStep {
+        column: name.to_string(),
+        median,
+        mean,
+        scale,
+        indicator: missing > 0,
+    })
+}
+
+fn fit_categorical(name: &str, c: &Column, min_count: u64) -> CategoricalStep {
+    let mut counts: HashMap<Option<String>, u64> = HashMap::new();
+    match &c.values {
+        Values::Str { codes, dict } => {
+            let mut per_code = vec![0u64; dict.len()];
+            let mut nulls = 0;
+            for (i, &code) in codes.iter().enumerate() {
+                if c.is_null(i) {
+                    nulls += 1
+                } else {
+                    per_code[code as usize] += 1
+                }
+            }
+            for (s, n) in dict.iter().zip(per_code) {
+                if n > 0 {
+                    counts.insert(Some(s.clone()), n);
+                }
+            }
+            if nulls > 0 {
+                counts.insert(None, nulls);
+            }
+        }
+        _ => {
+            for i in 0..c.len() {
+                *counts.entry(c.string_at(i)).or_default() += 1;
+            }
+        }
+    }
+    let mut levels: Vec<Option<String>> = counts
+        .into_iter()
+        .filter(|(_, n)| *n >= min_count)
+        .map(|(l, _)| l)
+        .collect();
+    levels.sort();
+    CategoricalStep {
+        column: name.to_string(),
+        levels,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Kind;
+
+    fn frame(cols: Vec<(&str, Column)>) -> Frame {
+        let rows = cols[0].1.len();
+        let (names, columns) = cols.into_iter().map(|(n, c)| (n.to_string(), c)).unzip();
+        Frame {
+            names,
+            columns,
+            rows,
+        }
+    }
+
+    #[test]
+    fn numeric_imputes_median_adds_indicator_and_standardizes() {
+        let x = Column {
+            kind: Kind::Float,
+            values: Values::Float(vec![1.0, 2.0, f64::NAN, 4.0, 0.0]),
+            nulls: Some(vec![false, false, false, false, true]),
+        };
+        let k = Column {
+            kind: Kind::Integer,
+            values: Values::Int(vec![3; 5]),
+            nulls: None,
+        };
+        let f = frame(vec![("x", x), ("k", k)]);
+        let p = Pipeline::fit(&f, &["x".into(), "k".into()], &[], 1).unwrap();
+        let s = &p.numeric[0];
+        // Median of {1, 2, 4} is 2; imputed column {1, 2, 2, 4, 2}: mean 2.2, population var 0.96.
+        assert_eq!(s.median, 2.0);
+        assert!((s.mean - 2.2).abs() < 1e-12);
+        assert!((s.scale - 0.96f64.sqrt()).abs() < 1e-12);
+        assert!(s.indicator);
+        assert_eq!(p.numeric[1].scale, 1.0, "constant column left unscaled");
+        assert_eq!(p.names, ["x", "x=<missing>", "k"]);
+        let m = p.transform(&f).unwrap();
+        assert_eq!(m.cols, 3);
+        let z = |v: f64| ((v - 2.2) / 0.96f64.sqrt()) as f32;
+        assert_eq!(m.row(0), [z(1.0), 0.0, 0.0]);
+        assert_eq!(m.row(2), [z(2.0), 1.0, 0.0]);
+        assert_eq!(m.row(4), [z(2.0), 1.0, 0.0]);
+    }
+
+    #[test]
+    fn categorical_one_hot_with_other_slot_for_rare_and_unseen() {
+        let c = Column {
+            kind: Kind::String,
+            values: Values::Str {
+                codes: vec![0, 0, 1, 2, 0, 1, 0],
+                dict: vec!["US".into(), "CA".into(), "FR".into()],
+            },
+            nulls: Some(vec![false, false, false, false, false, false, true]),
+        };
+        let f = frame(vec![("country", c)]);
+        let p = Pipeline::fit(&f, &[], &["country".into()], 2).unwrap();
+        // US 3, CA 2, FR 1 (rare), null 1 (rare at threshold 2).
+        assert_eq!(
+            p.categorical[0].levels,
+            [Some("CA".to_string()), Some("US".to_string())]
+        );
+        assert_eq!(p.names, ["country=CA", "country=US", "country=<other>"]);
+        let m = p.transform(&f).unwrap();
+        assert_eq!(m.row(0), [0.0, 1.0, 0.0]);
+        assert_eq!(m.row(2), [1.0, 0.0, 0.0]);
+        assert_eq!(m.row(3), [0.0, 0.0, 1.0]);
+        assert_eq!(m.row(6), [0.0, 0.0, 1.0]);
+
+        // New data with its own dictionary order and an unseen value.
+        let new = frame(vec![(
+            "country",
+            Column {
+                kind: Kind::String,
+                values: Values::Str {
+                    codes: vec![0, 1],
+                    dict: vec!["BR".into(), "US".into()],
+                },
+                nulls: None,
+            },
+        )]);
+        let m = p.transform(&new).unwrap();
+        assert_eq!(m.data, [0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
+
+        // With threshold 1 the null level gets its own column.
+        let p1 = Pipeline::fit(&f, &[], &["country".into()], 1).unwrap();
+        assert_eq!(p1.categorical[0].levels[0], None);
+        assert_eq!(p1.transform(&f).unwrap().row(6), [1.0, 0.0, 0.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn integer_categoricals_and_roundtrip_through_json() {
+        let c = Column {
+            kind: Kind::Integer,
+            values: Values::Int(vec![5, 7, 5]),
+            nulls: None,
+        };
+        let f = frame(vec![("mcc", c)]);
+        let p = Pipeline::fit(&f, &[], &["mcc".into()], 1).unwrap();
+        assert_eq!(p.names, ["mcc=5", "mcc=7", "mcc=<other>"]);
+        let back: Pipeline = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+        assert_eq!(back.transform(&f).unwrap(), p.transform(&f).unwrap());
+    }
+
+    #[test]
+    fn string_column_declared_numeric_is_a_spec_error() {
+        let c = Column {
+            kind: Kind::String,
+            values: Values::Str {
+                codes: vec![0],
+                dict: vec!["a".into()],
+            },
+            nulls: None,
+        };
+        let err =
+            Pipeline::fit(&frame(vec![("country", c)]), &["country".into()], &[], 1).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "features.numeric[0]: column \"country\" is string; list it under features.categorical"
+        );
+    }
+}

@@ -1,0 +1,586 @@
+//! Validation of a parsed [`JobSpec`] into a [`CheckedSpec`]: everything that can be checked
+//! without opening the data. Checks that need the data (columns exist, types fit) happen in the
+//! loader and name the same JSON paths.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::{HoldoutSpec, JobSpec};
+use crate::error::{Error, Result};
+
+/// A spec that passed every check that does not need the data.
+#[derive(Debug, Clone)]
+pub struct CheckedSpec {
+    /// The parsed spec, defaults filled in.
+    pub spec: JobSpec,
+    /// Directory that relative input paths are resolved against (the spec file's directory).
+    pub base_dir: PathBuf,
+    /// The filters, each with its one operator.
+    pub filters: Vec<CheckedFilter>,
+    /// The holdout with its dates parsed.
+    pub holdout: CheckedHoldout,
+}
+
+/// One filter with exactly one operator.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedFilter {
+    /// The column it reads.
+    pub column: String,
+    /// The operator and its operand(s).
+    pub op: FilterOp,
+    /// JSON path of the operator, e.g. `data.filters[1].gte`, for error messages.
+    pub path: String,
+}
+
+/// A filter operator.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum FilterOp {
+    Eq(FilterValue),
+    Ne(FilterValue),
+    In(Vec<FilterValue>),
+    NotIn(Vec<FilterValue>),
+    Gt(FilterValue),
+    Gte(FilterValue),
+    Lt(FilterValue),
+    Lte(FilterValue),
+    IsNull,
+    NotNull,
+}
+
+/// A scalar operand from the spec.
+#[derive(Debug, Clone, PartialEq)]
+#[allow(missing_docs)]
+pub enum FilterValue {
+    Num(f64),
+    Str(String),
+    Bool(bool),
+}
+
+impl std::fmt::Display for FilterValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FilterValue::Num(n) => write!(f, "{n}"),
+            FilterValue::Str(s) => write!(f, "{s:?}"),
+            FilterValue::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// The holdout, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckedHoldout {
+    /// Seeded random split.
+    Random {
+        /// Share of rows in test.
+        fraction: f64,
+        /// Column hashed to decide the side.
+        key: Option<String>,
+    },
+    /// Test = `[start, end)`, train = before `start`, in microseconds since the Unix epoch (UTC).
+    DateRange {
+        /// The date or timestamp column.
+        column: String,
+        /// Start of the test window.
+        start_us: i64,
+        /// End of the test window, exclusive.
+        end_us: i64,
+    },
+    /// Test rows come from these files.
+    Files(Vec<String>),
+}
+
+/// Resource classes known to `render` and the Kubernetes manifests.
+pub const RESOURCE_CLASSES: [&str; 4] = ["cpu-small", "cpu-large", "highmem", "gpu"];
+
+impl CheckedSpec {
+    /// Checks `spec`; relative input paths will be resolved against `base_dir`.
+    pub fn new(spec: JobSpec, base_dir: &Path) -> Result<Self> {
+        check_name(&spec.name)?;
+        if spec.data.features.is_empty() {
+            return Err(Error::spec(
+                "data.features",
+                "must list at least one file, glob or directory",
+            ));
+        }
+        match (&spec.data.join_key, spec.data.labels.is_empty()) {
+            (None, false) => {
+                return Err(Error::spec(
+                    "data.join_key",
+                    "required when data.labels is given",
+                ));
+            }
+            (Some(_), true) => {
+                return Err(Error::spec(
+                    "data.join_key",
+                    "given without data.labels; remove it or add label files",
+                ));
+            }
+            _ => {}
+        }
+        check_columns(&spec)?;
+        let filters = spec
+            .data
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(i, f)| check_filter(i, f))
+            .collect::<Result<Vec<_>>>()?;
+        let holdout = check_holdout(&spec.holdout)?;
+        check_model(&spec)?;
+        check_device(&spec.device)?;
+        if let Some(class) = &spec.resources {
+            if !RESOURCE_CLASSES.contains(&class.as_str()) {
+                return Err(Error::spec(
+                    "resources",
+                    format!(
+                        "unknown resource class {class:?}; known: {}",
+                        RESOURCE_CLASSES.join(", ")
+                    ),
+                ));
+            }
+        }
+        if spec.output.as_deref() == Some("") {
+            return Err(Error::spec("output", "must not be empty"));
+        }
+        Ok(CheckedSpec {
+            spec,
+            base_dir: base_dir.to_path_buf(),
+            filters,
+            holdout,
+        })
+    }
+
+    /// Reads, parses and checks a spec file with `--set` overrides.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let spec = JobSpec::from_file(path, overrides)?;
+        let base = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        Self::new(spec, base)
+    }
+
+    /// Resolves a spec path against the spec file's directory.
+    pub fn resolve(&self, path: &str) -> PathBuf {
+        let p = Path::new(path);
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            self.base_dir.join(p)
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::spec(
+            "name",
+            format!("must be 1-63 letters, digits, '.', '_' or '-', got {name:?}"),
+        ))
+    }
+}
+
+fn check_columns(spec: &JobSpec) -> Result<()> {
+    let f = &spec.features;
+    if f.numeric.is_empty() && f.categorical.is_empty() {
+        return Err(Error::spec(
+            "features",
+            "must list at least one numeric or categorical column",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for (path, cols) in [
+        ("features.numeric", &f.numeric),
+        ("features.categorical", &f.categorical),
+    ] {
+        for (i, c) in cols.iter().enumerate() {
+            if !seen.insert(c.as_str()) {
+                return Err(Error::spec(
+                    format!("{path}[{i}]"),
+                    format!("column {c:?} is listed twice"),
+                ));
+            }
+            if c == &spec.label {
+                return Err(Error::spec(
+                    format!("{path}[{i}]"),
+                    format!("column {c:?} is the label"),
+                ));
+            }
+            if spec.weight.as_ref() == Some(c) {
+                return Err(Error::spec(
+                    format!("{path}[{i}]"),
+                    format!("column {c:?} is the weight"),
+                ));
+            }
+        }
+    }
+    if f.min_category_count == 0 {
+        return Err(Error::spec(
+            "features.min_category_count",
+            "must be >= 1, got 0",
+        ));
+    }
+    if spec.label.is_empty() {
+        return Err(Error::spec("label", "must name a column"));
+    }
+    if spec.weight.as_ref() == Some(&spec.label) {
+        return Err(Error::spec("weight", "must not be the label column"));
+    }
+    Ok(())
+}
+
+fn check_filter(i: usize, f: &super::FilterSpec) -> Result<CheckedFilter> {
+    let base = format!("data.filters[{i}]");
+    let scalar = |op: &str, v: &Value| -> Result<FilterValue> {
+        match v {
+            Value::Number(n) => Ok(FilterValue::Num(n.as_f64().unwrap_or(f64::NAN))),
+            Value::String(s) => Ok(FilterValue::Str(s.clone())),
+            Value::Bool(b) => Ok(FilterValue::Bool(*b)),
+            other => Err(Error::spec(
+                format!("{base}.{op}"),
+                format!("expected a number, string or boolean, got {other}"),
+            )),
+        }
+    };
+    let list = |op: &str, vs: &Vec<Value>| -> Result<Vec<FilterValue>> {
+        if vs.is_empty() {
+            return Err(Error::spec(
+                format!("{base}.{op}"),
+                "must list at least one value",
+            ));
+        }
+        vs.iter().map(|v| scalar(op, v)).collect()
+    };
+    let flag = |op: &str, b: bool| -> Result<()> {
+        if b {
+            Ok(())
+        } else {
+            Err(Error::spec(
+                format!("{base}.{op}"),
+                "only `true` is meaningful; remove the filter",
+            ))
+        }
+    };
+    let mut ops = Vec::new();
+    if let Some(v) = &f.eq {
+        ops.push(("eq", FilterOp::Eq(scalar("eq", v)?)));
+    }
+    if let Some(v) = &f.ne {
+        ops.push(("ne", FilterOp::Ne(scalar("ne", v)?)));
+    }
+    if let Some(v) = &f.in_ {
+        ops.push(("in", FilterOp::In(list("in", v)?)));
+    }
+    if let Some(v) = &f.not_in {
+        ops.push(("not_in", FilterOp::NotIn(list("not_in", v)?)));
+    }
+    if let Some(v) = &f.gt {
+        ops.push(("gt", FilterOp::Gt(scalar("gt", v)?)));
+    }
+    if let Some(v) = &f.gte {
+        ops.push(("gte", FilterOp::Gte(scalar("gte", v)?)));
+    }
+    if let Some(v) = &f.lt {
+        ops.push(("lt", FilterOp::Lt(scalar("lt", v)?)));
+    }
+    if let Some(v) = &f.lte {
+        ops.push(("lte", FilterOp::Lte(scalar("lte", v)?)));
+    }
+    if let Some(b) = f.is_null {
+        flag("is_null", b)?;
+        ops.push(("is_null", FilterOp::IsNull));
+    }
+    if let Some(b) = f.not_null {
+        flag("not_null", b)?;
+        ops.push(("not_null", FilterOp::NotNull));
+    }
+    if f.column.is_empty() {
+        return Err(Error::spec(format!("{base}.column"), "must name a column"));
+    }
+    match ops.len() {
+        1 => {
+            let (name, op) = ops.remove(0);
+            Ok(CheckedFilter {
+                column: f.column.clone(),
+                op,
+                path: format!("{base}.{name}"),
+            })
+        }
+        0 => Err(Error::spec(
+            base,
+            "needs one operator: eq, ne, in, not_in, gt, gte, lt, lte, is_null or not_null",
+        )),
+        _ => Err(Error::spec(
+            base,
+            format!(
+                "has {} operators ({}); use one filter per operator",
+                ops.len(),
+                ops.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+fn check_holdout(h: &HoldoutSpec) -> Result<CheckedHoldout> {
+    match h {
+        HoldoutSpec::Random(r) => {
+            if !(r.fraction > 0.0 && r.fraction < 1.0) {
+                return Err(Error::spec(
+                    "holdout.random.fraction",
+                    format!("must be in (0, 1), got {}", r.fraction),
+                ));
+            }
+            Ok(CheckedHoldout::Random {
+                fraction: r.fraction,
+                key: r.key.clone(),
+            })
+        }
+        HoldoutSpec::DateRange(d) => {
+            let parse = |field: &str, s: &str| {
+                parse_instant(s).ok_or_else(|| {
+                    Error::spec(
+                        format!("holdout.date_range.{field}"),
+                        format!("expected YYYY-MM-DD or an RFC 3339 timestamp, got {s:?}"),
+                    )
+                })
+            };
+            let start_us = parse("start", &d.start)?;
+            let end_us = parse("end", &d.end)?;
+            if end_us <= start_us {
+                return Err(Error::spec(
+                    "holdout.date_range.end",
+                    format!("must be after start ({}), got {}", d.start, d.end),
+                ));
+            }
+            Ok(CheckedHoldout::DateRange {
+                column: d.column.clone(),
+                start_us,
+                end_us,
+            })
+        }
+        HoldoutSpec::Files(files) => {
+            if files.is_empty() {
+                return Err(Error::spec(
+                    "holdout.files",
+                    "must list at least one file, glob or directory",
+                ));
+            }
+            Ok(CheckedHoldout::Files(files.clone()))
+        }
+    }
+}
+
+fn check_model(spec: &JobSpec) -> Result<()> {
+    let l = spec.logistic();
+    if !(l.l2 >= 0.0 && l.l2.is_finite()) {
+        return Err(Error::spec(
+            "model.logistic.l2",
+            format!("must be >= 0, got {}", l.l2),
+        ));
+    }
+    if l.max_iter == 0 {
+        return Err(Error::spec(
+            "model.logistic.max_iter",
+            "must be >= 1, got 0",
+        ));
+    }
+    if !(l.tol > 0.0 && l.tol.is_finite()) {
+        return Err(Error::spec(
+            "model.logistic.tol",
+            format!("must be > 0, got {}", l.tol),
+        ));
+    }
+    if let Some(cw) = &l.class_weight {
+        if cw != "balanced" {
+            return Err(Error::spec(
+                "model.logistic.class_weight",
+                format!("must be \"balanced\" or null, got {cw:?}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_device(device: &str) -> Result<()> {
+    let ok = matches!(device, "auto" | "cpu" | "cuda")
+        || device
+            .strip_prefix("cuda:")
+            .is_some_and(|n| n.parse::<u32>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::spec(
+            "device",
+            format!("must be auto, cpu, cuda or cuda:N, got {device:?}"),
+        ))
+    }
+}
+
+/// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp into microseconds since the Unix
+/// epoch.
+pub fn parse_instant(s: &str) -> Option<i64> {
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return d
+            .and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_micros());
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Some(t.timestamp_micros());
+    }
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
+        .ok()
+        .map(|t| t.and_utc().timestamp_micros())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(json: &str) -> Result<CheckedSpec> {
+        CheckedSpec::new(JobSpec::from_json(json, &[])?, Path::new("."))
+    }
+
+    fn with(extra: &str) -> String {
+        format!(
+            r#"{{"name": "t", "data": {{"features": ["a.parquet"]}}, "label": "y",
+                "features": {{"numeric": ["x"]}} {extra}}}"#
+        )
+    }
+
+    #[test]
+    fn negative_l2_names_the_field_and_value() {
+        let err = check(&with(r#", "model": {"logistic": {"l2": -1}}"#)).unwrap_err();
+        assert_eq!(err.to_string(), "model.logistic.l2: must be >= 0, got -1");
+        assert_eq!(err.exit_code(), 2);
+    }
+
+    #[test]
+    fn fraction_outside_open_interval_is_rejected() {
+        for f in ["0", "1", "1.5", "-0.1"] {
+            let err = check(&with(&format!(
+                r#", "holdout": {{"random": {{"fraction": {f}}}}}"#
+            )))
+            .unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("holdout.random.fraction: must be in (0, 1)"),
+                "{err}"
+            );
+        }
+        assert!(check(&with(r#", "holdout": {"random": {"fraction": 0.5}}"#)).is_ok());
+    }
+
+    #[test]
+    fn filters_need_exactly_one_operator() {
+        let err = check(&with(r#", "x": 1"#)).unwrap_err();
+        assert!(err.to_string().contains("unknown field `x`"));
+        let spec = |f: &str| {
+            format!(
+                r#"{{"name": "t", "data": {{"features": ["a"], "filters": [{f}]}}, "label": "y",
+                    "features": {{"numeric": ["x"]}}}}"#
+            )
+        };
+        let err = check(&spec(r#"{"column": "a"}"#)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("data.filters[0]: needs one operator"),
+            "{err}"
+        );
+        let err = check(&spec(r#"{"column": "a", "gt": 1, "lt": 3}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("has 2 operators (gt, lt)"), "{err}");
+        let err = check(&spec(r#"{"column": "a", "in": []}"#))
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("data.filters[0].in: must list"), "{err}");
+        let ok = check(&spec(r#"{"column": "a", "in": ["US", 3]}"#)).unwrap();
+        assert_eq!(
+            ok.filters[0].op,
+            FilterOp::In(vec![FilterValue::Str("US".into()), FilterValue::Num(3.0)])
+        );
+    }
+
+    #[test]
+    fn date_range_parses_dates_and_timestamps() {
+        let ok = check(&with(
+            r#", "holdout": {"date_range": {"column": "t", "start": "2024-10-01", "end": "2024-11-01T12:00:00Z"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.holdout,
+            CheckedHoldout::DateRange {
+                column: "t".into(),
+                start_us: 1_727_740_800_000_000,
+                end_us: 1_730_462_400_000_000
+            }
+        );
+        let err = check(&with(
+            r#", "holdout": {"date_range": {"column": "t", "start": "2024-10-01", "end": "2024-10-01"}}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("holdout.date_range.end: must be after start")
+        );
+        let err = check(&with(
+            r#", "holdout": {"date_range": {"column": "t", "start": "Oct 1", "end": "2024-10-01"}}"#,
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("holdout.date_range.start: expected YYYY-MM-DD")
+        );
+    }
+
+    #[test]
+    fn model_device_resources_and_columns_are_checked() {
+        let cases = [
+            (
+                r#", "model": {"logistic": {"max_iter": 0}}"#,
+                "model.logistic.max_iter: must be >= 1",
+            ),
+            (
+                r#", "model": {"logistic": {"tol": 0}}"#,
+                "model.logistic.tol: must be > 0",
+            ),
+            (
+                r#", "model": {"logistic": {"class_weight": "x"}}"#,
+                "model.logistic.class_weight",
+            ),
+            (
+                r#", "device": "tpu""#,
+                "device: must be auto, cpu, cuda or cuda:N",
+            ),
+            (
+                r#", "resources": "huge""#,
+                "resources: unknown resource class \"huge\"; known: cpu-small",
+            ),
+            (r#", "weight": "y""#, "weight: must not be the label column"),
+            (r#", "name": "a b""#, "name: must be 1-63"),
+        ];
+        for (extra, expected) in cases {
+            let text = with(extra).replacen(
+                r#""name": "t", "#,
+                if extra.contains("\"name\"") {
+                    ""
+                } else {
+                    r#""name": "t", "#
+                },
+                1,
+            );
+            let err = check(&text).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{extra}: {err}");
+        }
+        assert!(check(&with(r#", "device": "cuda:1", "resources": "gpu""#)).is_ok());
+    }
+}

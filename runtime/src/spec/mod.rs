@@ -1,0 +1,428 @@
+//! The JSON job spec: serde types named exactly as DESIGN.md names the fields, their defaults,
+//! `--set` overrides, and validation into [`CheckedSpec`].
+//!
+//! Unknown fields are rejected everywhere. Every error names the JSON path of the field that was
+//! wrong. The resolved spec (every default filled in, see [`JobSpec::resolved_json`]) is what a
+//! run records in its manifest.
+
+mod check;
+mod overrides;
+
+pub use check::{
+    CheckedFilter, CheckedHoldout, CheckedSpec, FilterOp, FilterValue, RESOURCE_CLASSES,
+    parse_instant,
+};
+pub use overrides::apply_override;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A training job. Required: `name`, `data`, `label`, `features`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Name of the job; letters, digits, `.`, `_` and `-` (it names directories and Kubernetes
+    /// objects). Required.
+    pub name: String,
+    /// Where the rows come from. Required.
+    pub data: DataSpec,
+    /// The label column. Required. Binary: 0/1 integers, booleans, or exactly two strings.
+    pub label: String,
+    /// Which label value is the positive class. Default: `1` for integers, `true` for booleans,
+    /// and for strings the one that sorts last (scikit-learn's `classes_[1]`).
+    #[serde(default)]
+    pub positive_label: Option<serde_json::Value>,
+    /// Feature columns. Required; at least one numeric or categorical column.
+    pub features: FeaturesSpec,
+    /// Column of non-negative sample weights. Default: none (every row weighs 1).
+    #[serde(default)]
+    pub weight: Option<String>,
+    /// How rows are split into train and test. Default: `{"random": {"fraction": 0.2}}`.
+    #[serde(default)]
+    pub holdout: HoldoutSpec,
+    /// The model to fit. Default: `{"logistic": {}}` with the logistic defaults.
+    #[serde(default)]
+    pub model: ModelSpec,
+    /// Free JSON passed through untouched into the manifest. Default: `{}`.
+    #[serde(default = "empty_object")]
+    pub params: serde_json::Value,
+    /// `auto`, `cpu`, `cuda` or `cuda:N`. Default: `auto`.
+    #[serde(default = "default_device")]
+    pub device: String,
+    /// Resource class the job asks for: `cpu-small`, `cpu-large`, `highmem` or `gpu`.
+    /// Default: none. Recorded by `train`, mapped to a node pool by `render`.
+    #[serde(default)]
+    pub resources: Option<String>,
+    /// Seed for every random choice (holdout, initialisation, shuffling). Default: 42.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Run directory, relative to the working directory. Default: `runs/<name>`.
+    #[serde(default)]
+    pub output: Option<String>,
+}
+
+/// Input files, filters and the optional label join.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataSpec {
+    /// Parquet files, globs or directories with the feature columns. Relative paths are resolved
+    /// against the spec file's directory. Required, non-empty.
+    pub features: Vec<String>,
+    /// Parquet files, globs or directories with `join_key` and the label column. Default: none
+    /// (the label is read from the feature files).
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Column present in both feature and label files. Required when `labels` is given.
+    #[serde(default)]
+    pub join_key: Option<String>,
+    /// Row filters, all of which must hold (AND). Default: none.
+    #[serde(default)]
+    pub filters: Vec<FilterSpec>,
+}
+
+/// One row filter: a column and exactly one operator.
+///
+/// Nulls match only `is_null`: every comparison, `ne` and `not_in` included, is false for a null
+/// (SQL semantics).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilterSpec {
+    /// The column the filter reads (it need not be a feature).
+    pub column: String,
+    /// Equal to a number, string or boolean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eq: Option<serde_json::Value>,
+    /// Not equal to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ne: Option<serde_json::Value>,
+    /// One of a list of values.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "in")]
+    pub in_: Option<Vec<serde_json::Value>>,
+    /// None of a list of values.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_in: Option<Vec<serde_json::Value>>,
+    /// Greater than. Dates and timestamps compare with ISO-8601 strings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gt: Option<serde_json::Value>,
+    /// Greater than or equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gte: Option<serde_json::Value>,
+    /// Less than.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lt: Option<serde_json::Value>,
+    /// Less than or equal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lte: Option<serde_json::Value>,
+    /// `true`: keep only nulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub is_null: Option<bool>,
+    /// `true`: keep only non-nulls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_null: Option<bool>,
+}
+
+/// Feature columns and their preprocessing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeaturesSpec {
+    /// Numeric columns (integers, unsigned, floats, decimals, booleans, dates, timestamps):
+    /// median-imputed (plus a missing indicator where the train rows have nulls), then
+    /// standardized with the population standard deviation. Default: none.
+    #[serde(default)]
+    pub numeric: Vec<String>,
+    /// Categorical columns (strings, dictionary strings, or integers declared categorical):
+    /// one-hot encoded, with an "other" slot for rare and unseen values. Null is a value of its
+    /// own. Default: none.
+    #[serde(default)]
+    pub categorical: Vec<String>,
+    /// A categorical value seen on fewer train rows than this goes to the "other" slot.
+    /// Default: 5.
+    #[serde(default = "default_min_category_count")]
+    pub min_category_count: u64,
+}
+
+/// The holdout: how rows are split into train and test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum HoldoutSpec {
+    /// A seeded random share of the rows goes to test.
+    Random(RandomHoldout),
+    /// Test = rows whose date column is in `[start, end)`; train = rows before `start`. Rows on
+    /// or after `end`, and rows with a null date, are dropped (and counted).
+    DateRange(DateRangeHoldout),
+    /// A fixed evaluation set: test rows are read from these files (same filters and label
+    /// join), train rows from `data.features`.
+    Files(Vec<String>),
+}
+
+impl Default for HoldoutSpec {
+    fn default() -> Self {
+        HoldoutSpec::Random(RandomHoldout::default())
+    }
+}
+
+/// `holdout.random`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RandomHoldout {
+    /// Share of rows in test, in (0, 1). Default: 0.2.
+    #[serde(default = "default_fraction")]
+    pub fraction: f64,
+    /// Column whose seeded hash decides the side, so a row keeps its side when data is appended.
+    /// Default: none (the side is decided by the seeded row position).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+impl Default for RandomHoldout {
+    fn default() -> Self {
+        RandomHoldout {
+            fraction: default_fraction(),
+            key: None,
+        }
+    }
+}
+
+/// `holdout.date_range`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DateRangeHoldout {
+    /// A date or timestamp column. Required.
+    pub column: String,
+    /// First instant of the test window: `YYYY-MM-DD` (midnight UTC) or RFC 3339. Required.
+    pub start: String,
+    /// End of the test window, exclusive. Required.
+    pub end: String,
+}
+
+/// The model, one of its kinds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum ModelSpec {
+    /// L2-regularized binary logistic regression.
+    Logistic(LogisticSpec),
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        ModelSpec::Logistic(LogisticSpec::default())
+    }
+}
+
+/// `model.logistic`: minimizes Σ wᵢ·logloss(yᵢ, σ(xᵢ·β + b)) + (l2/2)·‖β‖² (intercept `b` not
+/// penalized), so `l2 = 1/C` matches scikit-learn's `LogisticRegression(C=C)`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogisticSpec {
+    /// L2 penalty strength, `>= 0`. Default: 1.0.
+    #[serde(default = "default_l2")]
+    pub l2: f64,
+    /// Most L-BFGS iterations, `>= 1`. Default: 500.
+    #[serde(default = "default_max_iter")]
+    pub max_iter: u32,
+    /// Converged when the largest absolute component of the gradient of the objective divided
+    /// by the total sample weight is at most `tol` (scikit-learn's lbfgs `tol`, whose default
+    /// 1e-4 is looser). `> 0`. Default: 1e-6.
+    #[serde(default = "default_tol")]
+    pub tol: f64,
+    /// `"balanced"` weighs each class by total / (2 · class total), as scikit-learn does.
+    /// Default: none.
+    #[serde(default)]
+    pub class_weight: Option<String>,
+}
+
+impl Default for LogisticSpec {
+    fn default() -> Self {
+        LogisticSpec {
+            l2: default_l2(),
+            max_iter: default_max_iter(),
+            tol: default_tol(),
+            class_weight: None,
+        }
+    }
+}
+
+fn empty_object() -> serde_json::Value {
+    serde_json::Value::Object(Default::default())
+}
+fn default_device() -> String {
+    "auto".into()
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_fraction() -> f64 {
+    0.2
+}
+fn default_min_category_count() -> u64 {
+    5
+}
+fn default_l2() -> f64 {
+    1.0
+}
+fn default_max_iter() -> u32 {
+    500
+}
+fn default_tol() -> f64 {
+    1e-6
+}
+
+impl JobSpec {
+    /// Parses a spec from JSON text, applying `--set` overrides first. Errors name the JSON path.
+    pub fn from_json(text: &str, overrides: &[String]) -> Result<Self> {
+        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+            Error::spec(
+                "spec",
+                format!(
+                    "malformed JSON at line {} column {}: {e}",
+                    e.line(),
+                    e.column()
+                ),
+            )
+        })?;
+        for o in overrides {
+            apply_override(&mut value, o)?;
+        }
+        Self::from_value(value)
+    }
+
+    /// Reads and parses a spec file.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Usage(format!("spec file {} not found", path.display()))
+            }
+            _ => Error::io(path, e),
+        })?;
+        Self::from_json(&text, overrides).map_err(|e| match e {
+            Error::Spec { path: p, message } => {
+                Error::spec(p, format!("{message} (in {})", path.display()))
+            }
+            other => other,
+        })
+    }
+
+    fn from_value(value: serde_json::Value) -> Result<Self> {
+        serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." {
+                "spec".to_string()
+            } else {
+                path
+            };
+            Error::spec(path, e.into_inner().to_string())
+        })
+    }
+
+    /// The spec with every default filled in: what the manifest records and what its sha256 is
+    /// computed over.
+    pub fn resolved_json(&self) -> serde_json::Value {
+        let mut resolved = self.clone();
+        resolved.output = Some(self.output_dir());
+        // Serializing a plain data struct cannot fail.
+        serde_json::to_value(resolved).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The run directory: `output`, or `runs/<name>`.
+    pub fn output_dir(&self) -> String {
+        self.output
+            .clone()
+            .unwrap_or_else(|| format!("runs/{}", self.name))
+    }
+
+    /// The logistic hyperparameters (the only model kind so far).
+    pub fn logistic(&self) -> &LogisticSpec {
+        match &self.model {
+            ModelSpec::Logistic(l) => l,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"{"name": "t", "data": {"features": ["a.parquet"]}, "label": "y",
+        "features": {"numeric": ["x"]}}"#;
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let spec = JobSpec::from_json(MINIMAL, &[]).unwrap();
+        assert_eq!(spec.seed, 42);
+        assert_eq!(spec.device, "auto");
+        assert_eq!(
+            spec.holdout,
+            HoldoutSpec::Random(RandomHoldout {
+                fraction: 0.2,
+                key: None
+            })
+        );
+        assert_eq!(spec.logistic(), &LogisticSpec::default());
+        let resolved = spec.resolved_json();
+        assert_eq!(resolved["output"], "runs/t");
+        assert_eq!(resolved["model"]["logistic"]["l2"], 1.0);
+        assert_eq!(resolved["features"]["min_category_count"], 5);
+        // The resolved spec parses back to the same spec.
+        let back: JobSpec = serde_json::from_value(resolved).unwrap();
+        assert_eq!(back.output.as_deref(), Some("runs/t"));
+    }
+
+    #[test]
+    fn unknown_field_is_named_with_its_path() {
+        let text = MINIMAL.replace(
+            r#""label": "y""#,
+            r#""label": "y", "model": {"logistic": {"l3": 1}}"#,
+        );
+        let err = JobSpec::from_json(&text, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("model.logistic"), "{err}");
+        assert!(err.contains("unknown field `l3`"), "{err}");
+    }
+
+    #[test]
+    fn wrong_type_is_named_with_its_path() {
+        let text = MINIMAL.replace(r#""label": "y""#, r#""label": "y", "seed": "x""#);
+        let err = JobSpec::from_json(&text, &[]).unwrap_err().to_string();
+        assert!(err.starts_with("seed: invalid type: string"), "{err}");
+    }
+
+    #[test]
+    fn missing_required_field_is_named() {
+        let err = JobSpec::from_json(r#"{"name": "t", "label": "y", "features": {}}"#, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing field `data`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_names_line_and_column() {
+        let err = JobSpec::from_json("{\"name\": \n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("spec: malformed JSON at line 2"), "{err}");
+    }
+
+    #[test]
+    fn overrides_apply_before_validation() {
+        let spec = JobSpec::from_json(
+            MINIMAL,
+            &[
+                "model.logistic.l2=0.25".into(),
+                "holdout.random.key=id".into(),
+                "seed=7".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(spec.logistic().l2, 0.25);
+        assert_eq!(spec.seed, 7);
+        assert_eq!(
+            spec.holdout,
+            HoldoutSpec::Random(RandomHoldout {
+                fraction: 0.2,
+                key: Some("id".into())
+            })
+        );
+    }
+}
