@@ -98,15 +98,10 @@ pub struct Dataset {
 /// The column that identifies a row in `predictions.parquet`: the join key, else the random
 /// holdout key.
 pub fn row_key(checked: &CheckedSpec) -> Option<&str> {
-    checked
-        .spec
-        .data
-        .join_key
-        .as_deref()
-        .or(match &checked.holdout {
-            CheckedHoldout::Random { key, .. } => key.as_deref(),
-            _ => None,
-        })
+    checked.spec.data.join_key.as_deref().or(match &checked.holdout {
+        CheckedHoldout::Random { key, .. } => key.as_deref(),
+        _ => None,
+    })
 }
 
 /// Loads the job's rows and splits them.
@@ -150,10 +145,10 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         Some(k) => want(k),
         None => want(&spec.label),
     }
-    if let Some(w) = &spec.weight {
-        if !weight_in_labels {
-            want(w);
-        }
+    if let Some(w) = &spec.weight
+        && !weight_in_labels
+    {
+        want(w);
     }
 
     let kinds = data::column_kinds(&feature_files, &columns)?;
@@ -188,25 +183,24 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         None => None,
     };
 
-    let read_side =
-        |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats)> {
-            let (frame, stats) = data::read(files, &columns, &kinds, &predicates)?;
-            let frame = match (&label_frame, &spec.data.join_key) {
-                (Some(labels), Some(key)) => {
-                    let (joined, dropped) = join(
-                        frame,
-                        labels,
-                        key,
-                        &spec.label,
-                        spec.weight.as_deref().filter(|_| weight_in_labels),
-                    )?;
-                    report.rows_without_label += dropped;
-                    joined
-                }
-                _ => frame,
-            };
-            Ok((frame, stats))
+    let read_side = |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats)> {
+        let (frame, stats) = data::read(files, &columns, &kinds, &predicates)?;
+        let frame = match (&label_frame, &spec.data.join_key) {
+            (Some(labels), Some(key)) => {
+                let (joined, dropped) = join(
+                    frame,
+                    labels,
+                    key,
+                    &spec.label,
+                    spec.weight.as_deref().filter(|_| weight_in_labels),
+                )?;
+                report.rows_without_label += dropped;
+                joined
+            }
+            _ => frame,
         };
+        Ok((frame, stats))
+    };
 
     let (frame, stats) = read_side(&feature_files, &mut report)?;
     if stats.rows_kept == 0 {
@@ -254,52 +248,30 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
                     spec.seed,
                     key.as_deref().and_then(|k| frame.column(k).map(|c| (k, c))),
                 )?,
-                CheckedHoldout::DateRange {
-                    column,
-                    start_us,
-                    end_us,
-                } => {
-                    let c = frame
-                        .column(column)
-                        .ok_or_else(|| Error::Internal(format!("{column} not read")))?;
+                CheckedHoldout::DateRange { column, start_us, end_us } => {
+                    let c =
+                        frame.column(column).ok_or_else(|| Error::Internal(format!("{column} not read")))?;
                     split::date_range(c, *start_us, *end_us)
                 }
                 CheckedHoldout::Files(_) => unreachable!("handled above"),
             };
-            report.rows_dropped_by_holdout =
-                sides.iter().filter(|s| **s == Side::Dropped).count() as u64;
+            report.rows_dropped_by_holdout = sides.iter().filter(|s| **s == Side::Dropped).count() as u64;
             let pick = |want: Side| -> Vec<bool> { sides.iter().map(|s| *s == want).collect() };
-            (
-                frame.filter(&pick(Side::Train)),
-                frame.filter(&pick(Side::Test)),
-            )
+            (frame.filter(&pick(Side::Train)), frame.filter(&pick(Side::Test)))
         }
     };
     for (side, f) in [("train", &train), ("test", &test)] {
         if f.rows == 0 {
-            return Err(Error::data(format!(
-                "holdout: the {side} side is empty; {}",
-                holdout_hint(checked)
-            )));
+            return Err(Error::data(format!("holdout: the {side} side is empty; {}", holdout_hint(checked))));
         }
     }
 
-    let label_col = |f: &Frame| {
-        f.column(&spec.label)
-            .cloned()
-            .ok_or_else(|| Error::Internal("label not read".into()))
-    };
+    let label_col =
+        |f: &Frame| f.column(&spec.label).cloned().ok_or_else(|| Error::Internal("label not read".into()));
     let (train_labels, test_labels) = (label_col(&train)?, label_col(&test)?);
-    let mapping = LabelMapping::fit(
-        &spec.label,
-        &[&train_labels, &test_labels],
-        spec.positive_label.as_ref(),
-    )?;
-    let train = rows(
-        train,
-        &mapping.encode(&train_labels)?,
-        spec.weight.as_deref(),
-    )?;
+    let mapping =
+        LabelMapping::fit(&spec.label, &[&train_labels, &test_labels], spec.positive_label.as_ref())?;
+    let train = rows(train, &mapping.encode(&train_labels)?, spec.weight.as_deref())?;
     let test = rows(test, &mapping.encode(&test_labels)?, spec.weight.as_deref())?;
     for (side, r) in [("train", &train), ("test", &test)] {
         let pos = r.positives();
@@ -307,11 +279,7 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             return Err(Error::data(format!(
                 "the {side} side has a single class: {} rows, all {}; a binary model needs both classes in train and test",
                 r.len(),
-                if pos == 0 {
-                    &mapping.negative
-                } else {
-                    &mapping.positive
-                }
+                if pos == 0 { &mapping.negative } else { &mapping.positive }
             )));
         }
     }
@@ -327,13 +295,7 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         .chain(&spec.features.categorical)
         .map(|c| (c.clone(), kind_of(c).unwrap_or(Kind::Float)))
         .collect();
-    Ok(Dataset {
-        train,
-        test,
-        labels: mapping,
-        feature_kinds,
-        report,
-    })
+    Ok(Dataset { train, test, labels: mapping, feature_kinds, report })
 }
 
 fn record(report: &mut LoadReport, role: &str, files: &[ParquetFile]) {
@@ -383,13 +345,9 @@ fn check_kinds(checked: &CheckedSpec, kind_of: &dyn Fn(&str) -> Option<Kind>) ->
         }
     }
     let not_float = |path: &str, c: &str| match kind_of(c) {
-        Some(k @ (Kind::Float | Kind::Decimal)) => Err(Error::spec(
-            path,
-            format!(
-                "column {c:?} is {}; keys must be integers or strings",
-                k.name()
-            ),
-        )),
+        Some(k @ (Kind::Float | Kind::Decimal)) => {
+            Err(Error::spec(path, format!("column {c:?} is {}; keys must be integers or strings", k.name())))
+        }
         _ => Ok(()),
     };
     if let Some(k) = &spec.data.join_key {
@@ -398,26 +356,19 @@ fn check_kinds(checked: &CheckedSpec, kind_of: &dyn Fn(&str) -> Option<Kind>) ->
     match &checked.holdout {
         CheckedHoldout::Random { key: Some(k), .. } => not_float("holdout.random.key", k)?,
         CheckedHoldout::DateRange { column, .. } => {
-            if let Some(k) = kind_of(column).filter(|k| !matches!(k, Kind::Date | Kind::Timestamp))
-            {
+            if let Some(k) = kind_of(column).filter(|k| !matches!(k, Kind::Date | Kind::Timestamp)) {
                 return Err(Error::spec(
                     "holdout.date_range.column",
-                    format!(
-                        "column {column:?} is {}; it must be a date or timestamp",
-                        k.name()
-                    ),
+                    format!("column {column:?} is {}; it must be a date or timestamp", k.name()),
                 ));
             }
         }
         _ => {}
     }
-    if let Some(w) = &spec.weight {
-        if kind_of(w).is_some_and(|k| !k.is_numeric() || k == Kind::Date || k == Kind::Timestamp) {
-            return Err(Error::spec(
-                "weight",
-                format!("column {w:?} must be numeric"),
-            ));
-        }
+    if let Some(w) = &spec.weight
+        && kind_of(w).is_some_and(|k| !k.is_numeric() || k == Kind::Date || k == Kind::Timestamp)
+    {
+        return Err(Error::spec("weight", format!("column {w:?} must be numeric")));
     }
     Ok(())
 }
@@ -436,12 +387,12 @@ fn join(
     let lkeys = labels.column(key).ok_or_else(missing)?;
     let mut index: HashMap<KeyRef<'_>, usize> = HashMap::with_capacity(labels.rows);
     for i in 0..labels.rows {
-        if let Some(k) = lkeys.key_at(i) {
-            if index.insert(k, i).is_some() {
-                return Err(Error::data(format!(
-                    "data.labels: join key {key:?} value {k} appears more than once; each key needs exactly one label"
-                )));
-            }
+        if let Some(k) = lkeys.key_at(i)
+            && index.insert(k, i).is_some()
+        {
+            return Err(Error::data(format!(
+                "data.labels: join key {key:?} value {k} appears more than once; each key needs exactly one label"
+            )));
         }
     }
     let fkeys = features.column(key).ok_or_else(missing)?;
@@ -462,16 +413,9 @@ fn join(
         }
     }
     let dropped = (features.rows - label_rows.len()) as u64;
-    let mut joined = if dropped == 0 {
-        features.clone()
-    } else {
-        features.filter(&keep)
-    };
+    let mut joined = if dropped == 0 { features.clone() } else { features.filter(&keep) };
     let take = |name: &str| -> Result<Column> {
-        Ok(labels
-            .column(name)
-            .ok_or_else(|| Error::Internal(format!("{name} not read")))?
-            .take(&label_rows))
+        Ok(labels.column(name).ok_or_else(|| Error::Internal(format!("{name} not read")))?.take(&label_rows))
     };
     joined.push(label, take(label)?);
     if let Some(w) = weight {
@@ -484,9 +428,7 @@ fn rows(frame: Frame, labels: &[f32], weight: Option<&str>) -> Result<Rows> {
     let weights = match weight {
         None => None,
         Some(w) => {
-            let c = frame
-                .column(w)
-                .ok_or_else(|| Error::Internal(format!("weight {w} not read")))?;
+            let c = frame.column(w).ok_or_else(|| Error::Internal(format!("weight {w} not read")))?;
             let mut out = Vec::with_capacity(c.len());
             for i in 0..c.len() {
                 match c.f64_at(i) {
@@ -502,9 +444,5 @@ fn rows(frame: Frame, labels: &[f32], weight: Option<&str>) -> Result<Rows> {
             Some(out)
         }
     };
-    Ok(Rows {
-        frame,
-        labels: labels.to_vec(),
-        weights,
-    })
+    Ok(Rows { frame, labels: labels.to_vec(), weights })
 }

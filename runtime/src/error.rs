@@ -51,10 +51,7 @@ impl Error {
 
     /// A spec error at `path`.
     pub fn spec(path: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Spec {
-            path: path.into(),
-            message: message.into(),
-        }
+        Error::Spec { path: path.into(), message: message.into() }
     }
 
     /// A data error; the message must name the file and/or column.
@@ -64,9 +61,6 @@ impl Error {
 
     /// An I/O error on `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Error::Io {
-            path: path.into(),
-            source,
-        }
+        Error::Io { path: path.into(), source }
     }
 }

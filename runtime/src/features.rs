@@ -105,11 +105,7 @@ impl Pipeline {
             }
             names.push(format!("{}=<other>", c.column));
         }
-        Ok(Pipeline {
-            numeric,
-            categorical,
-            names,
-        })
+        Ok(Pipeline { numeric, categorical, names })
     }
 
     /// Width of the design matrix.
@@ -140,19 +136,14 @@ impl Pipeline {
         }
         for cat in &self.categorical {
             let c = column(frame, &cat.column)?;
-            let slots: HashMap<Option<String>, u32> = cat
-                .levels
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.clone(), i as u32))
-                .collect();
+            let slots: HashMap<Option<String>, u32> =
+                cat.levels.iter().enumerate().map(|(i, l)| (l.clone(), i as u32)).collect();
             let other = cat.levels.len() as u32;
             // Strings: resolve each dictionary entry once, not each row.
             let by_code = match &c.values {
-                Values::Str { dict, .. } => dict
-                    .iter()
-                    .map(|s| slots.get(&Some(s.clone())).copied().unwrap_or(other))
-                    .collect(),
+                Values::Str { dict, .. } => {
+                    dict.iter().map(|s| slots.get(&Some(s.clone())).copied().unwrap_or(other)).collect()
+                }
                 _ => Vec::new(),
             };
             plans.push((offset, Plan::Cat(by_code, c, slots, other)));
@@ -162,61 +153,51 @@ impl Pipeline {
         let rows = frame.rows;
         let mut data = vec![0f32; rows * cols];
         if cols > 0 {
-            data.par_chunks_mut(ROW_BLOCK * cols)
-                .enumerate()
-                .for_each(|(b, block)| {
-                    let first = b * ROW_BLOCK;
-                    for (r, out) in block.chunks_mut(cols).enumerate() {
-                        let i = first + r;
-                        for (off, plan) in &plans {
-                            let off = *off as usize;
-                            match plan {
-                                Plan::Num(n, c) => {
-                                    let v = c.f64_at(i).filter(|x| !x.is_nan());
-                                    out[off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
-                                    if n.indicator {
-                                        out[off + 1] = f32::from(u8::from(v.is_none()));
-                                    }
+            data.par_chunks_mut(ROW_BLOCK * cols).enumerate().for_each(|(b, block)| {
+                let first = b * ROW_BLOCK;
+                for (r, out) in block.chunks_mut(cols).enumerate() {
+                    let i = first + r;
+                    for (off, plan) in &plans {
+                        let off = *off as usize;
+                        match plan {
+                            Plan::Num(n, c) => {
+                                let v = c.f64_at(i).filter(|x| !x.is_nan());
+                                out[off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
+                                if n.indicator {
+                                    out[off + 1] = f32::from(u8::from(v.is_none()));
                                 }
-                                Plan::Cat(by_code, c, slots, other) => {
-                                    let slot = if c.is_null(i) {
-                                        slots.get(&None).copied().unwrap_or(*other)
-                                    } else if let Values::Str { codes, .. } = &c.values {
-                                        by_code[codes[i] as usize]
-                                    } else {
-                                        slots.get(&c.string_at(i)).copied().unwrap_or(*other)
-                                    };
-                                    out[off + slot as usize] = 1.0;
-                                }
+                            }
+                            Plan::Cat(by_code, c, slots, other) => {
+                                let slot = if c.is_null(i) {
+                                    slots.get(&None).copied().unwrap_or(*other)
+                                } else if let Values::Str { codes, .. } = &c.values {
+                                    by_code[codes[i] as usize]
+                                } else {
+                                    slots.get(&c.string_at(i)).copied().unwrap_or(*other)
+                                };
+                                out[off + slot as usize] = 1.0;
                             }
                         }
                     }
-                });
+                }
+            });
         }
         Ok(Matrix { data, rows, cols })
     }
 }
 
 fn column<'a>(frame: &'a Frame, name: &str) -> Result<&'a Column> {
-    frame
-        .column(name)
-        .ok_or_else(|| Error::data(format!("feature column {name:?} is missing from the data")))
+    frame.column(name).ok_or_else(|| Error::data(format!("feature column {name:?} is missing from the data")))
 }
 
 fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
     if !c.kind.is_numeric() {
         return Err(Error::spec(
             format!("features.numeric[{index}]"),
-            format!(
-                "column {name:?} is {}; list it under features.categorical",
-                c.kind.name()
-            ),
+            format!("column {name:?} is {}; list it under features.categorical", c.kind.name()),
         ));
     }
-    let mut present: Vec<f64> = (0..c.len())
-        .filter_map(|i| c.f64_at(i))
-        .filter(|x| !x.is_nan())
-        .collect();
+    let mut present: Vec<f64> = (0..c.len()).filter_map(|i| c.f64_at(i)).filter(|x| !x.is_nan()).collect();
     let missing = c.len() - present.len();
     if present.is_empty() {
         return Err(Error::data(format!(
@@ -225,11 +206,7 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
     }
     present.sort_unstable_by(f64::total_cmp);
     let n = present.len();
-    let median = if n % 2 == 1 {
-        present[n / 2]
-    } else {
-        (present[n / 2 - 1] + present[n / 2]) / 2.0
-    };
+    let median = if n % 2 == 1 { present[n / 2] } else { (present[n / 2 - 1] + present[n / 2]) / 2.0 };
     let total = c.len() as f64;
     let mean = (present.iter().sum::<f64>() + missing as f64 * median) / total;
     let var = (present.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
@@ -237,18 +214,8 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
         / total;
     let std = var.sqrt();
     // Like scikit-learn, a std that is rounding noise relative to the mean counts as constant.
-    let scale = if std <= 10.0 * f64::EPSILON * mean.abs().max(1.0) {
-        1.0
-    } else {
-        std
-    };
-    Ok(NumericStep {
-        column: name.to_string(),
-        median,
-        mean,
-        scale,
-        indicator: missing > 0,
-    })
+    let scale = if std <= 10.0 * f64::EPSILON * mean.abs().max(1.0) { 1.0 } else { std };
+    Ok(NumericStep { column: name.to_string(), median, mean, scale, indicator: missing > 0 })
 }
 
 fn fit_categorical(name: &str, c: &Column, min_count: u64) -> CategoricalStep {
@@ -258,11 +225,7 @@ fn fit_categorical(name: &str, c: &Column, min_count: u64) -> CategoricalStep {
             let mut per_code = vec![0u64; dict.len()];
             let mut nulls = 0;
             for (i, &code) in codes.iter().enumerate() {
-                if c.is_null(i) {
-                    nulls += 1
-                } else {
-                    per_code[code as usize] += 1
-                }
+                if c.is_null(i) { nulls += 1 } else { per_code[code as usize] += 1 }
             }
             for (s, n) in dict.iter().zip(per_code) {
                 if n > 0 {
@@ -279,16 +242,10 @@ fn fit_categorical(name: &str, c: &Column, min_count: u64) -> CategoricalStep {
             }
         }
     }
-    let mut levels: Vec<Option<String>> = counts
-        .into_iter()
-        .filter(|(_, n)| *n >= min_count)
-        .map(|(l, _)| l)
-        .collect();
+    let mut levels: Vec<Option<String>> =
+        counts.into_iter().filter(|(_, n)| *n >= min_count).map(|(l, _)| l).collect();
     levels.sort();
-    CategoricalStep {
-        column: name.to_string(),
-        levels,
-    }
+    CategoricalStep { column: name.to_string(), levels }
 }
 
 #[cfg(test)]
@@ -299,11 +256,7 @@ mod tests {
     fn frame(cols: Vec<(&str, Column)>) -> Frame {
         let rows = cols[0].1.len();
         let (names, columns) = cols.into_iter().map(|(n, c)| (n.to_string(), c)).unzip();
-        Frame {
-            names,
-            columns,
-            rows,
-        }
+        Frame { names, columns, rows }
     }
 
     #[test]
@@ -313,11 +266,7 @@ mod tests {
             values: Values::Float(vec![1.0, 2.0, f64::NAN, 4.0, 0.0]),
             nulls: Some(vec![false, false, false, false, true]),
         };
-        let k = Column {
-            kind: Kind::Integer,
-            values: Values::Int(vec![3; 5]),
-            nulls: None,
-        };
+        let k = Column { kind: Kind::Integer, values: Values::Int(vec![3; 5]), nulls: None };
         let f = frame(vec![("x", x), ("k", k)]);
         let p = Pipeline::fit(&f, &["x".into(), "k".into()], &[], 1).unwrap();
         let s = &p.numeric[0];
@@ -349,10 +298,7 @@ mod tests {
         let f = frame(vec![("country", c)]);
         let p = Pipeline::fit(&f, &[], &["country".into()], 2).unwrap();
         // US 3, CA 2, FR 1 (rare), null 1 (rare at threshold 2).
-        assert_eq!(
-            p.categorical[0].levels,
-            [Some("CA".to_string()), Some("US".to_string())]
-        );
+        assert_eq!(p.categorical[0].levels, [Some("CA".to_string()), Some("US".to_string())]);
         assert_eq!(p.names, ["country=CA", "country=US", "country=<other>"]);
         let m = p.transform(&f).unwrap();
         assert_eq!(m.row(0), [0.0, 1.0, 0.0]);
@@ -365,10 +311,7 @@ mod tests {
             "country",
             Column {
                 kind: Kind::String,
-                values: Values::Str {
-                    codes: vec![0, 1],
-                    dict: vec!["BR".into(), "US".into()],
-                },
+                values: Values::Str { codes: vec![0, 1], dict: vec!["BR".into(), "US".into()] },
                 nulls: None,
             },
         )]);
@@ -383,11 +326,7 @@ mod tests {
 
     #[test]
     fn integer_categoricals_and_roundtrip_through_json() {
-        let c = Column {
-            kind: Kind::Integer,
-            values: Values::Int(vec![5, 7, 5]),
-            nulls: None,
-        };
+        let c = Column { kind: Kind::Integer, values: Values::Int(vec![5, 7, 5]), nulls: None };
         let f = frame(vec![("mcc", c)]);
         let p = Pipeline::fit(&f, &[], &["mcc".into()], 1).unwrap();
         assert_eq!(p.names, ["mcc=5", "mcc=7", "mcc=<other>"]);
@@ -399,14 +338,10 @@ mod tests {
     fn string_column_declared_numeric_is_a_spec_error() {
         let c = Column {
             kind: Kind::String,
-            values: Values::Str {
-                codes: vec![0],
-                dict: vec!["a".into()],
-            },
+            values: Values::Str { codes: vec![0], dict: vec!["a".into()] },
             nulls: None,
         };
-        let err =
-            Pipeline::fit(&frame(vec![("country", c)]), &["country".into()], &[], 1).unwrap_err();
+        let err = Pipeline::fit(&frame(vec![("country", c)]), &["country".into()], &[], 1).unwrap_err();
         assert_eq!(
             err.to_string(),
             "features.numeric[0]: column \"country\" is string; list it under features.categorical"

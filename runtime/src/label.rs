@@ -40,9 +40,7 @@ impl LabelMapping {
                     for i in 0..c.len() {
                         let v = c.f64_at(i).unwrap_or(f64::NAN);
                         if v.is_nan() {
-                            return Err(Error::data(format!(
-                                "label column {name:?} has NaN at row {i}"
-                            )));
+                            return Err(Error::data(format!("label column {name:?} has NaN at row {i}")));
                         }
                         if v != 0.0 && v != 1.0 {
                             seen.insert(v.to_string());
@@ -58,10 +56,7 @@ impl LabelMapping {
                 }
                 (vec![Value::from(0), Value::from(1)], Value::from(1))
             }
-            Kind::Boolean => (
-                vec![Value::Bool(false), Value::Bool(true)],
-                Value::Bool(true),
-            ),
+            Kind::Boolean => (vec![Value::Bool(false), Value::Bool(true)], Value::Bool(true)),
             Kind::String => {
                 let mut distinct = BTreeSet::new();
                 for c in columns {
@@ -81,8 +76,7 @@ impl LabelMapping {
                     }
                     0 => return Err(Error::data(format!("label column {name:?} has no rows"))),
                     n => {
-                        let shown: Vec<_> =
-                            distinct.iter().take(5).map(|s| format!("{s:?}")).collect();
+                        let shown: Vec<_> = distinct.iter().take(5).map(|s| format!("{s:?}")).collect();
                         return Err(Error::data(format!(
                             "label column {name:?} has {n} distinct values ({}{}); binary labels need exactly two",
                             shown.join(", "),
@@ -108,24 +102,14 @@ impl LabelMapping {
                     let shown: Vec<String> = values.iter().map(Value::to_string).collect();
                     return Err(Error::spec(
                         "positive_label",
-                        format!(
-                            "{p} is not a value of label column {name:?}; values: {}",
-                            shown.join(", ")
-                        ),
+                        format!("{p} is not a value of label column {name:?}; values: {}", shown.join(", ")),
                     ));
                 }
                 p
             }
         };
-        let negative = values
-            .into_iter()
-            .find(|v| v != &positive)
-            .unwrap_or(Value::Null);
-        Ok(LabelMapping {
-            column: name.to_string(),
-            positive,
-            negative,
-        })
+        let negative = values.into_iter().find(|v| v != &positive).unwrap_or(Value::Null);
+        Ok(LabelMapping { column: name.to_string(), positive, negative })
     }
 
     /// Encodes a label column: 1.0 for the positive value, 0.0 otherwise. Values outside the
@@ -164,9 +148,7 @@ fn value_at(column: &Column, i: usize) -> Value {
     match &column.values {
         Values::Str { codes, dict } => Value::String(dict[codes[i] as usize].clone()),
         Values::Bool(b) => Value::Bool(b[i]),
-        _ => column
-            .f64_at(i)
-            .map_or(Value::Null, |x| normalize(&Value::from(x))),
+        _ => column.f64_at(i).map_or(Value::Null, |x| normalize(&Value::from(x))),
     }
 }
 
@@ -175,19 +157,12 @@ mod tests {
     use super::*;
 
     fn ints(v: &[i64]) -> Column {
-        Column {
-            kind: Kind::Integer,
-            values: Values::Int(v.to_vec()),
-            nulls: None,
-        }
+        Column { kind: Kind::Integer, values: Values::Int(v.to_vec()), nulls: None }
     }
     fn strs(v: &[u32], dict: &[&str]) -> Column {
         Column {
             kind: Kind::String,
-            values: Values::Str {
-                codes: v.to_vec(),
-                dict: dict.iter().map(|s| s.to_string()).collect(),
-            },
+            values: Values::Str { codes: v.to_vec(), dict: dict.iter().map(|s| s.to_string()).collect() },
             nulls: None,
         }
     }
@@ -199,18 +174,8 @@ mod tests {
         let m = LabelMapping::fit("y", &[&ints(&[0, 1])], Some(&Value::from(0))).unwrap();
         assert_eq!(m.encode(&ints(&[1, 0])).unwrap(), [0.0, 1.0]);
 
-        let b = Column {
-            kind: Kind::Boolean,
-            values: Values::Bool(vec![true, false]),
-            nulls: None,
-        };
-        assert_eq!(
-            LabelMapping::fit("y", &[&b], None)
-                .unwrap()
-                .encode(&b)
-                .unwrap(),
-            [1.0, 0.0]
-        );
+        let b = Column { kind: Kind::Boolean, values: Values::Bool(vec![true, false]), nulls: None };
+        assert_eq!(LabelMapping::fit("y", &[&b], None).unwrap().encode(&b).unwrap(), [1.0, 0.0]);
 
         // The string that sorts last is positive by default; dictionaries may differ per column.
         let train = strs(&[0, 1, 0], &["legit", "fraud"]);
@@ -224,41 +189,19 @@ mod tests {
 
     #[test]
     fn non_binary_null_and_unknown_positive_are_errors() {
-        let err = LabelMapping::fit("y", &[&ints(&[0, 1, 2])], None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("label column \"y\" has values other than 0 and 1: 2"),
-            "{err}"
-        );
-        let err = LabelMapping::fit("y", &[&strs(&[0, 1, 2], &["a", "b", "c"])], None)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("has 3 distinct values (\"a\", \"b\", \"c\")"),
-            "{err}"
-        );
+        let err = LabelMapping::fit("y", &[&ints(&[0, 1, 2])], None).unwrap_err().to_string();
+        assert!(err.contains("label column \"y\" has values other than 0 and 1: 2"), "{err}");
+        let err =
+            LabelMapping::fit("y", &[&strs(&[0, 1, 2], &["a", "b", "c"])], None).unwrap_err().to_string();
+        assert!(err.contains("has 3 distinct values (\"a\", \"b\", \"c\")"), "{err}");
         let mut n = ints(&[0, 1]);
         n.nulls = Some(vec![false, true]);
         let err = LabelMapping::fit("y", &[&n], None).unwrap_err().to_string();
         assert!(err.contains("has 1 null rows"), "{err}");
-        let f = Column {
-            kind: Kind::Float,
-            values: Values::Float(vec![0.0, f64::NAN]),
-            nulls: None,
-        };
-        assert!(
-            LabelMapping::fit("y", &[&f], None)
-                .unwrap_err()
-                .to_string()
-                .contains("NaN")
-        );
-        let err = LabelMapping::fit("y", &[&strs(&[0, 1], &["a", "b"])], Some(&Value::from("c")))
-            .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("positive_label: \"c\" is not a value"),
-            "{err}"
-        );
+        let f = Column { kind: Kind::Float, values: Values::Float(vec![0.0, f64::NAN]), nulls: None };
+        assert!(LabelMapping::fit("y", &[&f], None).unwrap_err().to_string().contains("NaN"));
+        let err =
+            LabelMapping::fit("y", &[&strs(&[0, 1], &["a", "b"])], Some(&Value::from("c"))).unwrap_err();
+        assert!(err.to_string().starts_with("positive_label: \"c\" is not a value"), "{err}");
     }
 }

@@ -73,8 +73,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let print = |out: &mut std::io::StdoutLock<'_>, text: &str| {
-        out.write_all(text.as_bytes())
-            .map_err(|e| Error::io("<stdout>", e))
+        out.write_all(text.as_bytes()).map_err(|e| Error::io("<stdout>", e))
     };
     match cli.command {
         Command::Validate { spec, set, format } => {
@@ -83,29 +82,13 @@ fn run(cli: Cli) -> Result<(), Error> {
             let text = match format {
                 Format::Text => report.to_text(),
                 Format::Json => {
-                    serde_json::to_string_pretty(&report)
-                        .map_err(|e| Error::Internal(e.to_string()))?
-                        + "\n"
+                    serde_json::to_string_pretty(&report).map_err(|e| Error::Internal(e.to_string()))? + "\n"
                 }
             };
             print(&mut out, &text)
         }
-        Command::Synth {
-            rows,
-            out: dir,
-            seed,
-            files,
-            row_group_rows,
-        } => {
-            let summary = synth::write(
-                &dir,
-                &SynthOptions {
-                    rows,
-                    seed,
-                    files,
-                    row_group_rows,
-                },
-            )?;
+        Command::Synth { rows, out: dir, seed, files, row_group_rows } => {
+            let summary = synth::write(&dir, &SynthOptions { rows, seed, files, row_group_rows })?;
             print(
                 &mut out,
                 &format!(

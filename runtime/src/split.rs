@@ -46,19 +46,10 @@ fn key_hash(key: KeyRef<'_>) -> u64 {
 
 /// Random holdout by a seeded hash of `key` (a row keeps its side when rows are added or
 /// reordered), or by the seeded row position when there is no key.
-pub fn random(
-    rows: usize,
-    fraction: f64,
-    seed: u64,
-    key: Option<(&str, &Column)>,
-) -> Result<Vec<Side>> {
+pub fn random(rows: usize, fraction: f64, seed: u64, key: Option<(&str, &Column)>) -> Result<Vec<Side>> {
     let salt = mix64(seed ^ 0x7472_6169_6e79_6172); // "trainyar"
     let side = |h: u64| {
-        if unit(mix64(h ^ salt)) < fraction {
-            Side::Test
-        } else {
-            Side::Train
-        }
+        if unit(mix64(h ^ salt)) < fraction { Side::Test } else { Side::Train }
     };
     match key {
         None => Ok((0..rows as u64).map(|i| side(mix64(i))).collect()),
@@ -94,21 +85,14 @@ mod tests {
     #[test]
     fn keyed_split_is_stable_under_appends_and_type_changes() {
         let keys: Vec<i64> = (0..10_000).collect();
-        let col = Column {
-            kind: Kind::Integer,
-            values: Values::Int(keys.clone()),
-            nulls: None,
-        };
+        let col = Column { kind: Kind::Integer, values: Values::Int(keys.clone()), nulls: None };
         let sides = random(keys.len(), 0.2, 7, Some(("id", &col))).unwrap();
         let share = sides.iter().filter(|s| **s == Side::Test).count() as f64 / keys.len() as f64;
         assert!((share - 0.2).abs() < 0.02, "{share}");
 
         // Appending rows leaves earlier rows on their side.
-        let more = Column {
-            kind: Kind::Integer,
-            values: Values::Int((0..12_000).rev().collect()),
-            nulls: None,
-        };
+        let more =
+            Column { kind: Kind::Integer, values: Values::Int((0..12_000).rev().collect()), nulls: None };
         let sides_more = random(12_000, 0.2, 7, Some(("id", &more))).unwrap();
         for (i, k) in (0..12_000i64).rev().enumerate() {
             if k < 10_000 {
@@ -134,18 +118,10 @@ mod tests {
         let a = random(1000, 0.3, 1, None).unwrap();
         assert_eq!(a, random(1000, 0.3, 1, None).unwrap());
         assert_ne!(a, random(1000, 0.3, 2, None).unwrap());
-        let col = Column {
-            kind: Kind::Integer,
-            values: Values::Int(vec![1, 2]),
-            nulls: Some(vec![false, true]),
-        };
-        let err = random(2, 0.3, 1, Some(("id", &col)))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("holdout.random.key: column \"id\" is null at row 1"),
-            "{err}"
-        );
+        let col =
+            Column { kind: Kind::Integer, values: Values::Int(vec![1, 2]), nulls: Some(vec![false, true]) };
+        let err = random(2, 0.3, 1, Some(("id", &col))).unwrap_err().to_string();
+        assert!(err.contains("holdout.random.key: column \"id\" is null at row 1"), "{err}");
     }
 
     #[test]
@@ -157,13 +133,7 @@ mod tests {
         };
         assert_eq!(
             date_range(&col, 10, 20),
-            [
-                Side::Train,
-                Side::Test,
-                Side::Test,
-                Side::Dropped,
-                Side::Dropped
-            ]
+            [Side::Train, Side::Test, Side::Test, Side::Dropped, Side::Dropped]
         );
     }
 }

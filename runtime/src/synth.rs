@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::{
-    ArrayRef, BooleanArray, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array,
-    StringArray, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, DictionaryArray, Float32Array, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMicrosecondArray,
 };
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
@@ -39,12 +39,7 @@ pub struct SynthOptions {
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions {
-            rows: 100_000,
-            seed: 42,
-            files: 4,
-            row_group_rows: 128 * 1024,
-        }
+        SynthOptions { rows: 100_000, seed: 42, files: 4, row_group_rows: 128 * 1024 }
     }
 }
 
@@ -83,12 +78,8 @@ const CATEGORIES: [(&str, f64, f64); 8] = [
     ("digital_goods", 0.12, 0.8),
     ("gaming", 0.06, 1.0),
 ];
-const BRANDS: [(&str, f64, f64); 4] = [
-    ("visa", 0.52, 0.0),
-    ("mastercard", 0.33, 0.05),
-    ("amex", 0.1, -0.2),
-    ("discover", 0.05, 0.15),
-];
+const BRANDS: [(&str, f64, f64); 4] =
+    [("visa", 0.52, 0.0), ("mastercard", 0.33, 0.05), ("amex", 0.1, -0.2), ("discover", 0.05, 0.15)];
 const START_US: i64 = 1_717_200_000_000_000; // 2024-06-01T00:00:00Z
 const SPAN_US: i64 = 183 * 86_400_000_000; // to 2024-12-01
 
@@ -149,9 +140,7 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     let mut rng = Rng::new(opts.seed);
     let merchants = (n / 40).clamp(20, 20_000);
     // Zipf(1.1) merchant sizes: a few large merchants, a long tail.
-    let mut cdf: Vec<f64> = (0..merchants)
-        .map(|k| 1.0 / ((k + 1) as f64).powf(1.1))
-        .collect();
+    let mut cdf: Vec<f64> = (0..merchants).map(|k| 1.0 / ((k + 1) as f64).powf(1.1)).collect();
     let total: f64 = cdf.iter().sum();
     let mut acc = 0.0;
     for w in &mut cdf {
@@ -160,16 +149,12 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     }
     let merchant_effect: Vec<f64> = (0..merchants).map(|_| 0.6 * rng.normal()).collect();
 
-    let mut times: Vec<i64> = (0..n)
-        .map(|_| START_US + (rng.uniform() * SPAN_US as f64) as i64)
-        .collect();
+    let mut times: Vec<i64> = (0..n).map(|_| START_US + (rng.uniform() * SPAN_US as f64) as i64).collect();
     times.sort_unstable();
     let mut c = Columns::with_capacity(n);
     let mut logits = Vec::with_capacity(n);
     for (i, &t) in times.iter().enumerate() {
-        let m = cdf
-            .partition_point(|&x| x < rng.uniform())
-            .min(merchants - 1);
+        let m = cdf.partition_point(|&x| x < rng.uniform()).min(merchants - 1);
         let amount = (3.7 + 1.1 * rng.normal()).exp().clamp(0.5, 25_000.0);
         let age = (-400.0 * rng.uniform().max(1e-12).ln()).min(5000.0) as i32;
         let country = rng.pick(&COUNTRIES);
@@ -208,17 +193,10 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     let (mut lo, mut hi) = (-20.0, 5.0);
     for _ in 0..60 {
         let b = (lo + hi) / 2.0;
-        let rate = logits
-            .iter()
-            .map(|z| 1.0 / (1.0 + (-(z + b)).exp()))
-            .sum::<f64>()
-            / n as f64;
+        let rate = logits.iter().map(|z| 1.0 / (1.0 + (-(z + b)).exp())).sum::<f64>() / n as f64;
         if rate > 0.04 { hi = b } else { lo = b }
     }
-    let fraud: Vec<bool> = logits
-        .iter()
-        .map(|z| rng.uniform() < 1.0 / (1.0 + (-(z + lo)).exp()))
-        .collect();
+    let fraud: Vec<bool> = logits.iter().map(|z| rng.uniform() < 1.0 / (1.0 + (-(z + lo)).exp())).collect();
 
     let charges_dir = out.join("charges");
     std::fs::create_dir_all(&charges_dir).map_err(|e| Error::io(&charges_dir, e))?;
@@ -237,11 +215,7 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     for i in (1..order.len()).rev() {
         order.swap(i, (rng.next() % (i as u64 + 1)) as usize);
     }
-    let ids: Int64Array = order
-        .iter()
-        .map(|&i| c.charge_id[i])
-        .collect::<Vec<_>>()
-        .into();
+    let ids: Int64Array = order.iter().map(|&i| c.charge_id[i]).collect::<Vec<_>>().into();
     let labels: BooleanArray = order.iter().map(|&i| Some(fraud[i])).collect();
     let label_batch = RecordBatch::try_from_iter([
         ("charge_id", Arc::new(ids) as ArrayRef),
@@ -277,11 +251,7 @@ struct Columns {
 
 impl Columns {
     fn with_capacity(n: usize) -> Self {
-        Columns {
-            charge_id: Vec::with_capacity(n),
-            created_at: Vec::with_capacity(n),
-            ..Default::default()
-        }
+        Columns { charge_id: Vec::with_capacity(n), created_at: Vec::with_capacity(n), ..Default::default() }
     }
 
     fn batch(&self, r: std::ops::Range<usize>) -> Result<RecordBatch> {
@@ -291,50 +261,22 @@ impl Columns {
         let category = DictionaryArray::<Int32Type>::try_new(category_keys, Arc::new(categories))
             .map_err(|e| Error::Internal(e.to_string()))?;
         let columns: Vec<(&str, ArrayRef)> = vec![
-            (
-                "charge_id",
-                Arc::new(Int64Array::from(self.charge_id[r.clone()].to_vec())),
-            ),
+            ("charge_id", Arc::new(Int64Array::from(self.charge_id[r.clone()].to_vec()))),
             (
                 "created_at",
                 Arc::new(
-                    TimestampMicrosecondArray::from(self.created_at[r.clone()].to_vec())
-                        .with_timezone("UTC"),
+                    TimestampMicrosecondArray::from(self.created_at[r.clone()].to_vec()).with_timezone("UTC"),
                 ),
             ),
-            (
-                "merchant_id",
-                Arc::new(StringArray::from(self.merchant_id[r.clone()].to_vec())),
-            ),
-            (
-                "amount",
-                Arc::new(Float64Array::from(self.amount[r.clone()].to_vec())),
-            ),
-            (
-                "account_age_days",
-                Arc::new(Int32Array::from(self.account_age_days[r.clone()].to_vec())),
-            ),
-            (
-                "country",
-                Arc::new(StringArray::from(self.country[r.clone()].to_vec())),
-            ),
+            ("merchant_id", Arc::new(StringArray::from(self.merchant_id[r.clone()].to_vec()))),
+            ("amount", Arc::new(Float64Array::from(self.amount[r.clone()].to_vec()))),
+            ("account_age_days", Arc::new(Int32Array::from(self.account_age_days[r.clone()].to_vec()))),
+            ("country", Arc::new(StringArray::from(self.country[r.clone()].to_vec()))),
             ("merchant_category", Arc::new(category)),
-            (
-                "card_brand",
-                Arc::new(StringArray::from(self.card_brand[r.clone()].to_vec())),
-            ),
-            (
-                "ip_distance_km",
-                Arc::new(Float32Array::from(self.ip_distance_km[r.clone()].to_vec())),
-            ),
-            (
-                "is_3ds",
-                Arc::new(BooleanArray::from(self.is_3ds[r.clone()].to_vec())),
-            ),
-            (
-                "prior_charges",
-                Arc::new(Int64Array::from(self.prior_charges[r].to_vec())),
-            ),
+            ("card_brand", Arc::new(StringArray::from(self.card_brand[r.clone()].to_vec()))),
+            ("ip_distance_km", Arc::new(Float32Array::from(self.ip_distance_km[r.clone()].to_vec()))),
+            ("is_3ds", Arc::new(BooleanArray::from(self.is_3ds[r.clone()].to_vec()))),
+            ("prior_charges", Arc::new(Int64Array::from(self.prior_charges[r].to_vec()))),
         ];
         RecordBatch::try_from_iter(columns).map_err(|e| Error::Internal(e.to_string()))
     }
@@ -347,9 +289,8 @@ pub fn write_batch(path: &Path, batch: RecordBatch, row_group_rows: usize) -> Re
         .set_compression(Compression::SNAPPY)
         .set_max_row_group_row_count(Some(row_group_rows.max(1)))
         .build();
-    let to_err = |e: parquet::errors::ParquetError| {
-        Error::Internal(format!("writing {}: {e}", path.display()))
-    };
+    let to_err =
+        |e: parquet::errors::ParquetError| Error::Internal(format!("writing {}: {e}", path.display()));
     let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(to_err)?;
     w.write(&batch).map_err(to_err)?;
     w.close().map_err(to_err)?;

@@ -78,11 +78,7 @@ fn report(checked: &CheckedSpec, data: &Dataset, pipeline: &Pipeline) -> Validat
                     .find(|s| &s.column == name)
                     .map_or(0, |s| 1 + usize::from(s.indicator))
             } else {
-                pipeline
-                    .categorical
-                    .iter()
-                    .find(|s| &s.column == name)
-                    .map_or(0, |s| s.levels.len() + 1)
+                pipeline.categorical.iter().find(|s| &s.column == name).map_or(0, |s| s.levels.len() + 1)
             };
             FeatureSummary {
                 column: name.clone(),
@@ -107,9 +103,7 @@ fn report(checked: &CheckedSpec, data: &Dataset, pipeline: &Pipeline) -> Validat
 }
 
 fn missing(c: &Column) -> usize {
-    (0..c.len())
-        .filter(|&i| c.is_null(i) || c.f64_at(i).is_some_and(f64::is_nan))
-        .count()
+    (0..c.len()).filter(|&i| c.is_null(i) || c.f64_at(i).is_some_and(f64::is_nan)).count()
 }
 
 fn cardinality(c: &Column) -> usize {
@@ -121,11 +115,7 @@ fn cardinality(c: &Column) -> usize {
             .map(|(_, k)| *k)
             .collect::<HashSet<_>>()
             .len(),
-        _ => (0..c.len())
-            .filter_map(|i| c.f64_at(i))
-            .map(f64::to_bits)
-            .collect::<HashSet<_>>()
-            .len(),
+        _ => (0..c.len()).filter_map(|i| c.f64_at(i)).map(f64::to_bits).collect::<HashSet<_>>().len(),
     }
 }
 
@@ -149,11 +139,7 @@ impl ValidateReport {
         }
         let r = &l.features_read;
         let _ = writeln!(s, "\nrows:");
-        let _ = writeln!(
-            s,
-            "  read              {:>12}  (data.features)",
-            r.rows_in_files
-        );
+        let _ = writeln!(s, "  read              {:>12}  (data.features)", r.rows_in_files);
         let _ = writeln!(
             s,
             "  row groups pruned {:>12}  of {} (statistics rule out every filter match)",
@@ -162,11 +148,7 @@ impl ValidateReport {
         let _ = writeln!(s, "  after filters     {:>12}", r.rows_kept);
         if let Some(lr) = &l.labels_read {
             let _ = writeln!(s, "  label rows        {:>12}  (data.labels)", lr.rows_kept);
-            let _ = writeln!(
-                s,
-                "  without label     {:>12}  (dropped)",
-                l.rows_without_label
-            );
+            let _ = writeln!(s, "  without label     {:>12}  (dropped)", l.rows_without_label);
         }
         if let Some(h) = &l.holdout_read {
             let _ = writeln!(s, "  holdout files     {:>12}  after filters", h.rows_kept);

@@ -28,9 +28,7 @@ impl Kind {
     pub fn of(dt: &DataType) -> Option<Kind> {
         Some(match dt {
             DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64 => Kind::Integer,
-            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => {
-                Kind::Unsigned
-            }
+            DataType::UInt8 | DataType::UInt16 | DataType::UInt32 | DataType::UInt64 => Kind::Unsigned,
             DataType::Float16 | DataType::Float32 | DataType::Float64 => Kind::Float,
             DataType::Decimal32(..)
             | DataType::Decimal64(..)
@@ -125,30 +123,19 @@ impl Column {
     pub fn from_arrow(array: &ArrayRef) -> Result<Column, String> {
         let dt = array.data_type();
         let kind = Kind::of(dt).ok_or_else(|| format!("unsupported type {dt}"))?;
-        let nulls =
-            (array.null_count() > 0).then(|| (0..array.len()).map(|i| array.is_null(i)).collect());
-        let cast = |to: &DataType| {
-            arrow::compute::cast(array, to).map_err(|e| format!("cannot read {dt}: {e}"))
-        };
+        let nulls = (array.null_count() > 0).then(|| (0..array.len()).map(|i| array.is_null(i)).collect());
+        let cast =
+            |to: &DataType| arrow::compute::cast(array, to).map_err(|e| format!("cannot read {dt}: {e}"));
         let values = match kind {
-            Kind::Integer => Values::Int(
-                cast(&DataType::Int64)?
-                    .as_primitive::<Int64Type>()
-                    .values()
-                    .to_vec(),
-            ),
-            Kind::Unsigned => Values::UInt(
-                cast(&DataType::UInt64)?
-                    .as_primitive::<UInt64Type>()
-                    .values()
-                    .to_vec(),
-            ),
-            Kind::Float | Kind::Decimal => Values::Float(
-                cast(&DataType::Float64)?
-                    .as_primitive::<Float64Type>()
-                    .values()
-                    .to_vec(),
-            ),
+            Kind::Integer => {
+                Values::Int(cast(&DataType::Int64)?.as_primitive::<Int64Type>().values().to_vec())
+            }
+            Kind::Unsigned => {
+                Values::UInt(cast(&DataType::UInt64)?.as_primitive::<UInt64Type>().values().to_vec())
+            }
+            Kind::Float | Kind::Decimal => {
+                Values::Float(cast(&DataType::Float64)?.as_primitive::<Float64Type>().values().to_vec())
+            }
             Kind::Boolean => {
                 let b = array.as_boolean();
                 Values::Bool((0..b.len()).map(|i| b.value(i)).collect())
@@ -160,19 +147,11 @@ impl Column {
                     DataType::Date32 | DataType::Date64 | DataType::Timestamp(..) => cast(&to)?,
                     _ => unreachable!("kind Date/Timestamp"),
                 };
-                Values::Time(
-                    ts.as_primitive::<TimestampMicrosecondType>()
-                        .values()
-                        .to_vec(),
-                )
+                Values::Time(ts.as_primitive::<TimestampMicrosecondType>().values().to_vec())
             }
             Kind::String => strings(array)?,
         };
-        Ok(Column {
-            kind,
-            values,
-            nulls,
-        })
+        Ok(Column { kind, values, nulls })
     }
 
     /// Number of rows.
@@ -198,9 +177,7 @@ impl Column {
 
     /// Number of null rows.
     pub fn null_count(&self) -> usize {
-        self.nulls
-            .as_ref()
-            .map_or(0, |n| n.iter().filter(|&&b| b).count())
+        self.nulls.as_ref().map_or(0, |n| n.iter().filter(|&&b| b).count())
     }
 
     /// Row `i` as a number: `None` for nulls and strings, and NaN stays NaN.
@@ -251,12 +228,7 @@ impl Column {
 
     /// The rows where `keep[i]` is true, in order.
     pub fn filter(&self, keep: &[bool]) -> Column {
-        let indices: Vec<usize> = keep
-            .iter()
-            .enumerate()
-            .filter(|(_, k)| **k)
-            .map(|(i, _)| i)
-            .collect();
+        let indices: Vec<usize> = keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect();
         self.take(&indices)
     }
 
@@ -273,16 +245,11 @@ impl Column {
                 Values::UInt(v) => Values::UInt(pick(v, indices)),
                 Values::Float(v) => Values::Float(pick(v, indices)),
                 Values::Bool(v) => Values::Bool(pick(v, indices)),
-                Values::Str { codes, dict } => Values::Str {
-                    codes: pick(codes, indices),
-                    dict: dict.clone(),
-                },
+                Values::Str { codes, dict } => {
+                    Values::Str { codes: pick(codes, indices), dict: dict.clone() }
+                }
             },
-            nulls: self
-                .nulls
-                .as_ref()
-                .map(|n| pick(n, indices))
-                .filter(|n| n.iter().any(|&b| b)),
+            nulls: self.nulls.as_ref().map(|n| pick(n, indices)).filter(|n| n.iter().any(|&b| b)),
         }
     }
 
@@ -306,13 +273,7 @@ impl Column {
                 let mut dict = Vec::new();
                 let mut codes = Vec::with_capacity(chunks.iter().map(Column::len).sum());
                 for c in chunks {
-                    let Values::Str {
-                        codes: cc,
-                        dict: cd,
-                    } = c.values
-                    else {
-                        unreachable!("same kind")
-                    };
+                    let Values::Str { codes: cc, dict: cd } = c.values else { unreachable!("same kind") };
                     let remap: Vec<u32> = cd
                         .into_iter()
                         .map(|s| {
@@ -323,10 +284,7 @@ impl Column {
                         })
                         .collect();
                     // Null rows carry an arbitrary code; any in-range value will do.
-                    codes.extend(
-                        cc.into_iter()
-                            .map(|c| remap.get(c as usize).copied().unwrap_or(0)),
-                    );
+                    codes.extend(cc.into_iter().map(|c| remap.get(c as usize).copied().unwrap_or(0)));
                 }
                 Values::Str { codes, dict }
             }
@@ -338,11 +296,7 @@ impl Column {
                 out
             }
         };
-        Column {
-            kind,
-            values,
-            nulls,
-        }
+        Column { kind, values, nulls }
     }
 }
 
@@ -354,10 +308,7 @@ impl Values {
             Values::UInt(_) => Values::UInt(Vec::new()),
             Values::Float(_) => Values::Float(Vec::new()),
             Values::Bool(_) => Values::Bool(Vec::new()),
-            Values::Str { .. } => Values::Str {
-                codes: Vec::new(),
-                dict: Vec::new(),
-            },
+            Values::Str { .. } => Values::Str { codes: Vec::new(), dict: Vec::new() },
         }
     }
 
@@ -376,30 +327,15 @@ impl Values {
 fn strings(array: &ArrayRef) -> Result<Values, String> {
     if let DataType::Dictionary(key, _) = array.data_type() {
         // Dictionary-encoded: reuse the file's dictionary instead of hashing every row.
-        let keys = arrow::compute::cast(
-            array,
-            &DataType::Dictionary(key.clone(), Box::new(DataType::Utf8)),
-        )
-        .map_err(|e| e.to_string())?;
+        let keys = arrow::compute::cast(array, &DataType::Dictionary(key.clone(), Box::new(DataType::Utf8)))
+            .map_err(|e| e.to_string())?;
         let dict = keys.as_any_dictionary();
-        let values =
-            arrow::compute::cast(dict.values(), &DataType::Utf8).map_err(|e| e.to_string())?;
+        let values = arrow::compute::cast(dict.values(), &DataType::Utf8).map_err(|e| e.to_string())?;
         let values = values.as_string::<i32>();
-        let dict_strings: Vec<String> = (0..values.len())
-            .map(|i| values.value(i).to_string())
-            .collect();
-        let key_codes =
-            arrow::compute::cast(dict.keys(), &DataType::Int32).map_err(|e| e.to_string())?;
-        let codes = key_codes
-            .as_primitive::<Int32Type>()
-            .values()
-            .iter()
-            .map(|&k| k.max(0) as u32)
-            .collect();
-        return Ok(Values::Str {
-            codes,
-            dict: dict_strings,
-        });
+        let dict_strings: Vec<String> = (0..values.len()).map(|i| values.value(i).to_string()).collect();
+        let key_codes = arrow::compute::cast(dict.keys(), &DataType::Int32).map_err(|e| e.to_string())?;
+        let codes = key_codes.as_primitive::<Int32Type>().values().iter().map(|&k| k.max(0) as u32).collect();
+        return Ok(Values::Str { codes, dict: dict_strings });
     }
     let utf8 = arrow::compute::cast(array, &DataType::Utf8).map_err(|e| e.to_string())?;
     let s = utf8.as_string::<i32>();

@@ -8,11 +8,7 @@ use crate::error::{Error, Result};
 /// order: entries in the order given; within a glob or directory, sorted by path. A file listed
 /// twice is read once. Directories are searched recursively for `*.parquet`, skipping hidden and
 /// `_`-prefixed names (`_SUCCESS`, `.crc` files of Spark writers).
-pub fn expand(
-    field: &str,
-    entries: &[String],
-    resolve: impl Fn(&str) -> PathBuf,
-) -> Result<Vec<PathBuf>> {
+pub fn expand(field: &str, entries: &[String], resolve: impl Fn(&str) -> PathBuf) -> Result<Vec<PathBuf>> {
     let mut out: Vec<PathBuf> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let path = resolve(entry);
@@ -21,10 +17,7 @@ pub fn expand(
             let pattern = path.to_string_lossy().into_owned();
             let paths = glob::glob(&pattern)
                 .map_err(|e| Error::spec(&here, format!("invalid glob {entry:?}: {e}")))?;
-            let mut files: Vec<PathBuf> = paths
-                .filter_map(|p| p.ok())
-                .filter(|p| p.is_file())
-                .collect();
+            let mut files: Vec<PathBuf> = paths.filter_map(|p| p.ok()).filter(|p| p.is_file()).collect();
             files.sort();
             if files.is_empty() {
                 return Err(Error::data(format!(
@@ -46,10 +39,7 @@ pub fn expand(
         } else if path.is_file() {
             vec![path]
         } else {
-            return Err(Error::data(format!(
-                "{here}: file {} not found",
-                path.display()
-            )));
+            return Err(Error::data(format!("{here}: file {} not found", path.display())));
         };
         for f in found {
             if !out.contains(&f) {
@@ -98,39 +88,15 @@ mod tests {
             std::fs::write(d.join(f), b"").unwrap();
         }
         let resolve = |s: &str| d.join(s);
-        let got = expand(
-            "data.features",
-            &["*.parquet".into(), "part".into(), "a.parquet".into()],
-            resolve,
-        )
-        .unwrap();
-        let names: Vec<_> = got
-            .iter()
-            .map(|p| p.strip_prefix(d).unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "a.parquet",
-                "b.parquet",
-                "part/sub/y.parquet",
-                "part/x.parquet"
-            ]
-        );
+        let got = expand("data.features", &["*.parquet".into(), "part".into(), "a.parquet".into()], resolve)
+            .unwrap();
+        let names: Vec<_> =
+            got.iter().map(|p| p.strip_prefix(d).unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["a.parquet", "b.parquet", "part/sub/y.parquet", "part/x.parquet"]);
 
-        let err = expand("data.features", &["nope/*.parquet".into()], resolve)
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("data.features[0]: glob \"nope/*.parquet\" matched no files"),
-            "{err}"
-        );
-        let err = expand(
-            "data.labels",
-            &["x".into(), "missing.parquet".into()],
-            |s| d.join(s),
-        )
-        .unwrap_err();
+        let err = expand("data.features", &["nope/*.parquet".into()], resolve).unwrap_err().to_string();
+        assert!(err.starts_with("data.features[0]: glob \"nope/*.parquet\" matched no files"), "{err}");
+        let err = expand("data.labels", &["x".into(), "missing.parquet".into()], |s| d.join(s)).unwrap_err();
         assert!(err.to_string().starts_with("data.labels[0]: file"), "{err}");
         assert_eq!(err.exit_code(), 2);
     }

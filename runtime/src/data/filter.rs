@@ -43,31 +43,23 @@ impl Predicate {
             let wrong = || {
                 Error::spec(
                     &filter.path,
-                    format!(
-                        "column {:?} is {}, cannot compare it with {v}",
-                        filter.column,
-                        kind.name()
-                    ),
+                    format!("column {:?} is {}, cannot compare it with {v}", filter.column, kind.name()),
                 )
             };
             match (kind, v) {
                 (Kind::String, FilterValue::Str(s)) => Ok(Operand::Str(s.clone())),
-                (Kind::Date | Kind::Timestamp, FilterValue::Str(s)) => parse_instant(s)
-                    .map(|us| Operand::Num(us as f64))
-                    .ok_or_else(|| {
+                (Kind::Date | Kind::Timestamp, FilterValue::Str(s)) => {
+                    parse_instant(s).map(|us| Operand::Num(us as f64)).ok_or_else(|| {
                         Error::spec(
                             &filter.path,
-                            format!(
-                                "expected YYYY-MM-DD or RFC 3339 for {:?}, got {s:?}",
-                                filter.column
-                            ),
+                            format!("expected YYYY-MM-DD or RFC 3339 for {:?}, got {s:?}", filter.column),
                         )
-                    }),
+                    })
+                }
                 (Kind::Boolean, FilterValue::Bool(b)) => Ok(Operand::Num(f64::from(u8::from(*b)))),
-                (
-                    Kind::Integer | Kind::Unsigned | Kind::Float | Kind::Decimal,
-                    FilterValue::Num(n),
-                ) => Ok(Operand::Num(*n)),
+                (Kind::Integer | Kind::Unsigned | Kind::Float | Kind::Decimal, FilterValue::Num(n)) => {
+                    Ok(Operand::Num(*n))
+                }
                 _ => Err(wrong()),
             }
         };
@@ -84,33 +76,22 @@ impl Predicate {
             FilterOp::IsNull => Op::IsNull,
             FilterOp::NotNull => Op::NotNull,
         };
-        Ok(Predicate {
-            column: filter.column.clone(),
-            op,
-        })
+        Ok(Predicate { column: filter.column.clone(), op })
     }
 
     /// ANDs this predicate into `keep` for the rows of `column`.
     pub fn apply(&self, column: &Column, keep: &mut [bool]) {
         match &self.op {
-            Op::IsNull => keep
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, k)| *k &= column.is_null(i)),
-            Op::NotNull => keep
-                .iter_mut()
-                .enumerate()
-                .for_each(|(i, k)| *k &= !column.is_null(i)),
+            Op::IsNull => keep.iter_mut().enumerate().for_each(|(i, k)| *k &= column.is_null(i)),
+            Op::NotNull => keep.iter_mut().enumerate().for_each(|(i, k)| *k &= !column.is_null(i)),
             op => {
                 // Strings: evaluate once per dictionary entry, then look codes up.
                 if let Values::Str { codes, dict } = &column.values {
-                    let per_entry: Vec<bool> = dict
-                        .iter()
-                        .map(|s| op_matches(op, &Operand::Str(s.clone())))
-                        .collect();
+                    let per_entry: Vec<bool> =
+                        dict.iter().map(|s| op_matches(op, &Operand::Str(s.clone()))).collect();
                     for (i, k) in keep.iter_mut().enumerate() {
-                        *k &= !column.is_null(i)
-                            && per_entry.get(codes[i] as usize).copied().unwrap_or(false);
+                        *k &=
+                            !column.is_null(i) && per_entry.get(codes[i] as usize).copied().unwrap_or(false);
                     }
                 } else {
                     for (i, k) in keep.iter_mut().enumerate() {
@@ -190,16 +171,10 @@ fn op_matches(op: &Op, x: &Operand) -> bool {
 /// Min and max of a row group in the column's domain, where the physical statistics can be
 /// trusted to order like the logical values. Unsigned and decimal columns are not pruned: their
 /// physical statistics need sort-order handling that is not worth the risk of a wrong skip.
-fn bounds(
-    stats: &Statistics,
-    kind: Kind,
-    logical: Option<&LogicalType>,
-) -> Option<(Operand, Operand)> {
+fn bounds(stats: &Statistics, kind: Kind, logical: Option<&LogicalType>) -> Option<(Operand, Operand)> {
     let num = |a: f64, b: f64| Some((Operand::Num(a), Operand::Num(b)));
     match (kind, stats) {
-        (Kind::Integer, Statistics::Int32(s)) => {
-            num(f64::from(*s.min_opt()?), f64::from(*s.max_opt()?))
-        }
+        (Kind::Integer, Statistics::Int32(s)) => num(f64::from(*s.min_opt()?), f64::from(*s.max_opt()?)),
         (Kind::Integer, Statistics::Int64(s)) => num(*s.min_opt()? as f64, *s.max_opt()? as f64),
         (Kind::Float, Statistics::Float(s)) => {
             let (a, b) = (f64::from(*s.min_opt()?), f64::from(*s.max_opt()?));
@@ -211,16 +186,12 @@ fn bounds(
             (!a.is_nan() && !b.is_nan()).then_some(())?;
             num(a, b)
         }
-        (Kind::Boolean, Statistics::Boolean(s)) => num(
-            f64::from(u8::from(*s.min_opt()?)),
-            f64::from(u8::from(*s.max_opt()?)),
-        ),
+        (Kind::Boolean, Statistics::Boolean(s)) => {
+            num(f64::from(u8::from(*s.min_opt()?)), f64::from(u8::from(*s.max_opt()?)))
+        }
         (Kind::Date, Statistics::Int32(s)) => {
             let day = 86_400_000_000_f64;
-            num(
-                f64::from(*s.min_opt()?) * day,
-                f64::from(*s.max_opt()?) * day,
-            )
+            num(f64::from(*s.min_opt()?) * day, f64::from(*s.max_opt()?) * day)
         }
         (Kind::Timestamp, Statistics::Int64(s)) => {
             let per_us = match logical {
@@ -247,15 +218,8 @@ mod tests {
     use super::*;
 
     fn pred(op: FilterOp, kind: Kind) -> Predicate {
-        Predicate::bind(
-            &CheckedFilter {
-                column: "c".into(),
-                op,
-                path: "data.filters[0].x".into(),
-            },
-            kind,
-        )
-        .unwrap()
+        Predicate::bind(&CheckedFilter { column: "c".into(), op, path: "data.filters[0].x".into() }, kind)
+            .unwrap()
     }
 
     fn keep(p: &Predicate, c: &Column) -> Vec<bool> {
@@ -265,66 +229,29 @@ mod tests {
     }
 
     fn num(v: &[f64], nulls: Option<Vec<bool>>) -> Column {
-        Column {
-            kind: Kind::Float,
-            values: Values::Float(v.to_vec()),
-            nulls,
-        }
+        Column { kind: Kind::Float, values: Values::Float(v.to_vec()), nulls }
     }
 
     #[test]
     fn comparisons_on_numbers_with_nulls_following_sql() {
-        let c = num(
-            &[1.0, 2.0, 3.0, f64::NAN, 5.0],
-            Some(vec![false, false, true, false, false]),
-        );
+        let c = num(&[1.0, 2.0, 3.0, f64::NAN, 5.0], Some(vec![false, false, true, false, false]));
         use FilterValue::Num;
+        assert_eq!(keep(&pred(FilterOp::Eq(Num(2.0)), Kind::Float), &c), [false, true, false, false, false]);
+        assert_eq!(keep(&pred(FilterOp::Ne(Num(2.0)), Kind::Float), &c), [true, false, false, false, true]);
+        assert_eq!(keep(&pred(FilterOp::Gt(Num(2.0)), Kind::Float), &c), [false, false, false, false, true]);
+        assert_eq!(keep(&pred(FilterOp::Gte(Num(2.0)), Kind::Float), &c), [false, true, false, false, true]);
+        assert_eq!(keep(&pred(FilterOp::Lt(Num(2.0)), Kind::Float), &c), [true, false, false, false, false]);
+        assert_eq!(keep(&pred(FilterOp::Lte(Num(2.0)), Kind::Float), &c), [true, true, false, false, false]);
         assert_eq!(
-            keep(&pred(FilterOp::Eq(Num(2.0)), Kind::Float), &c),
-            [false, true, false, false, false]
-        );
-        assert_eq!(
-            keep(&pred(FilterOp::Ne(Num(2.0)), Kind::Float), &c),
+            keep(&pred(FilterOp::In(vec![Num(1.0), Num(5.0)]), Kind::Float), &c),
             [true, false, false, false, true]
         );
         assert_eq!(
-            keep(&pred(FilterOp::Gt(Num(2.0)), Kind::Float), &c),
-            [false, false, false, false, true]
-        );
-        assert_eq!(
-            keep(&pred(FilterOp::Gte(Num(2.0)), Kind::Float), &c),
-            [false, true, false, false, true]
-        );
-        assert_eq!(
-            keep(&pred(FilterOp::Lt(Num(2.0)), Kind::Float), &c),
-            [true, false, false, false, false]
-        );
-        assert_eq!(
-            keep(&pred(FilterOp::Lte(Num(2.0)), Kind::Float), &c),
-            [true, true, false, false, false]
-        );
-        assert_eq!(
-            keep(
-                &pred(FilterOp::In(vec![Num(1.0), Num(5.0)]), Kind::Float),
-                &c
-            ),
-            [true, false, false, false, true]
-        );
-        assert_eq!(
-            keep(
-                &pred(FilterOp::NotIn(vec![Num(1.0), Num(5.0)]), Kind::Float),
-                &c
-            ),
+            keep(&pred(FilterOp::NotIn(vec![Num(1.0), Num(5.0)]), Kind::Float), &c),
             [false, true, false, false, false]
         );
-        assert_eq!(
-            keep(&pred(FilterOp::IsNull, Kind::Float), &c),
-            [false, false, true, false, false]
-        );
-        assert_eq!(
-            keep(&pred(FilterOp::NotNull, Kind::Float), &c),
-            [true, true, false, true, true]
-        );
+        assert_eq!(keep(&pred(FilterOp::IsNull, Kind::Float), &c), [false, false, true, false, false]);
+        assert_eq!(keep(&pred(FilterOp::NotNull, Kind::Float), &c), [true, true, false, true, true]);
     }
 
     #[test]
@@ -339,31 +266,15 @@ mod tests {
         };
         let s = |x: &str| FilterValue::Str(x.into());
         assert_eq!(
-            keep(
-                &pred(FilterOp::In(vec![s("US"), s("FR")]), Kind::String),
-                &c
-            ),
+            keep(&pred(FilterOp::In(vec![s("US"), s("FR")]), Kind::String), &c),
             [true, false, true, false]
         );
-        assert_eq!(
-            keep(&pred(FilterOp::Ne(s("US")), Kind::String), &c),
-            [false, true, false, false]
-        );
-        assert_eq!(
-            keep(&pred(FilterOp::Lt(s("D")), Kind::String), &c),
-            [false, true, false, false]
-        );
+        assert_eq!(keep(&pred(FilterOp::Ne(s("US")), Kind::String), &c), [false, true, false, false]);
+        assert_eq!(keep(&pred(FilterOp::Lt(s("D")), Kind::String), &c), [false, true, false, false]);
 
         let day = 86_400_000_000_i64;
-        let t = Column {
-            kind: Kind::Date,
-            values: Values::Time(vec![0, day, 2 * day]),
-            nulls: None,
-        };
-        assert_eq!(
-            keep(&pred(FilterOp::Gte(s("1970-01-02")), Kind::Date), &t),
-            [false, true, true]
-        );
+        let t = Column { kind: Kind::Date, values: Values::Time(vec![0, day, 2 * day]), nulls: None };
+        assert_eq!(keep(&pred(FilterOp::Gte(s("1970-01-02")), Kind::Date), &t), [false, true, true]);
     }
 
     #[test]
@@ -374,9 +285,6 @@ mod tests {
             path: "data.filters[1].gte".into(),
         };
         let err = Predicate::bind(&f, Kind::Float).unwrap_err().to_string();
-        assert_eq!(
-            err,
-            "data.filters[1].gte: column \"amount\" is float, cannot compare it with \"x\""
-        );
+        assert_eq!(err, "data.filters[1].gte: column \"amount\" is float, cannot compare it with \"x\"");
     }
 }

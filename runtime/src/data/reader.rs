@@ -33,17 +33,9 @@ impl ParquetFile {
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(|e| Error::io(path, e))?;
         let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
-        let meta = ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| {
-            Error::data(format!(
-                "{}: not a readable Parquet file: {e}",
-                path.display()
-            ))
-        })?;
-        Ok(ParquetFile {
-            path: path.to_path_buf(),
-            bytes,
-            meta,
-        })
+        let meta = ArrowReaderMetadata::load(&file, Default::default())
+            .map_err(|e| Error::data(format!("{}: not a readable Parquet file: {e}", path.display())))?;
+        Ok(ParquetFile { path: path.to_path_buf(), bytes, meta })
     }
 
     /// Opens several files in parallel, keeping their order.
@@ -75,12 +67,7 @@ impl ParquetFile {
     /// absent, or naming the type when trainyard cannot read it.
     pub fn kind_of(&self, name: &str) -> Result<Kind> {
         let field = self.schema().field_with_name(name).map_err(|_| {
-            let available: Vec<&str> = self
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
+            let available: Vec<&str> = self.schema().fields().iter().map(|f| f.name().as_str()).collect();
             Error::data(format!(
                 "column {name:?} not found in {}; columns: {}",
                 self.path.display(),
@@ -99,10 +86,7 @@ impl ParquetFile {
 
     fn leaf_index(&self, name: &str) -> Option<usize> {
         let descr = self.meta.metadata().file_metadata().schema_descr();
-        descr
-            .columns()
-            .iter()
-            .position(|c| c.path().parts() == [name])
+        descr.columns().iter().position(|c| c.path().parts() == [name])
     }
 }
 
@@ -144,30 +128,19 @@ pub struct Frame {
 impl Frame {
     /// The column called `name`. Callers ask only for columns they requested.
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.names
-            .iter()
-            .position(|n| n == name)
-            .map(|i| &self.columns[i])
+        self.names.iter().position(|n| n == name).map(|i| &self.columns[i])
     }
 
     /// The rows where `keep` is true.
     pub fn filter(&self, keep: &[bool]) -> Frame {
         let columns: Vec<Column> = self.columns.par_iter().map(|c| c.filter(keep)).collect();
-        Frame {
-            names: self.names.clone(),
-            rows: keep.iter().filter(|&&k| k).count(),
-            columns,
-        }
+        Frame { names: self.names.clone(), rows: keep.iter().filter(|&&k| k).count(), columns }
     }
 
     /// The rows at `indices`, in that order.
     pub fn take(&self, indices: &[usize]) -> Frame {
         let columns: Vec<Column> = self.columns.par_iter().map(|c| c.take(indices)).collect();
-        Frame {
-            names: self.names.clone(),
-            rows: indices.len(),
-            columns,
-        }
+        Frame { names: self.names.clone(), rows: indices.len(), columns }
     }
 
     /// Adds a column (its length must be `rows`).
@@ -210,8 +183,7 @@ pub fn read(
             let meta = f.meta.metadata().row_group(rg);
             let pruned = predicates.iter().any(|p| {
                 let kind = kinds[columns.iter().position(|c| c == &p.column).unwrap_or(0)];
-                f.leaf_index(&p.column)
-                    .is_some_and(|leaf| p.prunes(meta, leaf, kind))
+                f.leaf_index(&p.column).is_some_and(|leaf| p.prunes(meta, leaf, kind))
             });
             if pruned {
                 stats.row_groups_pruned += 1;
@@ -227,9 +199,8 @@ pub fn read(
         .map(|&(fi, rg)| read_row_group(&files[fi], rg, columns, kinds, predicates))
         .collect::<Result<_>>()?;
 
-    let mut per_column: Vec<Vec<Column>> = (0..columns.len())
-        .map(|_| Vec::with_capacity(chunks.len()))
-        .collect();
+    let mut per_column: Vec<Vec<Column>> =
+        (0..columns.len()).map(|_| Vec::with_capacity(chunks.len())).collect();
     for chunk in chunks {
         for (i, c) in chunk.into_iter().enumerate() {
             per_column[i].push(c);
@@ -238,44 +209,24 @@ pub fn read(
     let columns_out: Vec<Column> = per_column
         .into_par_iter()
         .zip(kinds.par_iter())
-        .map(|(chunks, &kind)| {
-            if chunks.is_empty() {
-                empty(kind)
-            } else {
-                Column::concat(chunks)
-            }
-        })
+        .map(|(chunks, &kind)| if chunks.is_empty() { empty(kind) } else { Column::concat(chunks) })
         .collect();
     let rows = columns_out.first().map_or(0, Column::len);
     stats.rows_kept = rows as u64;
-    Ok((
-        Frame {
-            names: columns.to_vec(),
-            columns: columns_out,
-            rows,
-        },
-        stats,
-    ))
+    Ok((Frame { names: columns.to_vec(), columns: columns_out, rows }, stats))
 }
 
 fn empty(kind: Kind) -> Column {
     use super::column::Values;
     let values = match kind {
-        Kind::String => Values::Str {
-            codes: vec![],
-            dict: vec![],
-        },
+        Kind::String => Values::Str { codes: vec![], dict: vec![] },
         Kind::Integer => Values::Int(vec![]),
         Kind::Unsigned => Values::UInt(vec![]),
         Kind::Date | Kind::Timestamp => Values::Time(vec![]),
         Kind::Boolean => Values::Bool(vec![]),
         Kind::Float | Kind::Decimal => Values::Float(vec![]),
     };
-    Column {
-        kind,
-        values,
-        nulls: None,
-    }
+    Column { kind, values, nulls: None }
 }
 
 fn read_row_group(
@@ -290,9 +241,9 @@ fn read_row_group(
     let roots: Vec<usize> = columns
         .iter()
         .map(|c| {
-            file.schema().index_of(c).map_err(|_| {
-                Error::Internal(format!("column {c} vanished from {}", path.display()))
-            })
+            file.schema()
+                .index_of(c)
+                .map_err(|_| Error::Internal(format!("column {c} vanished from {}", path.display())))
         })
         .collect::<Result<_>>()?;
     let mask = ProjectionMask::roots(file.meta.metadata().file_metadata().schema_descr(), roots);
@@ -301,29 +252,17 @@ fn read_row_group(
         .with_row_groups(vec![rg])
         .with_batch_size(BATCH_ROWS)
         .build()
-        .map_err(|e| {
-            Error::data(format!(
-                "{}: cannot read row group {rg}: {e}",
-                path.display()
-            ))
-        })?;
+        .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))?;
 
     let mut parts: Vec<Vec<Column>> = vec![Vec::new(); columns.len()];
     for batch in reader {
-        let batch = batch.map_err(|e| {
-            Error::data(format!(
-                "{}: cannot decode row group {rg}: {e}",
-                path.display()
-            ))
-        })?;
+        let batch = batch
+            .map_err(|e| Error::data(format!("{}: cannot decode row group {rg}: {e}", path.display())))?;
         let decoded: Vec<Column> = columns
             .iter()
             .map(|name| {
                 let array = batch.column_by_name(name).ok_or_else(|| {
-                    Error::Internal(format!(
-                        "column {name} missing from a batch of {}",
-                        path.display()
-                    ))
+                    Error::Internal(format!("column {name} missing from a batch of {}", path.display()))
                 })?;
                 Column::from_arrow(array)
                     .map_err(|e| Error::data(format!("column {name:?} in {}: {e}", path.display())))
@@ -337,11 +276,7 @@ fn read_row_group(
                 let i = columns.iter().position(|c| c == &p.column).unwrap_or(0);
                 p.apply(&decoded[i], &mut keep);
             }
-            if keep.iter().all(|&k| k) {
-                decoded
-            } else {
-                decoded.iter().map(|c| c.filter(&keep)).collect()
-            }
+            if keep.iter().all(|&k| k) { decoded } else { decoded.iter().map(|c| c.filter(&keep)).collect() }
         };
         for (i, c) in decoded.into_iter().enumerate() {
             parts[i].push(c);
@@ -350,12 +285,6 @@ fn read_row_group(
     Ok(parts
         .into_iter()
         .zip(kinds)
-        .map(|(p, &kind)| {
-            if p.is_empty() {
-                empty(kind)
-            } else {
-                Column::concat(p)
-            }
-        })
+        .map(|(p, &kind)| if p.is_empty() { empty(kind) } else { Column::concat(p) })
         .collect())
 }

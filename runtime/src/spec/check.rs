@@ -100,17 +100,11 @@ impl CheckedSpec {
     pub fn new(spec: JobSpec, base_dir: &Path) -> Result<Self> {
         check_name(&spec.name)?;
         if spec.data.features.is_empty() {
-            return Err(Error::spec(
-                "data.features",
-                "must list at least one file, glob or directory",
-            ));
+            return Err(Error::spec("data.features", "must list at least one file, glob or directory"));
         }
         match (&spec.data.join_key, spec.data.labels.is_empty()) {
             (None, false) => {
-                return Err(Error::spec(
-                    "data.join_key",
-                    "required when data.labels is given",
-                ));
+                return Err(Error::spec("data.join_key", "required when data.labels is given"));
             }
             (Some(_), true) => {
                 return Err(Error::spec(
@@ -131,104 +125,66 @@ impl CheckedSpec {
         let holdout = check_holdout(&spec.holdout)?;
         check_model(&spec)?;
         check_device(&spec.device)?;
-        if let Some(class) = &spec.resources {
-            if !RESOURCE_CLASSES.contains(&class.as_str()) {
-                return Err(Error::spec(
-                    "resources",
-                    format!(
-                        "unknown resource class {class:?}; known: {}",
-                        RESOURCE_CLASSES.join(", ")
-                    ),
-                ));
-            }
+        if let Some(class) = &spec.resources
+            && !RESOURCE_CLASSES.contains(&class.as_str())
+        {
+            return Err(Error::spec(
+                "resources",
+                format!("unknown resource class {class:?}; known: {}", RESOURCE_CLASSES.join(", ")),
+            ));
         }
         if spec.output.as_deref() == Some("") {
             return Err(Error::spec("output", "must not be empty"));
         }
-        Ok(CheckedSpec {
-            spec,
-            base_dir: base_dir.to_path_buf(),
-            filters,
-            holdout,
-        })
+        Ok(CheckedSpec { spec, base_dir: base_dir.to_path_buf(), filters, holdout })
     }
 
     /// Reads, parses and checks a spec file with `--set` overrides.
     pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
         let spec = JobSpec::from_file(path, overrides)?;
-        let base = path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
+        let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         Self::new(spec, base)
     }
 
     /// Resolves a spec path against the spec file's directory.
     pub fn resolve(&self, path: &str) -> PathBuf {
         let p = Path::new(path);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.base_dir.join(p)
-        }
+        if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
     }
 }
 
 fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {
-        Err(Error::spec(
-            "name",
-            format!("must be 1-63 letters, digits, '.', '_' or '-', got {name:?}"),
-        ))
+        Err(Error::spec("name", format!("must be 1-63 letters, digits, '.', '_' or '-', got {name:?}")))
     }
 }
 
 fn check_columns(spec: &JobSpec) -> Result<()> {
     let f = &spec.features;
     if f.numeric.is_empty() && f.categorical.is_empty() {
-        return Err(Error::spec(
-            "features",
-            "must list at least one numeric or categorical column",
-        ));
+        return Err(Error::spec("features", "must list at least one numeric or categorical column"));
     }
     let mut seen = HashSet::new();
-    for (path, cols) in [
-        ("features.numeric", &f.numeric),
-        ("features.categorical", &f.categorical),
-    ] {
+    for (path, cols) in [("features.numeric", &f.numeric), ("features.categorical", &f.categorical)] {
         for (i, c) in cols.iter().enumerate() {
             if !seen.insert(c.as_str()) {
-                return Err(Error::spec(
-                    format!("{path}[{i}]"),
-                    format!("column {c:?} is listed twice"),
-                ));
+                return Err(Error::spec(format!("{path}[{i}]"), format!("column {c:?} is listed twice")));
             }
             if c == &spec.label {
-                return Err(Error::spec(
-                    format!("{path}[{i}]"),
-                    format!("column {c:?} is the label"),
-                ));
+                return Err(Error::spec(format!("{path}[{i}]"), format!("column {c:?} is the label")));
             }
             if spec.weight.as_ref() == Some(c) {
-                return Err(Error::spec(
-                    format!("{path}[{i}]"),
-                    format!("column {c:?} is the weight"),
-                ));
+                return Err(Error::spec(format!("{path}[{i}]"), format!("column {c:?} is the weight")));
             }
         }
     }
     if f.min_category_count == 0 {
-        return Err(Error::spec(
-            "features.min_category_count",
-            "must be >= 1, got 0",
-        ));
+        return Err(Error::spec("features.min_category_count", "must be >= 1, got 0"));
     }
     if spec.label.is_empty() {
         return Err(Error::spec("label", "must name a column"));
@@ -254,10 +210,7 @@ fn check_filter(i: usize, f: &super::FilterSpec) -> Result<CheckedFilter> {
     };
     let list = |op: &str, vs: &Vec<Value>| -> Result<Vec<FilterValue>> {
         if vs.is_empty() {
-            return Err(Error::spec(
-                format!("{base}.{op}"),
-                "must list at least one value",
-            ));
+            return Err(Error::spec(format!("{base}.{op}"), "must list at least one value"));
         }
         vs.iter().map(|v| scalar(op, v)).collect()
     };
@@ -265,10 +218,7 @@ fn check_filter(i: usize, f: &super::FilterSpec) -> Result<CheckedFilter> {
         if b {
             Ok(())
         } else {
-            Err(Error::spec(
-                format!("{base}.{op}"),
-                "only `true` is meaningful; remove the filter",
-            ))
+            Err(Error::spec(format!("{base}.{op}"), "only `true` is meaningful; remove the filter"))
         }
     };
     let mut ops = Vec::new();
@@ -310,11 +260,7 @@ fn check_filter(i: usize, f: &super::FilterSpec) -> Result<CheckedFilter> {
     match ops.len() {
         1 => {
             let (name, op) = ops.remove(0);
-            Ok(CheckedFilter {
-                column: f.column.clone(),
-                op,
-                path: format!("{base}.{name}"),
-            })
+            Ok(CheckedFilter { column: f.column.clone(), op, path: format!("{base}.{name}") })
         }
         0 => Err(Error::spec(
             base,
@@ -340,10 +286,7 @@ fn check_holdout(h: &HoldoutSpec) -> Result<CheckedHoldout> {
                     format!("must be in (0, 1), got {}", r.fraction),
                 ));
             }
-            Ok(CheckedHoldout::Random {
-                fraction: r.fraction,
-                key: r.key.clone(),
-            })
+            Ok(CheckedHoldout::Random { fraction: r.fraction, key: r.key.clone() })
         }
         HoldoutSpec::DateRange(d) => {
             let parse = |field: &str, s: &str| {
@@ -362,18 +305,11 @@ fn check_holdout(h: &HoldoutSpec) -> Result<CheckedHoldout> {
                     format!("must be after start ({}), got {}", d.start, d.end),
                 ));
             }
-            Ok(CheckedHoldout::DateRange {
-                column: d.column.clone(),
-                start_us,
-                end_us,
-            })
+            Ok(CheckedHoldout::DateRange { column: d.column.clone(), start_us, end_us })
         }
         HoldoutSpec::Files(files) => {
             if files.is_empty() {
-                return Err(Error::spec(
-                    "holdout.files",
-                    "must list at least one file, glob or directory",
-                ));
+                return Err(Error::spec("holdout.files", "must list at least one file, glob or directory"));
             }
             Ok(CheckedHoldout::Files(files.clone()))
         }
@@ -383,46 +319,32 @@ fn check_holdout(h: &HoldoutSpec) -> Result<CheckedHoldout> {
 fn check_model(spec: &JobSpec) -> Result<()> {
     let l = spec.logistic();
     if !(l.l2 >= 0.0 && l.l2.is_finite()) {
-        return Err(Error::spec(
-            "model.logistic.l2",
-            format!("must be >= 0, got {}", l.l2),
-        ));
+        return Err(Error::spec("model.logistic.l2", format!("must be >= 0, got {}", l.l2)));
     }
     if l.max_iter == 0 {
-        return Err(Error::spec(
-            "model.logistic.max_iter",
-            "must be >= 1, got 0",
-        ));
+        return Err(Error::spec("model.logistic.max_iter", "must be >= 1, got 0"));
     }
     if !(l.tol > 0.0 && l.tol.is_finite()) {
-        return Err(Error::spec(
-            "model.logistic.tol",
-            format!("must be > 0, got {}", l.tol),
-        ));
+        return Err(Error::spec("model.logistic.tol", format!("must be > 0, got {}", l.tol)));
     }
-    if let Some(cw) = &l.class_weight {
-        if cw != "balanced" {
-            return Err(Error::spec(
-                "model.logistic.class_weight",
-                format!("must be \"balanced\" or null, got {cw:?}"),
-            ));
-        }
+    if let Some(cw) = &l.class_weight
+        && cw != "balanced"
+    {
+        return Err(Error::spec(
+            "model.logistic.class_weight",
+            format!("must be \"balanced\" or null, got {cw:?}"),
+        ));
     }
     Ok(())
 }
 
 fn check_device(device: &str) -> Result<()> {
     let ok = matches!(device, "auto" | "cpu" | "cuda")
-        || device
-            .strip_prefix("cuda:")
-            .is_some_and(|n| n.parse::<u32>().is_ok());
+        || device.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
     if ok {
         Ok(())
     } else {
-        Err(Error::spec(
-            "device",
-            format!("must be auto, cpu, cuda or cuda:N, got {device:?}"),
-        ))
+        Err(Error::spec("device", format!("must be auto, cpu, cuda or cuda:N, got {device:?}")))
     }
 }
 
@@ -430,16 +352,12 @@ fn check_device(device: &str) -> Result<()> {
 /// epoch.
 pub fn parse_instant(s: &str) -> Option<i64> {
     if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-        return d
-            .and_hms_opt(0, 0, 0)
-            .map(|t| t.and_utc().timestamp_micros());
+        return d.and_hms_opt(0, 0, 0).map(|t| t.and_utc().timestamp_micros());
     }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.timestamp_micros());
     }
-    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S")
-        .ok()
-        .map(|t| t.and_utc().timestamp_micros())
+    chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").ok().map(|t| t.and_utc().timestamp_micros())
 }
 
 #[cfg(test)]
@@ -467,15 +385,9 @@ mod tests {
     #[test]
     fn fraction_outside_open_interval_is_rejected() {
         for f in ["0", "1", "1.5", "-0.1"] {
-            let err = check(&with(&format!(
-                r#", "holdout": {{"random": {{"fraction": {f}}}}}"#
-            )))
-            .unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with("holdout.random.fraction: must be in (0, 1)"),
-                "{err}"
-            );
+            let err =
+                check(&with(&format!(r#", "holdout": {{"random": {{"fraction": {f}}}}}"#))).unwrap_err();
+            assert!(err.to_string().starts_with("holdout.random.fraction: must be in (0, 1)"), "{err}");
         }
         assert!(check(&with(r#", "holdout": {"random": {"fraction": 0.5}}"#)).is_ok());
     }
@@ -491,17 +403,10 @@ mod tests {
             )
         };
         let err = check(&spec(r#"{"column": "a"}"#)).unwrap_err().to_string();
-        assert!(
-            err.starts_with("data.filters[0]: needs one operator"),
-            "{err}"
-        );
-        let err = check(&spec(r#"{"column": "a", "gt": 1, "lt": 3}"#))
-            .unwrap_err()
-            .to_string();
+        assert!(err.starts_with("data.filters[0]: needs one operator"), "{err}");
+        let err = check(&spec(r#"{"column": "a", "gt": 1, "lt": 3}"#)).unwrap_err().to_string();
         assert!(err.contains("has 2 operators (gt, lt)"), "{err}");
-        let err = check(&spec(r#"{"column": "a", "in": []}"#))
-            .unwrap_err()
-            .to_string();
+        let err = check(&spec(r#"{"column": "a", "in": []}"#)).unwrap_err().to_string();
         assert!(err.starts_with("data.filters[0].in: must list"), "{err}");
         let ok = check(&spec(r#"{"column": "a", "in": ["US", 3]}"#)).unwrap();
         assert_eq!(
@@ -528,54 +433,29 @@ mod tests {
             r#", "holdout": {"date_range": {"column": "t", "start": "2024-10-01", "end": "2024-10-01"}}"#,
         ))
         .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("holdout.date_range.end: must be after start")
-        );
+        assert!(err.to_string().starts_with("holdout.date_range.end: must be after start"));
         let err = check(&with(
             r#", "holdout": {"date_range": {"column": "t", "start": "Oct 1", "end": "2024-10-01"}}"#,
         ))
         .unwrap_err();
-        assert!(
-            err.to_string()
-                .starts_with("holdout.date_range.start: expected YYYY-MM-DD")
-        );
+        assert!(err.to_string().starts_with("holdout.date_range.start: expected YYYY-MM-DD"));
     }
 
     #[test]
     fn model_device_resources_and_columns_are_checked() {
         let cases = [
-            (
-                r#", "model": {"logistic": {"max_iter": 0}}"#,
-                "model.logistic.max_iter: must be >= 1",
-            ),
-            (
-                r#", "model": {"logistic": {"tol": 0}}"#,
-                "model.logistic.tol: must be > 0",
-            ),
-            (
-                r#", "model": {"logistic": {"class_weight": "x"}}"#,
-                "model.logistic.class_weight",
-            ),
-            (
-                r#", "device": "tpu""#,
-                "device: must be auto, cpu, cuda or cuda:N",
-            ),
-            (
-                r#", "resources": "huge""#,
-                "resources: unknown resource class \"huge\"; known: cpu-small",
-            ),
+            (r#", "model": {"logistic": {"max_iter": 0}}"#, "model.logistic.max_iter: must be >= 1"),
+            (r#", "model": {"logistic": {"tol": 0}}"#, "model.logistic.tol: must be > 0"),
+            (r#", "model": {"logistic": {"class_weight": "x"}}"#, "model.logistic.class_weight"),
+            (r#", "device": "tpu""#, "device: must be auto, cpu, cuda or cuda:N"),
+            (r#", "resources": "huge""#, "resources: unknown resource class \"huge\"; known: cpu-small"),
             (r#", "weight": "y""#, "weight: must not be the label column"),
             (r#", "name": "a b""#, "name: must be 1-63"),
         ];
         for (extra, expected) in cases {
             let text = with(extra).replacen(
                 r#""name": "t", "#,
-                if extra.contains("\"name\"") {
-                    ""
-                } else {
-                    r#""name": "t", "#
-                },
+                if extra.contains("\"name\"") { "" } else { r#""name": "t", "# },
                 1,
             );
             let err = check(&text).unwrap_err().to_string();

@@ -9,8 +9,7 @@ mod check;
 mod overrides;
 
 pub use check::{
-    CheckedFilter, CheckedHoldout, CheckedSpec, FilterOp, FilterValue, RESOURCE_CLASSES,
-    parse_instant,
+    CheckedFilter, CheckedHoldout, CheckedSpec, FilterOp, FilterValue, RESOURCE_CLASSES, parse_instant,
 };
 pub use overrides::apply_override;
 
@@ -179,10 +178,7 @@ pub struct RandomHoldout {
 
 impl Default for RandomHoldout {
     fn default() -> Self {
-        RandomHoldout {
-            fraction: default_fraction(),
-            key: None,
-        }
+        RandomHoldout { fraction: default_fraction(), key: None }
     }
 }
 
@@ -274,14 +270,7 @@ impl JobSpec {
     /// Parses a spec from JSON text, applying `--set` overrides first. Errors name the JSON path.
     pub fn from_json(text: &str, overrides: &[String]) -> Result<Self> {
         let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            Error::spec(
-                "spec",
-                format!(
-                    "malformed JSON at line {} column {}: {e}",
-                    e.line(),
-                    e.column()
-                ),
-            )
+            Error::spec("spec", format!("malformed JSON at line {} column {}: {e}", e.line(), e.column()))
         })?;
         for o in overrides {
             apply_override(&mut value, o)?;
@@ -292,15 +281,11 @@ impl JobSpec {
     /// Reads and parses a spec file.
     pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::Usage(format!("spec file {} not found", path.display()))
-            }
+            std::io::ErrorKind::NotFound => Error::Usage(format!("spec file {} not found", path.display())),
             _ => Error::io(path, e),
         })?;
         Self::from_json(&text, overrides).map_err(|e| match e {
-            Error::Spec { path: p, message } => {
-                Error::spec(p, format!("{message} (in {})", path.display()))
-            }
+            Error::Spec { path: p, message } => Error::spec(p, format!("{message} (in {})", path.display())),
             other => other,
         })
     }
@@ -308,11 +293,7 @@ impl JobSpec {
     fn from_value(value: serde_json::Value) -> Result<Self> {
         serde_path_to_error::deserialize(value).map_err(|e| {
             let path = e.path().to_string();
-            let path = if path == "." {
-                "spec".to_string()
-            } else {
-                path
-            };
+            let path = if path == "." { "spec".to_string() } else { path };
             Error::spec(path, e.into_inner().to_string())
         })
     }
@@ -328,9 +309,7 @@ impl JobSpec {
 
     /// The run directory: `output`, or `runs/<name>`.
     pub fn output_dir(&self) -> String {
-        self.output
-            .clone()
-            .unwrap_or_else(|| format!("runs/{}", self.name))
+        self.output.clone().unwrap_or_else(|| format!("runs/{}", self.name))
     }
 
     /// The logistic hyperparameters (the only model kind so far).
@@ -353,13 +332,7 @@ mod tests {
         let spec = JobSpec::from_json(MINIMAL, &[]).unwrap();
         assert_eq!(spec.seed, 42);
         assert_eq!(spec.device, "auto");
-        assert_eq!(
-            spec.holdout,
-            HoldoutSpec::Random(RandomHoldout {
-                fraction: 0.2,
-                key: None
-            })
-        );
+        assert_eq!(spec.holdout, HoldoutSpec::Random(RandomHoldout { fraction: 0.2, key: None }));
         assert_eq!(spec.logistic(), &LogisticSpec::default());
         let resolved = spec.resolved_json();
         assert_eq!(resolved["output"], "runs/t");
@@ -372,10 +345,7 @@ mod tests {
 
     #[test]
     fn unknown_field_is_named_with_its_path() {
-        let text = MINIMAL.replace(
-            r#""label": "y""#,
-            r#""label": "y", "model": {"logistic": {"l3": 1}}"#,
-        );
+        let text = MINIMAL.replace(r#""label": "y""#, r#""label": "y", "model": {"logistic": {"l3": 1}}"#);
         let err = JobSpec::from_json(&text, &[]).unwrap_err().to_string();
         assert!(err.starts_with("model.logistic"), "{err}");
         assert!(err.contains("unknown field `l3`"), "{err}");
@@ -398,9 +368,7 @@ mod tests {
 
     #[test]
     fn malformed_json_names_line_and_column() {
-        let err = JobSpec::from_json("{\"name\": \n", &[])
-            .unwrap_err()
-            .to_string();
+        let err = JobSpec::from_json("{\"name\": \n", &[]).unwrap_err().to_string();
         assert!(err.starts_with("spec: malformed JSON at line 2"), "{err}");
     }
 
@@ -408,21 +376,14 @@ mod tests {
     fn overrides_apply_before_validation() {
         let spec = JobSpec::from_json(
             MINIMAL,
-            &[
-                "model.logistic.l2=0.25".into(),
-                "holdout.random.key=id".into(),
-                "seed=7".into(),
-            ],
+            &["model.logistic.l2=0.25".into(), "holdout.random.key=id".into(), "seed=7".into()],
         )
         .unwrap();
         assert_eq!(spec.logistic().l2, 0.25);
         assert_eq!(spec.seed, 7);
         assert_eq!(
             spec.holdout,
-            HoldoutSpec::Random(RandomHoldout {
-                fraction: 0.2,
-                key: Some("id".into())
-            })
+            HoldoutSpec::Random(RandomHoldout { fraction: 0.2, key: Some("id".into()) })
         );
     }
 }

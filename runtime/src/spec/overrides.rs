@@ -11,31 +11,21 @@ use crate::error::{Error, Result};
 /// Missing objects along the path are created.
 pub fn apply_override(doc: &mut Value, assignment: &str) -> Result<()> {
     let (path, raw) = assignment.split_once('=').ok_or_else(|| {
-        Error::Usage(format!(
-            "--set {assignment:?}: expected path=value, e.g. model.logistic.l2=0.5"
-        ))
+        Error::Usage(format!("--set {assignment:?}: expected path=value, e.g. model.logistic.l2=0.5"))
     })?;
     let path = path.trim();
     if path.is_empty() || path.split('.').any(str::is_empty) {
-        return Err(Error::Usage(format!(
-            "--set {assignment:?}: empty path segment"
-        )));
+        return Err(Error::Usage(format!("--set {assignment:?}: empty path segment")));
     }
     let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
 
     let mut node = doc;
     for (depth, segment) in path.split('.').enumerate() {
-        let here = path
-            .split('.')
-            .take(depth + 1)
-            .collect::<Vec<_>>()
-            .join(".");
+        let here = path.split('.').take(depth + 1).collect::<Vec<_>>().join(".");
         node = match node {
             Value::Array(items) => {
                 let index: usize = segment.parse().map_err(|_| {
-                    Error::Usage(format!(
-                        "--set {path}: {here} indexes an array, expected a number"
-                    ))
+                    Error::Usage(format!("--set {path}: {here} indexes an array, expected a number"))
                 })?;
                 let len = items.len();
                 items.get_mut(index).ok_or_else(|| {

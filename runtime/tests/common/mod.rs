@@ -1,0 +1,111 @@
+//! Helpers shared by the integration tests: a temp directory with small Parquet fixtures, spec
+//! files, and running the real binary in it.
+
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::record_batch::RecordBatch;
+use serde_json::{Value, json};
+
+/// Microseconds of 2024-01-01T00:00:00Z.
+pub const JAN_1_2024_US: i64 = 1_704_067_200_000_000;
+pub const DAY_US: i64 = 86_400_000_000;
+
+/// Writes `columns` as a Parquet file with `row_group_rows` rows per row group.
+pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, row_group_rows: usize) {
+    let batch = RecordBatch::try_from_iter(columns).unwrap();
+    trainyard::synth::write_batch(path, batch, row_group_rows).unwrap();
+}
+
+/// A temp directory holding `data.parquet` (200 rows: id, t, amount, country, y) and
+/// `labels.parquet` (id, label for ids 0..190).
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 200i64;
+        let ids: Vec<i64> = (0..n).collect();
+        let times: Vec<i64> = ids.iter().map(|i| JAN_1_2024_US + i * DAY_US).collect();
+        let amount: Vec<Option<f64>> = ids.iter().map(|&i| (i % 17 != 0).then_some(i as f64 * 1.5)).collect();
+        let country: Vec<&str> = ids.iter().map(|i| ["US", "CA", "FR"][(*i % 3) as usize]).collect();
+        let y: Vec<i64> = ids.iter().map(|i| i64::from(i % 4 == 0)).collect();
+        write_parquet(
+            &dir.path().join("data.parquet"),
+            vec![
+                ("id", Arc::new(Int64Array::from(ids.clone())) as ArrayRef),
+                ("t", Arc::new(TimestampMicrosecondArray::from(times).with_timezone("UTC"))),
+                ("amount", Arc::new(Float64Array::from(amount))),
+                ("country", Arc::new(StringArray::from(country))),
+                ("y", Arc::new(Int64Array::from(y.clone()))),
+            ],
+            50,
+        );
+        write_parquet(
+            &dir.path().join("labels.parquet"),
+            vec![
+                ("id", Arc::new(Int64Array::from(ids[..190].to_vec())) as ArrayRef),
+                ("label", Arc::new(Int64Array::from(y[..190].to_vec()))),
+            ],
+            1000,
+        );
+        Fixture { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A valid spec over `data.parquet`; tests change fields of it.
+    pub fn base_spec(&self) -> Value {
+        json!({
+            "name": "fixture",
+            "data": {"features": ["data.parquet"]},
+            "label": "y",
+            "features": {"numeric": ["amount"], "categorical": ["country"]},
+            "holdout": {"random": {"fraction": 0.25, "key": "id"}},
+        })
+    }
+
+    /// Writes `spec` (a JSON value, or raw text) to `spec.json` and returns its path.
+    pub fn write_spec(&self, spec: &Value) -> PathBuf {
+        let path = self.path("spec.json");
+        std::fs::write(&path, serde_json::to_string_pretty(spec).unwrap()).unwrap();
+        path
+    }
+
+    /// Runs the binary with the fixture directory as working directory.
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_trainyard"))
+            .args(args)
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap()
+    }
+}
+
+/// The exit code, stdout and stderr of a run.
+pub fn outcome(o: &Output) -> (i32, String, String) {
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `../shared/datasets` beside the checkout, or `None` (with a message) when it is absent.
+pub fn datasets_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets");
+    if dir.is_dir() {
+        Some(dir.canonicalize().unwrap())
+    } else {
+        eprintln!("skipping: {} is absent (real datasets live beside the checkout)", dir.display());
+        None
+    }
+}
