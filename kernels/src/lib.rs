@@ -1,1 +1,15 @@
-//! kernels
+//! trainyard's numeric kernels: plain functions over slices, the hot loops of training.
+//!
+//! | job | function |
+//! | --- | --- |
+//! | logistic loss and gradient in one pass over a row-major f32 matrix | [`logistic::loss_grad`] |
+//! | the same, computed the obvious way, as the reference in tests | [`logistic::loss_grad_reference`] |
+//! | probabilities for rows of the matrix | [`logistic::predict_proba`] |
+//! | numerically stable log(1 + e^z) and sigmoid | [`logistic::softplus`], [`logistic::sigmoid`] |
+//!
+//! Every kernel splits rows into fixed-size blocks processed in parallel (rayon) and combines the
+//! per-block results in block order, so results are bitwise identical whatever the thread count.
+
+#![warn(missing_docs)]
+
+pub mod logistic;

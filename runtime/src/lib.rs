@@ -9,6 +9,11 @@
 //! | read Parquet (projection, filters, statistics pruning) | [`data`] | [`data::read`] |
 //! | join labels, split train/test, encode labels | [`dataset`], [`split`], [`label`] | [`dataset::load`] |
 //! | fit the feature pipeline, build the design matrix | [`features`] | [`features::Pipeline::fit`] |
+//! | fit logistic regression (L-BFGS over the fused kernel) | [`logistic`], [`solver`] | [`logistic::fit`] |
+//! | evaluate | [`metrics`] | [`metrics::SplitMetrics::compute`] |
+//! | train end to end and write the run directory atomically | [`train`], [`rundir`], [`artifact`] | [`train::train`] |
+//! | score new data from a run directory | [`predict`] | [`predict::predict`] |
+//! | summarize a run | [`inspect`] | [`inspect::inspect`] |
 //! | summarize a spec and its data without training | [`validate`] | [`validate::validate`] |
 //! | make synthetic fraud-like data | [`synth`] | [`synth::write`] |
 //!
@@ -17,14 +22,22 @@
 
 #![warn(missing_docs)]
 
+pub mod artifact;
 pub mod data;
 pub mod dataset;
 mod error;
 pub mod features;
+pub mod inspect;
 pub mod label;
+pub mod logistic;
+pub mod metrics;
+pub mod predict;
+pub mod rundir;
+pub mod solver;
 pub mod spec;
 pub mod split;
 pub mod synth;
+pub mod train;
 pub mod validate;
 
 pub use error::{Error, Result};

@@ -1,14 +1,15 @@
 //! The `trainyard` command line: parses arguments, calls one library function per command, and
 //! turns the error, if any, into the exit code in one place.
 
-use std::io::Write as _;
-use std::path::PathBuf;
+use std::io::{IsTerminal, Write as _};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use trainyard::spec::CheckedSpec;
 use trainyard::synth::{self, SynthOptions};
-use trainyard::{Error, validate};
+use trainyard::train::{self, TrainOptions};
+use trainyard::{Error, inspect, predict, validate};
 
 /// A native training runtime: Parquet features and labels in, an evaluated and reproducible
 /// model out.
@@ -17,10 +18,55 @@ use trainyard::{Error, validate};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log format on stderr. Default: human on a terminal, JSON lines otherwise.
+    #[arg(long, value_enum, global = true)]
+    log_format: Option<LogFormat>,
+    /// Also write the failure reason here (Kubernetes shows it in `kubectl describe pod`).
+    /// Default: /dev/termination-log when it exists.
+    #[arg(long, global = true, value_name = "PATH")]
+    termination_log: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Train the model a job spec describes and write its run directory.
+    Train {
+        /// The JSON job spec.
+        spec: PathBuf,
+        /// Run directory; overrides the spec's `output` (default `runs/<name>`).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Replace an existing, non-empty run directory.
+        #[arg(long)]
+        overwrite: bool,
+        /// Override a spec field, e.g. `--set model.logistic.l2=0.5` (repeatable). The value is
+        /// parsed as JSON when it is valid JSON, else taken as a string.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+    },
+    /// Score Parquet data with a trained run directory.
+    Predict {
+        /// The run directory written by `train`.
+        #[arg(long)]
+        model: PathBuf,
+        /// Parquet files, globs or directories to score (repeatable).
+        #[arg(long, required = true, num_args = 1..)]
+        data: Vec<String>,
+        /// Output Parquet file: the model's key column (when present) and `score`.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Summarize a run directory: manifest, fit and metrics.
+    Inspect {
+        /// The run directory.
+        run: PathBuf,
+    },
     /// Check a job spec and its data without training: files, rows, split, features.
     Validate {
         /// The JSON job spec.
@@ -61,13 +107,42 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let termination_log = cli.termination_log.clone();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e}");
+            write_termination_log(termination_log.as_deref(), &e);
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+fn init_logging(format: Option<LogFormat>) {
+    let format =
+        format.unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Human } else { LogFormat::Json });
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false);
+    let _ = match format {
+        LogFormat::Human => builder.compact().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The failure reason for `kubectl describe pod`: to `--termination-log`, or to
+/// /dev/termination-log when the container has one. Best effort: failing to write it must not
+/// mask the real error.
+fn write_termination_log(explicit: Option<&Path>, error: &Error) {
+    let default = Path::new("/dev/termination-log");
+    let path = match explicit {
+        Some(p) => p,
+        None if default.exists() => default,
+        None => return,
+    };
+    let _ = std::fs::write(path, format!("exit {}: {error}\n", error.exit_code()));
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
@@ -76,6 +151,43 @@ fn run(cli: Cli) -> Result<(), Error> {
         out.write_all(text.as_bytes()).map_err(|e| Error::io("<stdout>", e))
     };
     match cli.command {
+        Command::Train { spec, output, overwrite, set } => {
+            let checked = CheckedSpec::from_file(&spec, &set)?;
+            let summary = train::train(&checked, &TrainOptions { output, overwrite })?;
+            tracing::info!(
+                run = %summary.run_dir.display(),
+                test_auc = summary.test.roc_auc,
+                test_log_loss = summary.test.log_loss,
+                seconds = summary.seconds,
+                "run written"
+            );
+            print(
+                &mut out,
+                &format!(
+                    "{}: trained on {} rows in {:.2} s; test ROC AUC {:.4}, log loss {:.4}{} -> {}\n",
+                    checked.spec.name,
+                    summary.train_rows,
+                    summary.seconds,
+                    summary.test.roc_auc,
+                    summary.test.log_loss,
+                    if summary.fit.converged { "" } else { " (not converged)" },
+                    summary.run_dir.display()
+                ),
+            )
+        }
+        Command::Predict { model, data, out: path } => {
+            let summary = predict::predict(&model, &data, &path)?;
+            print(
+                &mut out,
+                &format!(
+                    "scored {} rows from {} files -> {}\n",
+                    summary.rows,
+                    summary.files,
+                    summary.out.display()
+                ),
+            )
+        }
+        Command::Inspect { run } => print(&mut out, &inspect::inspect(&run)?),
         Command::Validate { spec, set, format } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
             let report = validate::validate(&checked)?;

@@ -7,7 +7,6 @@
 //! are Zipf-skewed), night hours, IP distance (missing is itself a signal), 3-D Secure and prior
 //! charges. So a linear model has signal to find and a nonlinear one has more.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,10 +16,8 @@ use arrow::array::{
 };
 use arrow::datatypes::Int32Type;
 use arrow::record_batch::RecordBatch;
-use parquet::arrow::ArrowWriter;
-use parquet::basic::Compression;
-use parquet::file::properties::WriterProperties;
 
+use crate::data::write_parquet as write_batch;
 use crate::error::{Error, Result};
 use crate::split::mix64;
 
@@ -280,19 +277,4 @@ impl Columns {
         ];
         RecordBatch::try_from_iter(columns).map_err(|e| Error::Internal(e.to_string()))
     }
-}
-
-/// Writes one batch as a snappy-compressed Parquet file with statistics.
-pub fn write_batch(path: &Path, batch: RecordBatch, row_group_rows: usize) -> Result<()> {
-    let file = File::create(path).map_err(|e| Error::io(path, e))?;
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
-        .build();
-    let to_err =
-        |e: parquet::errors::ParquetError| Error::Internal(format!("writing {}: {e}", path.display()));
-    let mut w = ArrowWriter::try_new(file, batch.schema(), Some(props)).map_err(to_err)?;
-    w.write(&batch).map_err(to_err)?;
-    w.close().map_err(to_err)?;
-    Ok(())
 }

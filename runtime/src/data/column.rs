@@ -253,6 +253,34 @@ impl Column {
         }
     }
 
+    /// The column as an Arrow array (dates come back as UTC microsecond timestamps).
+    pub fn to_arrow(&self) -> ArrayRef {
+        use arrow::array::{
+            BooleanArray, Float64Array, Int64Array, StringArray, TimestampMicrosecondArray, UInt64Array,
+        };
+        use std::sync::Arc;
+        let valid = |i: usize| !self.is_null(i);
+        let opt = |v: &[i64]| (0..v.len()).map(|i| valid(i).then_some(v[i])).collect::<Vec<_>>();
+        match &self.values {
+            Values::Int(v) => Arc::new(Int64Array::from(opt(v))),
+            Values::Time(v) => Arc::new(TimestampMicrosecondArray::from(opt(v)).with_timezone("UTC")),
+            Values::UInt(v) => Arc::new(UInt64Array::from(
+                (0..v.len()).map(|i| valid(i).then_some(v[i])).collect::<Vec<_>>(),
+            )),
+            Values::Float(v) => Arc::new(Float64Array::from(
+                (0..v.len()).map(|i| valid(i).then_some(v[i])).collect::<Vec<_>>(),
+            )),
+            Values::Bool(v) => Arc::new(BooleanArray::from(
+                (0..v.len()).map(|i| valid(i).then_some(v[i])).collect::<Vec<_>>(),
+            )),
+            Values::Str { codes, dict } => Arc::new(StringArray::from(
+                (0..codes.len())
+                    .map(|i| valid(i).then(|| dict[codes[i] as usize].as_str()))
+                    .collect::<Vec<_>>(),
+            )),
+        }
+    }
+
     /// Concatenates chunks of the same column (same kind) in order, merging string dictionaries.
     pub fn concat(chunks: Vec<Column>) -> Column {
         let kind = chunks.first().map_or(Kind::Float, |c| c.kind);

@@ -18,7 +18,7 @@ pub const DAY_US: i64 = 86_400_000_000;
 /// Writes `columns` as a Parquet file with `row_group_rows` rows per row group.
 pub fn write_parquet(path: &Path, columns: Vec<(&str, ArrayRef)>, row_group_rows: usize) {
     let batch = RecordBatch::try_from_iter(columns).unwrap();
-    trainyard::synth::write_batch(path, batch, row_group_rows).unwrap();
+    trainyard::data::write_parquet(path, batch, row_group_rows).unwrap();
 }
 
 /// A temp directory holding `data.parquet` (200 rows: id, t, amount, country, y) and

@@ -1,0 +1,119 @@
+//! The model artifact: `model.json` (kind, hyperparameters, feature pipeline, label mapping,
+//! tensor names) and `model.safetensors` (weights). Everything `predict` needs, nothing else.
+
+use std::path::Path;
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::features::Pipeline;
+use crate::label::LabelMapping;
+use crate::logistic::LogisticModel;
+use crate::rundir::names;
+use crate::spec::LogisticSpec;
+
+/// Version of the `model.json` layout; bumped on incompatible changes.
+pub const FORMAT_VERSION: u32 = 1;
+const COEF: &str = "coef";
+const INTERCEPT: &str = "intercept";
+
+/// `model.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelCard {
+    /// Layout version, [`FORMAT_VERSION`].
+    pub format_version: u32,
+    /// `logistic`.
+    pub kind: String,
+    /// trainyard version that wrote it.
+    pub trainyard_version: String,
+    /// The resolved hyperparameters.
+    pub hyperparameters: LogisticSpec,
+    /// The fitted feature pipeline.
+    pub pipeline: Pipeline,
+    /// How label values map to 0/1.
+    pub labels: LabelMapping,
+    /// Column identifying a row, copied into predictions when present in the data.
+    pub key: Option<String>,
+    /// Tensor names in `model.safetensors`: coefficients (f64, one per design column, in
+    /// `pipeline.names` order) and the intercept (f64, shape [1]).
+    pub tensors: Vec<String>,
+}
+
+impl ModelCard {
+    /// A card for a logistic model.
+    pub fn logistic(
+        hyperparameters: LogisticSpec,
+        pipeline: Pipeline,
+        labels: LabelMapping,
+        key: Option<String>,
+    ) -> Self {
+        ModelCard {
+            format_version: FORMAT_VERSION,
+            kind: "logistic".into(),
+            trainyard_version: env!("CARGO_PKG_VERSION").into(),
+            hyperparameters,
+            pipeline,
+            labels,
+            key,
+            tensors: vec![COEF.into(), INTERCEPT.into()],
+        }
+    }
+}
+
+/// The bytes of `model.safetensors`. Deterministic: the same weights give the same bytes.
+pub fn weights_bytes(model: &LogisticModel) -> Result<Vec<u8>> {
+    let coef: Vec<u8> = model.coef.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let intercept = model.intercept.to_le_bytes();
+    let internal = |e: safetensors::SafeTensorError| Error::Internal(format!("serializing weights: {e}"));
+    let tensors = vec![
+        (COEF, TensorView::new(Dtype::F64, vec![model.coef.len()], &coef).map_err(internal)?),
+        (INTERCEPT, TensorView::new(Dtype::F64, vec![1], &intercept).map_err(internal)?),
+    ];
+    safetensors::serialize(tensors, None).map_err(internal)
+}
+
+/// Reads `model.json` and `model.safetensors` from a run directory.
+pub fn load(run: &Path) -> Result<(ModelCard, LogisticModel)> {
+    let card_path = run.join(names::MODEL_JSON);
+    let text = std::fs::read_to_string(&card_path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => Error::Usage(format!(
+            "{} is not a trainyard run directory (no {})",
+            run.display(),
+            names::MODEL_JSON
+        )),
+        _ => Error::io(&card_path, e),
+    })?;
+    let card: ModelCard = serde_json::from_str(&text)
+        .map_err(|e| Error::data(format!("{}: not a trainyard model card: {e}", card_path.display())))?;
+    if card.format_version != FORMAT_VERSION || card.kind != "logistic" {
+        return Err(Error::data(format!(
+            "{}: model kind {:?} format {} is not supported by this trainyard ({} format {FORMAT_VERSION})",
+            card_path.display(),
+            card.kind,
+            card.format_version,
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    let weights_path = run.join(names::WEIGHTS);
+    let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+    let bad = |what: String| Error::data(format!("{}: {what}", weights_path.display()));
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+    let read = |name: &str| -> Result<Vec<f64>> {
+        let t = st.tensor(name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+        if t.dtype() != Dtype::F64 {
+            return Err(bad(format!("tensor {name} is {:?}, expected F64", t.dtype())));
+        }
+        Ok(t.data()
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+            .collect())
+    };
+    let coef = read(COEF)?;
+    let intercept = read(INTERCEPT)?;
+    if coef.len() != card.pipeline.width() || intercept.len() != 1 {
+        return Err(bad(format!("{} coefficients for {} design columns", coef.len(), card.pipeline.width())));
+    }
+    Ok((card, LogisticModel { coef, intercept: intercept[0] }))
+}

@@ -1,0 +1,101 @@
+//! `trainyard inspect`: a human summary of a run directory's manifest, metrics and model.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::artifact;
+use crate::error::{Error, Result};
+use crate::rundir::names;
+use crate::train::{Manifest, MetricsFile};
+
+fn read_json<T: serde::de::DeserializeOwned>(run: &Path, name: &str) -> Result<T> {
+    let path = run.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            Error::Usage(format!("{} is not a trainyard run directory (no {name})", run.display()))
+        }
+        _ => Error::io(&path, e),
+    })?;
+    serde_json::from_str(&text).map_err(|e| Error::data(format!("{}: {e}", path.display())))
+}
+
+/// Renders the summary of the run in `run`.
+pub fn inspect(run: &Path) -> Result<String> {
+    let manifest: Manifest = read_json(run, names::MANIFEST)?;
+    let metrics: MetricsFile = read_json(run, names::METRICS)?;
+    let (card, model) = artifact::load(run)?;
+    let mut s = String::new();
+    let _ = writeln!(s, "run {}  ({})", manifest.run_id, manifest.status);
+    let _ = writeln!(s, "  path        {}", run.display());
+    let _ = writeln!(s, "  started     {}  ({:.2} s)", manifest.started_at, manifest.seconds);
+    let _ = writeln!(
+        s,
+        "  trainyard   {} (commit {})  device {}  threads {}  seed {}",
+        manifest.trainyard_version,
+        &manifest.git_commit[..manifest.git_commit.len().min(12)],
+        manifest.device,
+        manifest.threads,
+        manifest.seed
+    );
+    let _ = writeln!(s, "  spec sha256 {}", manifest.spec_sha256);
+    if let Some(params) = manifest.spec.get("params").filter(|p| p.as_object().is_some_and(|o| !o.is_empty()))
+    {
+        let _ = writeln!(s, "  params      {params}");
+    }
+    let _ = writeln!(s, "\ninputs:");
+    for f in &manifest.inputs {
+        let _ =
+            writeln!(s, "  {:<14} {}  {} rows  sha256 {}", f.role, f.path.display(), f.rows, &f.sha256[..16]);
+    }
+    let h = &card.hyperparameters;
+    let _ = writeln!(
+        s,
+        "\nmodel: {} (l2 {}, tol {}, max_iter {}, class_weight {}), {} design columns",
+        card.kind,
+        h.l2,
+        h.tol,
+        h.max_iter,
+        h.class_weight.as_deref().unwrap_or("none"),
+        card.pipeline.width()
+    );
+    let f = &metrics.fit;
+    let _ = writeln!(
+        s,
+        "  fit: {} iterations, {} passes over the data, objective {:.6}, converged {} ({:?})",
+        f.iterations, f.objective_passes, f.final_objective, f.converged, f.stop
+    );
+    let mut top: Vec<(usize, f64)> = model.coef.iter().copied().enumerate().collect();
+    top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+    let _ = writeln!(s, "  largest coefficients (standardized features):");
+    for (j, c) in top.iter().take(5) {
+        let _ = writeln!(s, "    {:>9.4}  {}", c, card.pipeline.names[*j]);
+    }
+    let _ = writeln!(s, "\nmetrics        {:>10} {:>10}", "train", "test");
+    let rows: [(&str, f64, f64); 10] = [
+        ("ROC AUC", metrics.train.roc_auc, metrics.test.roc_auc),
+        ("PR AUC", metrics.train.pr_auc, metrics.test.pr_auc),
+        ("log loss", metrics.train.log_loss, metrics.test.log_loss),
+        ("Brier", metrics.train.brier, metrics.test.brier),
+        ("accuracy", metrics.train.accuracy, metrics.test.accuracy),
+        ("precision", metrics.train.precision, metrics.test.precision),
+        ("recall", metrics.train.recall, metrics.test.recall),
+        ("F1", metrics.train.f1, metrics.test.f1),
+        ("ECE", metrics.train.ece, metrics.test.ece),
+        ("positive rate", rate(&metrics.train), rate(&metrics.test)),
+    ];
+    let _ = writeln!(s, "  rows         {:>10} {:>10}", metrics.train.rows, metrics.test.rows);
+    for (name, a, b) in rows {
+        let _ = writeln!(s, "  {name:<13}{a:>10.4} {b:>10.4}");
+    }
+    let p = &metrics.phases;
+    let _ = writeln!(
+        s,
+        "\nseconds: load {:.2}  features {:.2}  fit {:.2}  evaluate {:.2}  write {:.2}  total {:.2}",
+        p.load, p.features, p.fit, p.evaluate, p.write, p.total
+    );
+    Ok(s)
+}
+
+fn rate(m: &crate::metrics::SplitMetrics) -> f64 {
+    m.positives as f64 / m.rows.max(1) as f64
+}

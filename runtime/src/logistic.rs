@@ -1,0 +1,206 @@
+//! L2-regularized binary logistic regression: checked parameters → [`fit`] → [`LogisticModel`].
+//!
+//! Minimizes Σᵢ sᵢ·logloss(yᵢ, σ(xᵢ·β + b)) + (l2/2)·‖β‖² (the intercept b is not penalized),
+//! so `l2 = 1/C` reproduces scikit-learn's `LogisticRegression(C=C)`. The solver works on that
+//! objective divided by Σᵢ sᵢ (the same minimizer, better-scaled numbers), which is also what
+//! `tol` refers to, as in scikit-learn.
+
+use serde::{Deserialize, Serialize};
+use trainyard_kernels::logistic::{self as kernel, Problem};
+
+use crate::features::Matrix;
+use crate::solver::{self, Stop};
+use crate::spec::LogisticSpec;
+
+/// A fitted model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogisticModel {
+    /// One coefficient per design-matrix column.
+    pub coef: Vec<f64>,
+    /// The intercept.
+    pub intercept: f64,
+}
+
+impl LogisticModel {
+    /// Probabilities for every row of `x`.
+    pub fn predict_proba(&self, x: &Matrix) -> Vec<f64> {
+        let mut out = vec![0.0; x.rows];
+        kernel::predict_proba(&x.data, x.cols, &self.coef, self.intercept, &mut out);
+        out
+    }
+}
+
+/// How the fit went; recorded in `metrics.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitReport {
+    /// L-BFGS iterations.
+    pub iterations: u32,
+    /// Objective evaluations, each one pass over the training matrix.
+    pub objective_passes: u32,
+    /// Final objective: Σ weighted log loss + (l2/2)‖β‖².
+    pub final_objective: f64,
+    /// Final max |gradient component| of the objective divided by the total weight.
+    pub final_gradient: f64,
+    /// Whether a convergence criterion was met (false: `max_iter` or a failed line search).
+    pub converged: bool,
+    /// Which rule stopped the solver.
+    pub stop: Stop,
+}
+
+/// Fits on the design matrix `x` with labels `y` (0/1) and optional sample weights.
+pub fn fit(
+    x: &Matrix,
+    y: &[f32],
+    weights: Option<&[f32]>,
+    spec: &LogisticSpec,
+) -> (LogisticModel, FitReport) {
+    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
+    let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
+    let total: f64 = match &weights {
+        Some(w) => w.iter().map(|&v| f64::from(v)).sum(),
+        None => x.rows as f64,
+    };
+    let total = total.max(f64::MIN_POSITIVE);
+    let positive: f64 = match &weights {
+        Some(w) => w.iter().zip(y).map(|(&wi, &yi)| f64::from(wi * yi)).sum(),
+        None => y.iter().map(|&v| f64::from(v)).sum(),
+    };
+    let d = x.cols;
+    let l2 = spec.l2;
+    let mut grad_beta = vec![0.0; d];
+    let mut objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
+        let (beta, b) = (&theta[..d], theta[d]);
+        let (loss, g0) = kernel::loss_grad(&problem, beta, b, &mut grad_beta);
+        let penalty = 0.5 * l2 * beta.iter().map(|v| v * v).sum::<f64>();
+        for j in 0..d {
+            grad[j] = (grad_beta[j] + l2 * beta[j]) / total;
+        }
+        grad[d] = g0 / total;
+        (loss + penalty) / total
+    };
+    // Start from the base rate: β = 0 and b = its log-odds is the best constant model, so the
+    // solver's first steps go to the features, not to the intercept.
+    let rate = (positive / total).clamp(1e-12, 1.0 - 1e-12);
+    let mut theta0 = vec![0.0; d + 1];
+    theta0[d] = (rate / (1.0 - rate)).ln();
+    let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
+    let sol = solver::minimize(&mut objective, theta0, &opts);
+    let report = FitReport {
+        iterations: sol.iterations,
+        objective_passes: sol.evaluations,
+        final_objective: sol.value * total,
+        final_gradient: sol.grad_max,
+        converged: sol.converged(),
+        stop: sol.stop,
+    };
+    let intercept = sol.x[d];
+    let mut coef = sol.x;
+    coef.truncate(d);
+    (LogisticModel { coef, intercept }, report)
+}
+
+/// Sample weights times `balanced` class weights (n / (2·n_class), from row counts, as
+/// scikit-learn's `compute_class_weight`). `None` when every row weighs 1.
+fn effective_weights(y: &[f32], weights: Option<&[f32]>, balanced: bool) -> Option<Vec<f32>> {
+    if !balanced {
+        return weights.map(<[f32]>::to_vec);
+    }
+    let n = y.len() as f64;
+    let n1 = y.iter().filter(|&&v| v == 1.0).count() as f64;
+    let (c1, c0) = ((n / (2.0 * n1.max(1.0))) as f32, (n / (2.0 * (n - n1).max(1.0))) as f32);
+    Some(
+        y.iter()
+            .enumerate()
+            .map(|(i, &yi)| {
+                let c = if yi == 1.0 { c1 } else { c0 };
+                weights.map_or(c, |w| w[i] * c)
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Noisy labels from a known linear model on seeded data.
+    fn data(rows: usize, seed: u64) -> (Matrix, Vec<f32>) {
+        let true_beta = [1.5, -2.0, 0.0, 0.5];
+        let mut s = seed;
+        let mut u = || {
+            s = crate::split::mix64(s.wrapping_add(1));
+            (s >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut x = Vec::with_capacity(rows * 4);
+        let mut y = Vec::with_capacity(rows);
+        for _ in 0..rows {
+            let row: Vec<f64> = (0..4).map(|_| 2.0 * u() - 1.0).collect();
+            let z: f64 = row.iter().zip(&true_beta).map(|(a, b)| a * b).sum::<f64>() - 0.5;
+            y.push(if u() < 1.0 / (1.0 + (-z).exp()) { 1.0 } else { 0.0 });
+            x.extend(row.iter().map(|&v| v as f32));
+        }
+        (Matrix { data: x, rows, cols: 4 }, y)
+    }
+
+    #[test]
+    fn reaches_the_optimum_where_the_gradient_vanishes() {
+        let (x, y) = data(3000, 1);
+        let spec = LogisticSpec { l2: 2.0, tol: 1e-9, ..Default::default() };
+        let (m, r) = fit(&x, &y, None, &spec);
+        assert!(r.converged, "{r:?}");
+        // First-order optimality, checked with the independent reference kernel.
+        let p = Problem { x: &x.data, rows: x.rows, cols: 4, y: &y, weights: None };
+        let mut g = vec![0.0; 4];
+        let (_, g0) = kernel::loss_grad_reference(&p, &m.coef, m.intercept, &mut g);
+        for (gj, bj) in g.iter().zip(&m.coef) {
+            assert!((gj + 2.0 * bj).abs() / 3000.0 < 1e-8, "{gj} {bj}");
+        }
+        assert!(g0.abs() / 3000.0 < 1e-8);
+        // And it recovers the generating model roughly.
+        assert!((m.coef[0] - 1.5).abs() < 0.3 && (m.coef[1] + 2.0).abs() < 0.3, "{:?}", m.coef);
+    }
+
+    #[test]
+    fn integer_weights_equal_repeated_rows() {
+        let (x, y) = data(500, 2);
+        let w: Vec<f32> = (0..500).map(|i| (i % 3) as f32).collect();
+        let mut rep = Matrix { data: Vec::new(), rows: 0, cols: 4 };
+        let mut rep_y = Vec::new();
+        for i in 0..500 {
+            for _ in 0..(i % 3) {
+                rep.data.extend_from_slice(x.row(i));
+                rep_y.push(y[i]);
+                rep.rows += 1;
+            }
+        }
+        let spec = LogisticSpec { tol: 1e-10, ..Default::default() };
+        let (a, _) = fit(&x, &y, Some(&w), &spec);
+        let (b, _) = fit(&rep, &rep_y, None, &spec);
+        for (u, v) in a.coef.iter().zip(&b.coef) {
+            assert!((u - v).abs() < 1e-6, "{u} {v}");
+        }
+    }
+
+    #[test]
+    fn balanced_class_weights_shift_the_intercept_up_for_a_rare_class() {
+        let (x, mut y) = data(2000, 3);
+        // Make positives rare.
+        for (i, v) in y.iter_mut().enumerate() {
+            if i % 5 != 0 {
+                *v = 0.0;
+            }
+        }
+        let plain = fit(&x, &y, None, &LogisticSpec::default()).0;
+        let balanced =
+            fit(&x, &y, None, &LogisticSpec { class_weight: Some("balanced".into()), ..Default::default() })
+                .0;
+        assert!(balanced.intercept > plain.intercept + 0.5, "{} vs {}", balanced.intercept, plain.intercept);
+    }
+
+    #[test]
+    fn max_iter_is_reported_not_an_error() {
+        let (x, y) = data(500, 4);
+        let (_, r) = fit(&x, &y, None, &LogisticSpec { max_iter: 1, tol: 1e-12, ..Default::default() });
+        assert_eq!((r.iterations, r.converged, r.stop), (1, false, Stop::MaxIter));
+    }
+}

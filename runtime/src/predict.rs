@@ -1,0 +1,57 @@
+//! `trainyard predict`: scores new Parquet data with nothing but a run directory. Scores equal
+//! the training-time test scores exactly: the same pipeline builds the same f32 rows, and the
+//! same kernel scores each row independently of the others.
+
+use std::path::{Path, PathBuf};
+
+use crate::artifact;
+use crate::data::{self, ParquetFile};
+use crate::error::{Error, Result};
+use crate::train::write_predictions;
+
+/// What a prediction run did.
+#[derive(Debug, Clone)]
+pub struct PredictSummary {
+    /// Rows scored.
+    pub rows: usize,
+    /// Files read.
+    pub files: usize,
+    /// The output file.
+    pub out: PathBuf,
+}
+
+/// Scores the rows of `data` (files, globs or directories) with the model in `run` and writes
+/// `out`: the model's key column when the data has it, then `score`. The output appears only
+/// once complete.
+pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary> {
+    let (card, model) = artifact::load(run)?;
+    let paths = data::expand("--data", data, |p| PathBuf::from(p))?;
+    let files = ParquetFile::open_all(&paths)?;
+    let mut columns: Vec<String> = card
+        .pipeline
+        .numeric
+        .iter()
+        .map(|s| s.column.clone())
+        .chain(card.pipeline.categorical.iter().map(|s| s.column.clone()))
+        .collect();
+    let key = card.key.clone().filter(|k| files.iter().all(|f| f.has_column(k)) && !columns.contains(k));
+    columns.extend(key.clone());
+    let kinds = data::column_kinds(&files, &columns)?;
+    let (frame, _) = data::read(&files, &columns, &kinds, &[])?;
+    let x = card.pipeline.transform(&frame)?;
+    let scores = model.predict_proba(&x);
+
+    let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    }
+    let key_column = key.as_deref().and_then(|k| frame.column(k).map(|c| (k, c)));
+    let written = write_predictions(&tmp, key_column, None, &scores)
+        .and_then(|()| std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    Ok(PredictSummary { rows: frame.rows, files: files.len(), out: out.to_path_buf() })
+}

@@ -1,0 +1,326 @@
+//! `trainyard train`: load → features → fit → evaluate → write, each phase timed, the run
+//! directory written atomically.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::artifact::{self, ModelCard};
+use crate::data::Column;
+use crate::dataset::{self, LoadReport};
+use crate::error::{Error, Result};
+use crate::features::Pipeline;
+use crate::logistic::{self, FitReport};
+use crate::metrics::SplitMetrics;
+use crate::rundir::{self, Staging, names};
+use crate::spec::CheckedSpec;
+
+/// Options of a training run beyond the spec.
+#[derive(Debug, Clone, Default)]
+pub struct TrainOptions {
+    /// Run directory; overrides the spec's `output`.
+    pub output: Option<PathBuf>,
+    /// Replace an existing non-empty run directory.
+    pub overwrite: bool,
+}
+
+/// Seconds spent in each phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSeconds {
+    /// Reading, filtering, joining and splitting.
+    pub load: f64,
+    /// Fitting the feature pipeline and building both design matrices.
+    pub features: f64,
+    /// The solver.
+    pub fit: f64,
+    /// Scoring and metrics on train and test.
+    pub evaluate: f64,
+    /// Writing the run directory (up to the manifest).
+    pub write: f64,
+    /// Everything.
+    pub total: f64,
+}
+
+/// `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsFile {
+    /// Metrics on the train rows.
+    pub train: SplitMetrics,
+    /// Metrics on the test rows.
+    pub test: SplitMetrics,
+    /// How the fit went.
+    pub fit: FitReport,
+    /// Seconds per phase.
+    pub phases: PhaseSeconds,
+    /// Rows read per second of the load phase.
+    pub load_rows_per_second: f64,
+    /// Training rows processed per second of the fit phase (rows × objective passes / seconds).
+    pub fit_rows_per_second: f64,
+    /// Design-matrix columns.
+    pub design_width: usize,
+}
+
+/// One input file in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Spec field that listed it.
+    pub role: String,
+    /// Path as resolved.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Rows.
+    pub rows: u64,
+    /// SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// `<name>-<UTC start time>-<first 8 hex of the spec hash>`.
+    pub run_id: String,
+    /// `succeeded`.
+    pub status: String,
+    /// `completed`.
+    pub exit_reason: String,
+    /// The job's name.
+    pub name: String,
+    /// The resolved spec (defaults filled in), `params` passed through untouched.
+    pub spec: serde_json::Value,
+    /// SHA-256 of the resolved spec's compact JSON.
+    pub spec_sha256: String,
+    /// trainyard version.
+    pub trainyard_version: String,
+    /// Git commit trainyard was built from, or `unknown`.
+    pub git_commit: String,
+    /// Device the model was fitted on.
+    pub device: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Every input file with its content hash.
+    pub inputs: Vec<InputFile>,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// End, RFC 3339 UTC.
+    pub finished_at: String,
+    /// Wall seconds.
+    pub seconds: f64,
+}
+
+/// What a finished run reports back.
+#[derive(Debug, Clone)]
+pub struct TrainSummary {
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// Train rows.
+    pub train_rows: usize,
+    /// Test metrics.
+    pub test: SplitMetrics,
+    /// Fit details.
+    pub fit: FitReport,
+    /// Wall seconds.
+    pub seconds: f64,
+}
+
+/// The device a run uses: CPU here; CUDA needs a build with the `cuda` feature.
+fn resolve_device(requested: &str) -> Result<&'static str> {
+    match requested {
+        "auto" => {
+            tracing::info!("device auto: using cpu (this build has no CUDA support)");
+            Ok("cpu")
+        }
+        "cpu" => Ok("cpu"),
+        other => Err(Error::spec(
+            "device",
+            format!("{other} requested, but this build of trainyard has no CUDA support; use auto or cpu"),
+        )),
+    }
+}
+
+/// Trains the job described by `checked` and writes its run directory.
+pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary> {
+    let started = Instant::now();
+    let started_at = chrono::Utc::now();
+    let mut checked = checked.clone();
+    if let Some(out) = &opts.output {
+        checked.spec.output = Some(out.to_string_lossy().into_owned());
+    }
+    let target = PathBuf::from(checked.spec.output_dir());
+    rundir::check_target(&target, opts.overwrite)?;
+    let device = resolve_device(&checked.spec.device)?;
+    let spec = &checked.spec;
+    let mut phases = PhaseSeconds::default();
+
+    let t = Instant::now();
+    let data = dataset::load(&checked)?;
+    phases.load = t.elapsed().as_secs_f64();
+    tracing::info!(
+        phase = "load",
+        seconds = phases.load,
+        train_rows = data.train.len(),
+        test_rows = data.test.len(),
+        "loaded {} train and {} test rows",
+        data.train.len(),
+        data.test.len()
+    );
+
+    let t = Instant::now();
+    let pipeline = Pipeline::fit(
+        &data.train.frame,
+        &spec.features.numeric,
+        &spec.features.categorical,
+        spec.features.min_category_count,
+    )?;
+    let (x_train, x_test) = (pipeline.transform(&data.train.frame)?, pipeline.transform(&data.test.frame)?);
+    phases.features = t.elapsed().as_secs_f64();
+    tracing::info!(
+        phase = "features",
+        seconds = phases.features,
+        width = pipeline.width(),
+        "design matrix has {} columns",
+        pipeline.width()
+    );
+
+    let t = Instant::now();
+    let hyper = spec.logistic().clone();
+    let (model, fit) = logistic::fit(&x_train, &data.train.labels, data.train.weights.as_deref(), &hyper);
+    phases.fit = t.elapsed().as_secs_f64();
+    tracing::info!(
+        phase = "fit",
+        seconds = phases.fit,
+        iterations = fit.iterations,
+        passes = fit.objective_passes,
+        converged = fit.converged,
+        "fitted in {} iterations ({} passes), converged: {}",
+        fit.iterations,
+        fit.objective_passes,
+        fit.converged
+    );
+    if !fit.converged {
+        tracing::warn!(stop = ?fit.stop, "the solver stopped before converging; see fit in metrics.json");
+    }
+
+    let t = Instant::now();
+    let (p_train, p_test) = (model.predict_proba(&x_train), model.predict_proba(&x_test));
+    let train_metrics = SplitMetrics::compute(&data.train.labels, &p_train);
+    let test_metrics = SplitMetrics::compute(&data.test.labels, &p_test);
+    phases.evaluate = t.elapsed().as_secs_f64();
+    tracing::info!(
+        phase = "evaluate",
+        seconds = phases.evaluate,
+        test_auc = test_metrics.roc_auc,
+        "test ROC AUC {:.4}",
+        test_metrics.roc_auc
+    );
+
+    let t = Instant::now();
+    let staging = Staging::new(&target)?;
+    let key = dataset::row_key(&checked).map(str::to_string);
+    let card = ModelCard::logistic(hyper, pipeline, data.labels.clone(), key.clone());
+    staging.write(names::MODEL_JSON, &to_json(&card)?)?;
+    staging.write(names::WEIGHTS, &artifact::weights_bytes(&model)?)?;
+    let key_column = key.as_deref().and_then(|k| data.test.frame.column(k).map(|c| (k, c)));
+    write_predictions(&staging.path(names::PREDICTIONS), key_column, Some(&data.test.labels), &p_test)?;
+    let inputs = fingerprint(&data.report)?;
+    phases.write = t.elapsed().as_secs_f64();
+    phases.total = started.elapsed().as_secs_f64();
+
+    let metrics = MetricsFile {
+        train: train_metrics,
+        test: test_metrics.clone(),
+        fit: fit.clone(),
+        load_rows_per_second: data.report.features_read.rows_in_files as f64 / phases.load.max(1e-9),
+        fit_rows_per_second: (x_train.rows as f64 * f64::from(fit.objective_passes)) / phases.fit.max(1e-9),
+        design_width: x_train.cols,
+        phases,
+    };
+    staging.write(names::METRICS, &to_json(&metrics)?)?;
+    let resolved = spec.resolved_json();
+    let spec_sha256 = hex(&Sha256::digest(resolved.to_string().as_bytes()));
+    let finished_at = chrono::Utc::now();
+    let manifest = Manifest {
+        run_id: format!("{}-{}-{}", spec.name, started_at.format("%Y%m%dT%H%M%SZ"), &spec_sha256[..8]),
+        status: "succeeded".into(),
+        exit_reason: "completed".into(),
+        name: spec.name.clone(),
+        spec: resolved,
+        spec_sha256,
+        trainyard_version: env!("CARGO_PKG_VERSION").into(),
+        git_commit: env!("TRAINYARD_GIT_COMMIT").into(),
+        device: device.into(),
+        threads: rayon::current_num_threads(),
+        seed: spec.seed,
+        inputs,
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        finished_at: finished_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    staging.write(names::MANIFEST, &to_json(&manifest)?)?;
+    let run_dir = staging.commit()?;
+    Ok(TrainSummary {
+        run_dir,
+        train_rows: x_train.rows,
+        test: test_metrics,
+        fit,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hashes every input file (in parallel) for the manifest.
+fn fingerprint(report: &LoadReport) -> Result<Vec<InputFile>> {
+    report
+        .files
+        .par_iter()
+        .map(|f| {
+            let mut file = std::fs::File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
+            let mut hasher = Sha256::new();
+            std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(&f.path, e))?;
+            Ok(InputFile {
+                role: f.role.clone(),
+                path: f.path.clone(),
+                bytes: f.bytes,
+                rows: f.rows,
+                sha256: hex(&hasher.finalize()),
+            })
+        })
+        .collect()
+}
+
+/// Writes scores (and labels, at training time) to Parquet: the key column when there is one,
+/// then `label` (0/1), then `score` (probability of the positive class).
+pub fn write_predictions(
+    path: &Path,
+    key: Option<(&str, &Column)>,
+    labels: Option<&[f32]>,
+    scores: &[f64],
+) -> Result<()> {
+    use arrow::array::{ArrayRef, Float64Array, Int64Array};
+    use std::sync::Arc;
+    let mut columns: Vec<(&str, ArrayRef)> = Vec::new();
+    if let Some((name, column)) = key {
+        columns.push((name, column.to_arrow()));
+    }
+    if let Some(y) = labels {
+        columns.push(("label", Arc::new(Int64Array::from_iter_values(y.iter().map(|&v| v as i64)))));
+    }
+    columns.push(("score", Arc::new(Float64Array::from(scores.to_vec()))));
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    crate::data::write_parquet(path, batch, 1 << 20)
+}
