@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Column, Frame, Values};
 use crate::error::{Error, Result};
+use crate::spec::CategoricalNulls;
 
 /// Rows per parallel work unit when building the design matrix.
 const ROW_BLOCK: usize = 4096;
@@ -61,6 +62,10 @@ pub struct CategoricalStep {
     /// Levels with a column of their own, sorted; `null` is the null level. The "other" column
     /// follows them.
     pub levels: Vec<Option<String>>,
+    /// The value nulls are read as (`categorical_nulls: most_frequent`), or `None` when null is
+    /// a level of its own.
+    #[serde(default)]
+    pub null_as: Option<String>,
 }
 
 /// The fitted pipeline.
@@ -82,6 +87,7 @@ impl Pipeline {
         numeric: &[String],
         categorical: &[String],
         min_count: u64,
+        nulls: CategoricalNulls,
     ) -> Result<Pipeline> {
         let numeric: Vec<NumericStep> = numeric
             .par_iter()
@@ -90,7 +96,7 @@ impl Pipeline {
             .collect::<Result<_>>()?;
         let categorical: Vec<CategoricalStep> = categorical
             .par_iter()
-            .map(|name| Ok(fit_categorical(name, column(frame, name)?, min_count)))
+            .map(|name| Ok(fit_categorical(name, column(frame, name)?, min_count, nulls)))
             .collect::<Result<_>>()?;
         let mut names = Vec::new();
         for n in &numeric {
@@ -136,9 +142,13 @@ impl Pipeline {
         }
         for cat in &self.categorical {
             let c = column(frame, &cat.column)?;
-            let slots: HashMap<Option<String>, u32> =
+            let mut slots: HashMap<Option<String>, u32> =
                 cat.levels.iter().enumerate().map(|(i, l)| (l.clone(), i as u32)).collect();
             let other = cat.levels.len() as u32;
+            if let Some(v) = &cat.null_as {
+                let slot = slots.get(&Some(v.clone())).copied().unwrap_or(other);
+                slots.insert(None, slot);
+            }
             // Strings: resolve each dictionary entry once, not each row.
             let by_code = match &c.values {
                 Values::Str { dict, .. } => {
@@ -218,7 +228,7 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
     Ok(NumericStep { column: name.to_string(), median, mean, scale, indicator: missing > 0 })
 }
 
-fn fit_categorical(name: &str, c: &Column, min_count: u64) -> CategoricalStep {
+fn fit_categorical(name: &str, c: &Column, min_count: u64, nulls: CategoricalNulls) -> CategoricalStep {
     let mut counts: HashMap<Option<String>, u64> = HashMap::new();
     match &c.values {
         Values::Str { codes, dict } => {
@@ -242,10 +252,23 @@ fn fit_categorical(name: &str, c: &Column, min_count: u64) -> CategoricalStep {
             }
         }
     }
+    let null_as = match nulls {
+        CategoricalNulls::Level => None,
+        CategoricalNulls::MostFrequent => {
+            let null_rows = counts.remove(&None).unwrap_or(0);
+            // Most frequent, ties to the smallest value, as scikit-learn's SimpleImputer.
+            let mode =
+                counts.iter().max_by(|a, b| a.1.cmp(b.1).then_with(|| b.0.cmp(a.0))).map(|(v, _)| v.clone());
+            if let Some(Some(m)) = &mode {
+                *counts.entry(Some(m.clone())).or_default() += null_rows;
+            }
+            mode.flatten()
+        }
+    };
     let mut levels: Vec<Option<String>> =
         counts.into_iter().filter(|(_, n)| *n >= min_count).map(|(l, _)| l).collect();
     levels.sort();
-    CategoricalStep { column: name.to_string(), levels }
+    CategoricalStep { column: name.to_string(), levels, null_as }
 }
 
 #[cfg(test)]
@@ -268,7 +291,7 @@ mod tests {
         };
         let k = Column { kind: Kind::Integer, values: Values::Int(vec![3; 5]), nulls: None };
         let f = frame(vec![("x", x), ("k", k)]);
-        let p = Pipeline::fit(&f, &["x".into(), "k".into()], &[], 1).unwrap();
+        let p = Pipeline::fit(&f, &["x".into(), "k".into()], &[], 1, CategoricalNulls::Level).unwrap();
         let s = &p.numeric[0];
         // Median of {1, 2, 4} is 2; imputed column {1, 2, 2, 4, 2}: mean 2.2, population var 0.96.
         assert_eq!(s.median, 2.0);
@@ -296,7 +319,7 @@ mod tests {
             nulls: Some(vec![false, false, false, false, false, false, true]),
         };
         let f = frame(vec![("country", c)]);
-        let p = Pipeline::fit(&f, &[], &["country".into()], 2).unwrap();
+        let p = Pipeline::fit(&f, &[], &["country".into()], 2, CategoricalNulls::Level).unwrap();
         // US 3, CA 2, FR 1 (rare), null 1 (rare at threshold 2).
         assert_eq!(p.categorical[0].levels, [Some("CA".to_string()), Some("US".to_string())]);
         assert_eq!(p.names, ["country=CA", "country=US", "country=<other>"]);
@@ -319,16 +342,22 @@ mod tests {
         assert_eq!(m.data, [0.0, 0.0, 1.0, 0.0, 1.0, 0.0]);
 
         // With threshold 1 the null level gets its own column.
-        let p1 = Pipeline::fit(&f, &[], &["country".into()], 1).unwrap();
+        let p1 = Pipeline::fit(&f, &[], &["country".into()], 1, CategoricalNulls::Level).unwrap();
         assert_eq!(p1.categorical[0].levels[0], None);
         assert_eq!(p1.transform(&f).unwrap().row(6), [1.0, 0.0, 0.0, 0.0, 0.0]);
+
+        // most_frequent: the null row reads as US (3 rows), and US now counts 4.
+        let pm = Pipeline::fit(&f, &[], &["country".into()], 1, CategoricalNulls::MostFrequent).unwrap();
+        assert_eq!(pm.categorical[0].null_as.as_deref(), Some("US"));
+        assert_eq!(pm.names, ["country=CA", "country=FR", "country=US", "country=<other>"]);
+        assert_eq!(pm.transform(&f).unwrap().row(6), pm.transform(&f).unwrap().row(0));
     }
 
     #[test]
     fn integer_categoricals_and_roundtrip_through_json() {
         let c = Column { kind: Kind::Integer, values: Values::Int(vec![5, 7, 5]), nulls: None };
         let f = frame(vec![("mcc", c)]);
-        let p = Pipeline::fit(&f, &[], &["mcc".into()], 1).unwrap();
+        let p = Pipeline::fit(&f, &[], &["mcc".into()], 1, CategoricalNulls::Level).unwrap();
         assert_eq!(p.names, ["mcc=5", "mcc=7", "mcc=<other>"]);
         let back: Pipeline = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back.transform(&f).unwrap(), p.transform(&f).unwrap());
@@ -341,7 +370,9 @@ mod tests {
             values: Values::Str { codes: vec![0], dict: vec!["a".into()] },
             nulls: None,
         };
-        let err = Pipeline::fit(&frame(vec![("country", c)]), &["country".into()], &[], 1).unwrap_err();
+        let err =
+            Pipeline::fit(&frame(vec![("country", c)]), &["country".into()], &[], 1, CategoricalNulls::Level)
+                .unwrap_err();
         assert_eq!(
             err.to_string(),
             "features.numeric[0]: column \"country\" is string; list it under features.categorical"

@@ -176,6 +176,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         &spec.features.numeric,
         &spec.features.categorical,
         spec.features.min_category_count,
+        spec.features.categorical_nulls,
     )?;
     let (x_train, x_test) = (pipeline.transform(&data.train.frame)?, pipeline.transform(&data.test.frame)?);
     phases.features = t.elapsed().as_secs_f64();

@@ -59,6 +59,7 @@ pub fn validate(checked: &CheckedSpec) -> Result<ValidateReport> {
         &spec.features.numeric,
         &spec.features.categorical,
         spec.features.min_category_count,
+        spec.features.categorical_nulls,
     )?;
     Ok(report(checked, &data, &pipeline))
 }

@@ -141,6 +141,22 @@ pub struct FeaturesSpec {
     /// Default: 5.
     #[serde(default = "default_min_category_count")]
     pub min_category_count: u64,
+    /// What a null categorical value is: `"level"`, a value of its own (missingness is often
+    /// informative in fraud data), or `"most_frequent"`, the train rows' most frequent value (as
+    /// scikit-learn's `SimpleImputer(strategy="most_frequent")`). Default: `"level"`.
+    #[serde(default)]
+    pub categorical_nulls: CategoricalNulls,
+}
+
+/// How null categorical values are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CategoricalNulls {
+    /// Null is a level of its own.
+    #[default]
+    Level,
+    /// Null becomes the most frequent train value (ties: the smallest value).
+    MostFrequent,
 }
 
 /// The holdout: how rows are split into train and test.
