@@ -166,10 +166,10 @@ mod tests {
         let w: Vec<f32> = (0..500).map(|i| (i % 3) as f32).collect();
         let mut rep = Matrix { data: Vec::new(), rows: 0, cols: 4 };
         let mut rep_y = Vec::new();
-        for i in 0..500 {
+        for (i, &yi) in y.iter().enumerate() {
             for _ in 0..(i % 3) {
                 rep.data.extend_from_slice(x.row(i));
-                rep_y.push(y[i]);
+                rep_y.push(yi);
                 rep.rows += 1;
             }
         }

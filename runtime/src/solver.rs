@@ -246,9 +246,12 @@ fn line_search(
     }
 }
 
+/// φ(α) = f(x + α·d) and its slope, writing the point and gradient, counting evaluations.
+type Phi<'a> = dyn FnMut(f64, &mut [f64], &mut [f64], &mut u32) -> (f64, f64) + 'a;
+
 #[allow(clippy::too_many_arguments)]
 fn zoom(
-    phi: &mut dyn FnMut(f64, &mut [f64], &mut [f64], &mut u32) -> (f64, f64),
+    phi: &mut Phi<'_>,
     lo: (f64, f64, f64),
     hi: (f64, f64, f64),
     f0: f64,

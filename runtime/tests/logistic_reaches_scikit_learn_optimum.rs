@@ -3,22 +3,14 @@
 //! scikit-learn's optimum: test ROC AUC within 0.002 and log loss within 1% of
 //! `reference.json`. And `predict` on the test file reproduces the run's test scores exactly.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::process::Command;
 
-use common::{datasets_dir, outcome};
+use common::{datasets_dir, outcome, read_f64_column};
 use serde_json::{Value, json};
-use trainyard::data::{self, ParquetFile};
-
-fn scores(path: &std::path::Path) -> Vec<f64> {
-    let files = ParquetFile::open_all(&[path.to_path_buf()]).unwrap();
-    let cols = vec!["score".to_string()];
-    let kinds = data::column_kinds(&files, &cols).unwrap();
-    let (frame, _) = data::read(&files, &cols, &kinds, &[]).unwrap();
-    let c = frame.column("score").unwrap();
-    (0..c.len()).map(|i| c.f64_at(i).unwrap()).collect()
-}
 
 #[test]
 fn test_auc_and_log_loss_match_scikit_learn_on_every_binary_dataset() {
@@ -84,7 +76,8 @@ fn test_auc_and_log_loss_match_scikit_learn_on_every_binary_dataset() {
             .unwrap();
         let (code, _, stderr) = outcome(&out);
         assert_eq!(code, 0, "{name}: {stderr}");
-        let (a, b) = (scores(&run.join("predictions.parquet")), scores(&scored));
+        let (a, b) =
+            (read_f64_column(&run.join("predictions.parquet"), "score"), read_f64_column(&scored, "score"));
         assert_eq!(a.len(), b.len());
         assert!(
             a.iter().zip(&b).all(|(x, y)| x.to_bits() == y.to_bits()),

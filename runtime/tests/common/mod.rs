@@ -99,6 +99,17 @@ pub fn outcome(o: &Output) -> (i32, String, String) {
     )
 }
 
+/// Column `name` of a Parquet file as numbers (panics on nulls).
+pub fn read_f64_column(path: &Path, name: &str) -> Vec<f64> {
+    use trainyard::data::{self, ParquetFile};
+    let files = ParquetFile::open_all(&[path.to_path_buf()]).unwrap();
+    let cols = vec![name.to_string()];
+    let kinds = data::column_kinds(&files, &cols).unwrap();
+    let (frame, _) = data::read(&files, &cols, &kinds, &[]).unwrap();
+    let c = frame.column(name).unwrap();
+    (0..c.len()).map(|i| c.f64_at(i).unwrap()).collect()
+}
+
 /// `../shared/datasets` beside the checkout, or `None` (with a message) when it is absent.
 pub fn datasets_dir() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/datasets");
