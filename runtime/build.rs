@@ -3,6 +3,12 @@
 use std::process::Command;
 
 fn main() {
+    println!("cargo:rerun-if-env-changed=TRAINYARD_GIT_COMMIT");
+    // Image builds have no .git; they pass the commit in.
+    if let Ok(commit) = std::env::var("TRAINYARD_GIT_COMMIT") {
+        println!("cargo:rustc-env=TRAINYARD_GIT_COMMIT={commit}");
+        return;
+    }
     let commit = Command::new("git")
         .args(["rev-parse", "HEAD"])
         .output()

@@ -15,6 +15,7 @@
 //! | score new data from a run directory | [`predict`] | [`predict::predict`] |
 //! | summarize a run | [`inspect`] | [`inspect::inspect`] |
 //! | summarize a spec and its data without training | [`validate`] | [`validate::validate`] |
+//! | render the Kubernetes Job for a spec and resource class | [`render`] | [`render::render`] |
 //! | make synthetic fraud-like data | [`synth`] | [`synth::write`] |
 //!
 //! The library never prints; the `trainyard` binary is a thin layer over these calls.
@@ -32,6 +33,7 @@ pub mod label;
 pub mod logistic;
 pub mod metrics;
 pub mod predict;
+pub mod render;
 pub mod rundir;
 pub mod solver;
 pub mod spec;

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use trainyard::render::{self, RenderOptions};
 use trainyard::spec::CheckedSpec;
 use trainyard::synth::{self, SynthOptions};
 use trainyard::train::{self, TrainOptions};
@@ -61,6 +62,27 @@ enum Command {
         /// Output Parquet file: the model's key column (when present) and `score`.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Print the Kubernetes ConfigMap + Job YAML for a spec and resource class, for
+    /// `trainyard render ... | kubectl apply -f -`.
+    Render {
+        /// The JSON job spec (embedded, resolved, in the ConfigMap).
+        spec: PathBuf,
+        /// Resource class: cpu-small, cpu-large, highmem or gpu. Default: the spec's `resources`.
+        #[arg(long)]
+        class: Option<String>,
+        /// Container image. Default: ghcr.io/trainyard/trainyard[-cuda]:<version>.
+        #[arg(long)]
+        image: Option<String>,
+        /// Job name. Default: the spec's name, lower-cased, with `_` and `.` turned into `-`.
+        #[arg(long)]
+        name: Option<String>,
+        /// Namespace of the objects.
+        #[arg(long, default_value = render::DEFAULT_NAMESPACE)]
+        namespace: String,
+        /// Override a spec field (repeatable), as for `train`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
     },
     /// Summarize a run directory: manifest, fit and metrics.
     Inspect {
@@ -188,6 +210,11 @@ fn run(cli: Cli) -> Result<(), Error> {
             )
         }
         Command::Inspect { run } => print(&mut out, &inspect::inspect(&run)?),
+        Command::Render { spec, class, image, name, namespace, set } => {
+            let checked = CheckedSpec::from_file(&spec, &set)?;
+            let opts = RenderOptions { class, image, name, namespace: Some(namespace) };
+            print(&mut out, &render::render(&checked, &opts)?)
+        }
         Command::Validate { spec, set, format } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
             let report = validate::validate(&checked)?;

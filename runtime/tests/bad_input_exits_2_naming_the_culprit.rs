@@ -245,3 +245,16 @@ fn set_override_is_validated_like_the_file() {
     assert_eq!(code, 2);
     assert!(stderr.contains("holdout.random.fraction: must be in (0, 1), got 1.5"), "{stderr}");
 }
+
+#[test]
+fn render_with_an_unknown_class_lists_the_known_ones() {
+    let fx = Fixture::new();
+    let path = fx.write_spec(&fx.base_spec());
+    let (code, stdout, stderr) = outcome(&fx.run(&["render", path.to_str().unwrap(), "--class", "xl"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("unknown resource class \"xl\"; known: cpu-small, cpu-large, highmem, gpu"),
+        "{stderr}"
+    );
+}

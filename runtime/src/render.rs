@@ -1,0 +1,403 @@
+//! `trainyard render`: the Kubernetes ConfigMap + Job for one spec and resource class, as YAML
+//! for `kubectl apply -f -`. The objects are the ones `k8s/base` composed with
+//! `k8s/classes/<class>` produces (CI compares the two), with the resolved spec embedded.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement,
+    PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, EnvVar, EnvVarSource,
+    ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
+    ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
+};
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+
+use crate::error::{Error, Result};
+use crate::spec::{CheckedSpec, RESOURCE_CLASSES};
+
+/// Image repository of the CPU build; the `gpu` class uses the `-cuda` one.
+pub const IMAGE_REPOSITORY: &str = "ghcr.io/trainyard/trainyard";
+/// Node label (and taint key) that selects a class's node pool.
+pub const POOL_LABEL: &str = "trainyard.dev/pool";
+/// Pod label naming the class.
+pub const CLASS_LABEL: &str = "trainyard.dev/class";
+const UID: i64 = 65532;
+
+/// Requests (= limits) and extras of one resource class; mirrors `k8s/classes/<class>`.
+#[derive(Debug, Clone, Copy)]
+pub struct ResourceClass {
+    /// Class name.
+    pub name: &'static str,
+    /// CPU cores.
+    pub cpu: &'static str,
+    /// Memory.
+    pub memory: &'static str,
+    /// Ephemeral storage (scratch).
+    pub ephemeral_storage: &'static str,
+    /// NVIDIA GPUs.
+    pub gpus: u32,
+}
+
+/// The classes, in the order of [`RESOURCE_CLASSES`].
+pub const CLASSES: [ResourceClass; 4] = [
+    ResourceClass { name: "cpu-small", cpu: "2", memory: "4Gi", ephemeral_storage: "10Gi", gpus: 0 },
+    ResourceClass { name: "cpu-large", cpu: "16", memory: "64Gi", ephemeral_storage: "50Gi", gpus: 0 },
+    ResourceClass { name: "highmem", cpu: "16", memory: "256Gi", ephemeral_storage: "100Gi", gpus: 0 },
+    ResourceClass { name: "gpu", cpu: "8", memory: "64Gi", ephemeral_storage: "100Gi", gpus: 1 },
+];
+
+/// Namespace of the rendered objects unless `--namespace` says otherwise (as `k8s/base`).
+pub const DEFAULT_NAMESPACE: &str = "trainyard";
+
+/// Options of [`render`].
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    /// Namespace; default [`DEFAULT_NAMESPACE`].
+    pub namespace: Option<String>,
+    /// Resource class; overrides the spec's `resources`.
+    pub class: Option<String>,
+    /// Container image; default `ghcr.io/trainyard/trainyard[-cuda]:<version>`.
+    pub image: Option<String>,
+    /// Job name; default the spec's name made DNS-safe.
+    pub name: Option<String>,
+}
+
+/// The ConfigMap, the NetworkPolicy and the Job as a three-document YAML stream.
+pub fn render(checked: &CheckedSpec, opts: &RenderOptions) -> Result<String> {
+    let class_name = opts.class.clone().or_else(|| checked.spec.resources.clone()).ok_or_else(|| {
+        Error::Usage(format!(
+            "no resource class: pass --class or set \"resources\" in the spec; known: {}",
+            RESOURCE_CLASSES.join(", ")
+        ))
+    })?;
+    let class = CLASSES.iter().find(|c| c.name == class_name).ok_or_else(|| {
+        Error::Usage(format!("unknown resource class {class_name:?}; known: {}", RESOURCE_CLASSES.join(", ")))
+    })?;
+    let name = match &opts.name {
+        Some(n) => checked_name(n)?,
+        None => checked_name(&checked.spec.name.to_lowercase().replace(['_', '.'], "-"))?,
+    };
+    let image = opts.image.clone().unwrap_or_else(|| {
+        let suffix = if class.gpus > 0 { "-cuda" } else { "" };
+        format!("{IMAGE_REPOSITORY}{suffix}:{}", env!("CARGO_PKG_VERSION"))
+    });
+    let spec_json = serde_json::to_string_pretty(&checked.spec.resolved_json())
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let namespace = opts.namespace.clone().unwrap_or_else(|| DEFAULT_NAMESPACE.to_string());
+    let config_map = ConfigMap {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}-spec")),
+            namespace: Some(namespace.clone()),
+            labels: Some(labels(class, None)),
+            ..Default::default()
+        },
+        data: Some(BTreeMap::from([("job.json".to_string(), spec_json + "\n")])),
+        ..Default::default()
+    };
+    let mut job = job(&name, class, &image);
+    job.metadata.namespace = Some(namespace.clone());
+    Ok(format!(
+        "{}---\n{}---\n{}",
+        to_yaml(&config_map)?,
+        to_yaml(&isolation(&name, &namespace))?,
+        to_yaml(&job)?
+    ))
+}
+
+/// No traffic in or out of training pods, as `k8s/base/networkpolicy.yaml`.
+fn isolation(name: &str, namespace: &str) -> NetworkPolicy {
+    let app = BTreeMap::from([("app.kubernetes.io/name".to_string(), "trainyard".to_string())]);
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}-isolated")),
+            namespace: Some(namespace.into()),
+            labels: Some(app.clone()),
+            ..Default::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector { match_labels: Some(app), ..Default::default() }),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ..Default::default()
+        }),
+    }
+}
+
+fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_norway::to_string(value).map_err(|e| Error::Internal(format!("rendering YAML: {e}")))
+}
+
+fn checked_name(name: &str) -> Result<String> {
+    let ok = !name.is_empty()
+        && name.len() <= 52 // room for Kubernetes' pod-name suffixes
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-');
+    if ok {
+        Ok(name.to_string())
+    } else {
+        Err(Error::Usage(format!(
+            "job name {name:?} is not a valid Kubernetes name (1-52 lower-case letters, digits and '-', starting with a letter); pass --name"
+        )))
+    }
+}
+
+fn labels(class: &ResourceClass, component: Option<&str>) -> BTreeMap<String, String> {
+    let mut l = BTreeMap::from([(CLASS_LABEL.to_string(), class.name.to_string())]);
+    if let Some(c) = component {
+        l.insert("app.kubernetes.io/name".into(), "trainyard".into());
+        l.insert("app.kubernetes.io/component".into(), c.into());
+    }
+    l
+}
+
+fn quantities(class: &ResourceClass) -> BTreeMap<String, Quantity> {
+    let mut q = BTreeMap::from([
+        ("cpu".to_string(), Quantity(class.cpu.into())),
+        ("memory".to_string(), Quantity(class.memory.into())),
+        ("ephemeral-storage".to_string(), Quantity(class.ephemeral_storage.into())),
+    ]);
+    if class.gpus > 0 {
+        q.insert("nvidia.com/gpu".into(), Quantity(class.gpus.to_string()));
+    }
+    q
+}
+
+fn exit_codes(action: &str, code: i32) -> PodFailurePolicyRule {
+    PodFailurePolicyRule {
+        action: action.into(),
+        on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+            container_name: Some("trainyard".into()),
+            operator: "In".into(),
+            values: vec![code],
+        }),
+        ..Default::default()
+    }
+}
+
+fn job(name: &str, class: &ResourceClass, image: &str) -> Job {
+    let mut tolerations = vec![Toleration {
+        key: Some(POOL_LABEL.into()),
+        operator: Some("Equal".into()),
+        value: Some(class.name.into()),
+        effect: Some("NoSchedule".into()),
+        ..Default::default()
+    }];
+    if class.gpus > 0 {
+        tolerations.push(Toleration {
+            key: Some("nvidia.com/gpu".into()),
+            operator: Some("Exists".into()),
+            effect: Some("NoSchedule".into()),
+            ..Default::default()
+        });
+    }
+    let seccomp = || Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() });
+    let mount = |name: &str, path: &str, read_only: bool| VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: read_only.then_some(true),
+        ..Default::default()
+    };
+    let container = Container {
+        name: "trainyard".into(),
+        image: Some(image.into()),
+        image_pull_policy: Some("Always".into()),
+        args: Some(
+            ["train", "/spec/job.json", "--output", "/runs/$(RUN_NAME)", "--log-format", "json"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        env: Some(vec![
+            EnvVar {
+                name: "RUN_NAME".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "metadata.labels['batch.kubernetes.io/job-name']".into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            EnvVar { name: "TMPDIR".into(), value: Some("/scratch".into()), ..Default::default() },
+        ]),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities(class)),
+            limits: Some(quantities(class)),
+            ..Default::default()
+        }),
+        security_context: Some(SecurityContext {
+            allow_privilege_escalation: Some(false),
+            read_only_root_filesystem: Some(true),
+            run_as_non_root: Some(true),
+            run_as_user: Some(UID),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+            seccomp_profile: seccomp(),
+            ..Default::default()
+        }),
+        termination_message_path: Some("/dev/termination-log".into()),
+        termination_message_policy: Some("FallbackToLogsOnError".into()),
+        volume_mounts: Some(vec![
+            mount("spec", "/spec", true),
+            mount("data", "/data", true),
+            mount("runs", "/runs", false),
+            mount("scratch", "/scratch", false),
+        ]),
+        ..Default::default()
+    };
+    let pvc = |claim: &str, read_only: bool| {
+        Some(PersistentVolumeClaimVolumeSource {
+            claim_name: claim.into(),
+            read_only: read_only.then_some(true),
+        })
+    };
+    let volumes = vec![
+        Volume {
+            name: "spec".into(),
+            config_map: Some(ConfigMapVolumeSource { name: format!("{name}-spec"), ..Default::default() }),
+            ..Default::default()
+        },
+        Volume {
+            name: "data".into(),
+            persistent_volume_claim: pvc("trainyard-data", true),
+            ..Default::default()
+        },
+        Volume {
+            name: "runs".into(),
+            persistent_volume_claim: pvc("trainyard-runs", false),
+            ..Default::default()
+        },
+        Volume {
+            name: "scratch".into(),
+            empty_dir: Some(EmptyDirVolumeSource {
+                size_limit: Some(Quantity("1Gi".into())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+    ];
+    Job {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            labels: Some(labels(class, Some("train"))),
+            ..Default::default()
+        },
+        spec: Some(JobSpec {
+            backoff_limit: Some(3),
+            active_deadline_seconds: Some(86_400),
+            ttl_seconds_after_finished: Some(604_800),
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![
+                    exit_codes("FailJob", 2),
+                    exit_codes("Ignore", 143),
+                    PodFailurePolicyRule {
+                        action: "Ignore".into(),
+                        on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
+                            type_: "DisruptionTarget".into(),
+                            status: "True".into(),
+                        }]),
+                        ..Default::default()
+                    },
+                ],
+            }),
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(labels(class, Some("train"))),
+                    ..Default::default()
+                }),
+                spec: Some(PodSpec {
+                    restart_policy: Some("Never".into()),
+                    automount_service_account_token: Some(false),
+                    enable_service_links: Some(false),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(UID),
+                        run_as_group: Some(UID),
+                        fs_group: Some(UID),
+                        seccomp_profile: seccomp(),
+                        ..Default::default()
+                    }),
+                    node_selector: Some(BTreeMap::from([(POOL_LABEL.to_string(), class.name.to_string())])),
+                    tolerations: Some(tolerations),
+                    containers: vec![container],
+                    volumes: Some(volumes),
+                    ..Default::default()
+                }),
+            },
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::JobSpec as Spec;
+
+    fn checked(resources: Option<&str>) -> CheckedSpec {
+        let mut json = serde_json::json!({"name": "Fraud_global", "data": {"features": ["/data/x.parquet"]},
+            "label": "y", "features": {"numeric": ["a"]}});
+        if let Some(r) = resources {
+            json["resources"] = r.into();
+        }
+        CheckedSpec::new(serde_json::from_value::<Spec>(json).unwrap(), std::path::Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn classes_match_the_spec_list() {
+        assert_eq!(CLASSES.map(|c| c.name), RESOURCE_CLASSES);
+    }
+
+    #[test]
+    fn renders_a_configmap_and_a_job_for_the_class() {
+        let yaml = render(&checked(Some("gpu")), &RenderOptions::default()).unwrap();
+        let docs: Vec<serde_json::Value> =
+            yaml.split("---\n").map(|d| serde_norway::from_str(d).unwrap()).collect();
+        assert_eq!(docs[0]["kind"], "ConfigMap");
+        assert_eq!(docs[0]["metadata"]["name"], "fraud-global-spec");
+        let spec: serde_json::Value =
+            serde_json::from_str(docs[0]["data"]["job.json"].as_str().unwrap()).unwrap();
+        assert_eq!(spec["resources"], "gpu");
+        assert_eq!(spec["model"]["logistic"]["l2"], 1.0, "the resolved spec is embedded");
+        let job = &docs[2];
+        assert_eq!((job["apiVersion"].as_str(), job["kind"].as_str()), (Some("batch/v1"), Some("Job")));
+        let pod = &job["spec"]["template"]["spec"];
+        let c = &pod["containers"][0];
+        assert_eq!(c["image"], format!("ghcr.io/trainyard/trainyard-cuda:{}", env!("CARGO_PKG_VERSION")));
+        assert_eq!(c["resources"]["limits"]["nvidia.com/gpu"], "1");
+        assert_eq!(c["resources"]["limits"], c["resources"]["requests"]);
+        assert_eq!(pod["nodeSelector"][POOL_LABEL], "gpu");
+        assert_eq!(pod["volumes"][0]["configMap"]["name"], "fraud-global-spec");
+        assert_eq!(job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"][0], 2);
+        assert_eq!(docs[1]["kind"], "NetworkPolicy");
+        assert!(docs.iter().all(|d| d["metadata"]["namespace"] == DEFAULT_NAMESPACE));
+    }
+
+    #[test]
+    fn class_flag_overrides_and_unknown_classes_list_the_known_ones() {
+        let opts = RenderOptions {
+            class: Some("cpu-small".into()),
+            name: Some("nightly".into()),
+            ..Default::default()
+        };
+        let yaml = render(&checked(Some("gpu")), &opts).unwrap();
+        assert!(yaml.contains("trainyard.dev/pool: cpu-small") && yaml.contains("name: nightly"));
+        let err = render(&checked(None), &RenderOptions { class: Some("huge".into()), ..Default::default() })
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(
+            err.to_string()
+                .contains("unknown resource class \"huge\"; known: cpu-small, cpu-large, highmem, gpu")
+        );
+        let err = render(&checked(None), &RenderOptions::default()).unwrap_err();
+        assert!(err.to_string().starts_with("no resource class"), "{err}");
+        let bad =
+            RenderOptions { class: Some("gpu".into()), name: Some("Bad_Name".into()), ..Default::default() };
+        assert_eq!(render(&checked(None), &bad).unwrap_err().exit_code(), 2);
+    }
+}
