@@ -211,6 +211,27 @@ mod tests {
     }
 
     #[test]
+    fn gradient_matches_central_finite_differences() {
+        let (rows, cols) = (300, 5);
+        let (x, y, w, beta) = problem(rows, cols, 3);
+        let p = Problem { x: &x, rows, cols, y: &y, weights: Some(&w) };
+        let mut g = vec![0.0; cols];
+        let (_, g0) = loss_grad(&p, &beta, 0.2, &mut g);
+        let mut scratch = vec![0.0; cols];
+        let loss = |beta: &[f64], b: f64, scratch: &mut [f64]| loss_grad(&p, beta, b, scratch).0;
+        let h = 1e-6;
+        for j in 0..cols {
+            let (mut up, mut down) = (beta.clone(), beta.clone());
+            up[j] += h;
+            down[j] -= h;
+            let fd = (loss(&up, 0.2, &mut scratch) - loss(&down, 0.2, &mut scratch)) / (2.0 * h);
+            assert!((fd - g[j]).abs() <= 1e-5 * (1.0 + g[j].abs()), "coef {j}: {fd} vs {}", g[j]);
+        }
+        let fd = (loss(&beta, 0.2 + h, &mut scratch) - loss(&beta, 0.2 - h, &mut scratch)) / (2.0 * h);
+        assert!((fd - g0).abs() <= 1e-5 * (1.0 + g0.abs()), "intercept: {fd} vs {g0}");
+    }
+
+    #[test]
     fn extreme_scores_stay_finite() {
         assert_eq!(softplus(-800.0), 0.0);
         assert_eq!(softplus(800.0), 800.0);

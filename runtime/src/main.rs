@@ -118,6 +118,10 @@ enum Command {
         /// Rows per Parquet row group.
         #[arg(long, default_value_t = 128 * 1024)]
         row_group_rows: usize,
+        /// Write a purely numeric benchmark dataset instead: OUT/part-*.parquet with `id`,
+        /// `x0`..`x{N-1}` (float32) and `label` (0/1, ~5% positives).
+        #[arg(long, value_name = "N")]
+        numeric: Option<usize>,
     },
 }
 
@@ -226,8 +230,23 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             print(&mut out, &text)
         }
-        Command::Synth { rows, out: dir, seed, files, row_group_rows } => {
-            let summary = synth::write(&dir, &SynthOptions { rows, seed, files, row_group_rows })?;
+        Command::Synth { rows, out: dir, seed, files, row_group_rows, numeric } => {
+            let opts = SynthOptions { rows, seed, files, row_group_rows };
+            if let Some(features) = numeric {
+                let summary = synth::write_numeric(&dir, features, &opts)?;
+                return print(
+                    &mut out,
+                    &format!(
+                        "wrote {} rows x {features} numeric features in {} files under {} ({} positive, {:.2}%)\n",
+                        summary.rows,
+                        summary.feature_files.len(),
+                        dir.display(),
+                        summary.positives,
+                        100.0 * summary.positives as f64 / summary.rows.max(1) as f64
+                    ),
+                );
+            }
+            let summary = synth::write(&dir, &opts)?;
             print(
                 &mut out,
                 &format!(

@@ -231,6 +231,55 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     })
 }
 
+/// Writes a purely numeric benchmark dataset: `out/part-NNNNN.parquet` with `id` (int64),
+/// `x0`..`x{features-1}` (float32, each with its own scale and offset so that standardization
+/// matters) and `label` (0/1 int64 from a known linear model, ~5% positives).
+pub fn write_numeric(out: &Path, features: usize, opts: &SynthOptions) -> Result<SynthSummary> {
+    if opts.rows < 10 || features == 0 || opts.files == 0 || opts.files > opts.rows {
+        return Err(Error::Usage(format!(
+            "synth: need --rows >= 10, --numeric >= 1 and 1 <= --files <= rows, got rows {} numeric {features} files {}",
+            opts.rows, opts.files
+        )));
+    }
+    let mut rng = Rng::new(opts.seed ^ 0x6e75_6d65_7269_63);
+    let beta: Vec<f64> = (0..features).map(|_| 1.2 * rng.normal() / (features as f64).sqrt()).collect();
+    let scale: Vec<f64> = (0..features).map(|j| 10f64.powi((j % 5) as i32 - 2)).collect();
+    let offset: Vec<f64> = (0..features).map(|j| (j % 7) as f64 * 3.0).collect();
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let per_file = opts.rows.div_ceil(opts.files);
+    let (mut files, mut positives) = (Vec::new(), 0);
+    // The intercept for ~5% positives: z has variance ~1.44, so about -3.5 (checked by tests of
+    // the rate, not assumed exact).
+    let intercept = -3.5;
+    for (k, start) in (0..opts.rows).step_by(per_file).enumerate() {
+        let n = per_file.min(opts.rows - start);
+        let mut cols: Vec<Vec<f32>> = vec![Vec::with_capacity(n); features];
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let mut z = intercept;
+            for j in 0..features {
+                let v = rng.normal();
+                z += beta[j] * v;
+                cols[j].push((v * scale[j] + offset[j]) as f32);
+            }
+            let y = i64::from(rng.uniform() < 1.0 / (1.0 + (-z).exp()));
+            positives += y as usize;
+            labels.push(y);
+        }
+        let mut columns: Vec<(String, ArrayRef)> =
+            vec![("id".into(), Arc::new(Int64Array::from_iter_values(start as i64..(start + n) as i64)))];
+        for (j, c) in cols.into_iter().enumerate() {
+            columns.push((format!("x{j}"), Arc::new(Float32Array::from(c))));
+        }
+        columns.push(("label".into(), Arc::new(Int64Array::from(labels))));
+        let batch = RecordBatch::try_from_iter(columns).map_err(|e| Error::Internal(e.to_string()))?;
+        let path = out.join(format!("part-{k:05}.parquet"));
+        write_batch(&path, batch, opts.row_group_rows)?;
+        files.push(path);
+    }
+    Ok(SynthSummary { label_file: files[0].clone(), feature_files: files, rows: opts.rows, labeled: opts.rows, positives })
+}
+
 #[derive(Default)]
 struct Columns {
     charge_id: Vec<i64>,
