@@ -114,6 +114,11 @@ impl Pipeline {
         Ok(Pipeline { numeric, categorical, names })
     }
 
+    /// Fits the features a spec lists, with its thresholds, on `frame` (the train rows).
+    pub fn fit_spec(frame: &Frame, spec: &crate::spec::FeaturesSpec) -> Result<Pipeline> {
+        Self::fit(frame, &spec.numeric, &spec.categorical, spec.min_category_count, spec.categorical_nulls)
+    }
+
     /// Width of the design matrix.
     pub fn width(&self) -> usize {
         self.names.len()

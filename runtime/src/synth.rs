@@ -241,7 +241,7 @@ pub fn write_numeric(out: &Path, features: usize, opts: &SynthOptions) -> Result
             opts.rows, opts.files
         )));
     }
-    let mut rng = Rng::new(opts.seed ^ 0x6e75_6d65_7269_63);
+    let mut rng = Rng::new(opts.seed ^ 0x006e_756d_6572_6963);
     let beta: Vec<f64> = (0..features).map(|_| 1.2 * rng.normal() / (features as f64).sqrt()).collect();
     let scale: Vec<f64> = (0..features).map(|j| 10f64.powi((j % 5) as i32 - 2)).collect();
     let offset: Vec<f64> = (0..features).map(|j| (j % 7) as f64 * 3.0).collect();
@@ -277,7 +277,13 @@ pub fn write_numeric(out: &Path, features: usize, opts: &SynthOptions) -> Result
         write_batch(&path, batch, opts.row_group_rows)?;
         files.push(path);
     }
-    Ok(SynthSummary { label_file: files[0].clone(), feature_files: files, rows: opts.rows, labeled: opts.rows, positives })
+    Ok(SynthSummary {
+        label_file: files[0].clone(),
+        feature_files: files,
+        rows: opts.rows,
+        labeled: opts.rows,
+        positives,
+    })
 }
 
 #[derive(Default)]

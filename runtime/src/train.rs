@@ -171,13 +171,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     );
 
     let t = Instant::now();
-    let pipeline = Pipeline::fit(
-        &data.train.frame,
-        &spec.features.numeric,
-        &spec.features.categorical,
-        spec.features.min_category_count,
-        spec.features.categorical_nulls,
-    )?;
+    let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
     let (x_train, x_test) = (pipeline.transform(&data.train.frame)?, pipeline.transform(&data.test.frame)?);
     phases.features = t.elapsed().as_secs_f64();
     tracing::info!(

@@ -54,13 +54,7 @@ pub struct ValidateReport {
 pub fn validate(checked: &CheckedSpec) -> Result<ValidateReport> {
     let data = dataset::load(checked)?;
     let spec = &checked.spec;
-    let pipeline = Pipeline::fit(
-        &data.train.frame,
-        &spec.features.numeric,
-        &spec.features.categorical,
-        spec.features.min_category_count,
-        spec.features.categorical_nulls,
-    )?;
+    let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
     Ok(report(checked, &data, &pipeline))
 }
 

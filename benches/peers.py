@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""trainyard's logistic path against its peers, side by side in one invocation.
+
+    python3 benches/peers.py                      # 1M x 32 and 4M x 64, two alternating rounds
+    python3 benches/peers.py --sizes 200000x16    # a quick look
+
+For each size it makes numeric data with `trainyard synth --numeric` (the last of five part files
+is the test set, the rest train), then alternates:
+  (a) `trainyard train` end to end (read, split, standardize, fit, evaluate, write the run);
+  (b) pyarrow read + StandardScaler + scikit-learn LogisticRegression(solver="lbfgs", C=1/l2,
+      tol, max_iter) fit + predict + AUC, in its own process;
+  (c) the fit alone on both sides (from (a)'s metrics.json and (b)'s own timer);
+  (d) linfa-logistic on the smallest size, on exactly trainyard's design matrix.
+Each tool runs in a fresh process; peak RSS comes from wait4(). It prints a markdown table with
+the ratio of every peer's time to trainyard's, and the memory-bandwidth floor: the bytes one
+objective pass reads divided by this machine's measured read bandwidth, against trainyard's
+measured seconds per pass.
+
+It installs numpy, pyarrow and scikit-learn with pip when they are missing, and builds the
+release binaries with cargo (skip with --no-build).
+"""
+
+import argparse
+import json
+import os
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+L2, TOL, MAX_ITER = 1.0, 1e-4, 1000
+PARTS = 5
+
+SKLEARN = r"""
+import json, sys, time, glob
+t0 = time.perf_counter()
+import numpy as np, pyarrow.parquet as pq
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+from sklearn.metrics import roc_auc_score, log_loss
+from threadpoolctl import threadpool_limits
+data, features, l2, tol, max_iter, blas = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+files = sorted(glob.glob(data + "/part-*.parquet"))
+cols = [f"x{j}" for j in range(features)]
+def read(paths):
+    t = pq.read_table(paths, columns=cols + ["label"])
+    x = np.empty((t.num_rows, features), dtype=np.float32)  # row-major, as trainyard's matrix
+    for j, c in enumerate(cols):
+        x[:, j] = t.column(c).to_numpy()
+    return x, t.column("label").to_numpy()
+t = time.perf_counter()
+x, y = read(files[:-1])
+xt, yt = read(files[-1:])
+read_s = time.perf_counter() - t
+with threadpool_limits(limits=blas):
+    t = time.perf_counter()
+    scaler = StandardScaler().fit(x)
+    x = scaler.transform(x); xt = scaler.transform(xt)
+    prep_s = time.perf_counter() - t
+    t = time.perf_counter()
+    model = LogisticRegression(solver="lbfgs", C=1.0 / l2, tol=tol, max_iter=max_iter).fit(x, y)
+    fit_s = time.perf_counter() - t
+    t = time.perf_counter()
+    p = model.predict_proba(xt)[:, 1]
+    auc, ll = roc_auc_score(yt, p), log_loss(yt, p)
+    eval_s = time.perf_counter() - t
+print(json.dumps({"read_s": read_s, "prep_s": prep_s, "fit_s": fit_s, "eval_s": eval_s,
+                  "n_iter": int(model.n_iter_[0]), "auc": auc, "log_loss": ll,
+                  "coef": model.coef_[0].tolist(), "intercept": float(model.intercept_[0]),
+                  "total_s": time.perf_counter() - t0}))
+"""
+
+
+def ensure_python_peers():
+    try:
+        import numpy, pyarrow, sklearn, threadpoolctl  # noqa: F401
+    except ImportError:
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "numpy", "pyarrow", "scikit-learn", "threadpoolctl"])
+
+
+def run_measured(cmd, env=None):
+    t = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
+    out = p.stdout.read()
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"{' '.join(cmd)} failed with {os.waitstatus_to_exitcode(status)}")
+    return wall, usage.ru_maxrss / 1024.0, out
+
+
+def read_safetensors(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        blob = f.read()
+    out = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = info["data_offsets"]
+        out[name] = list(struct.unpack(f"<{(b - a) // 8}d", blob[a:b]))
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="1000000x32,4000000x64")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "trainyard-peers"))
+    ap.add_argument("--blas-threads", type=int, default=1, help="scikit-learn's BLAS threads (1: one pool on 2 cores)")
+    ap.add_argument("--no-build", action="store_true")
+    args = ap.parse_args()
+
+    ensure_python_peers()
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    if not args.no_build:
+        subprocess.check_call(["cargo", "build", "--release", "--locked", "-p", "trainyard", "-p", "trainyard-benches", "--bins"], cwd=ROOT)
+    bin_dir = os.path.join(target, "release")
+    trainyard = os.path.join(bin_dir, "trainyard")
+    bw = json.loads(subprocess.check_output([os.path.join(bin_dir, "bandwidth"), "1024"]))
+    os.makedirs(args.work, exist_ok=True)
+    env_sklearn = dict(os.environ, OMP_NUM_THREADS="1")
+    # This machine sets these for old OpenBLAS builds; they slow a current numpy (see the env notes).
+    env_sklearn.pop("OPENBLAS_CORETYPE", None)
+    env_sklearn.pop("OPENBLAS_L2_SIZE", None)
+
+    rows_out = []
+    sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+    for si, (n, d) in enumerate(sizes):
+        data = os.path.join(args.work, f"num-{n}x{d}")
+        if not os.path.isdir(data):
+            subprocess.check_call([trainyard, "synth", "--numeric", str(d), "--rows", str(n), "--files", str(PARTS), "--out", data], stdout=subprocess.DEVNULL)
+        parts = sorted(f for f in os.listdir(data) if f.endswith(".parquet"))
+        spec = {
+            "name": f"peers-{n}x{d}",
+            "data": {"features": [os.path.join(data, p) for p in parts[:-1]]},
+            "label": "label",
+            "features": {"numeric": [f"x{j}" for j in range(d)]},
+            "holdout": {"files": [os.path.join(data, parts[-1])]},
+            "model": {"logistic": {"l2": L2, "tol": TOL, "max_iter": MAX_ITER}},
+        }
+        spec_path = os.path.join(args.work, f"spec-{n}x{d}.json")
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        run_dir = os.path.join(args.work, f"run-{n}x{d}")
+        ty, sk = [], []
+        for _ in range(args.rounds):
+            wall, rss, _ = run_measured([trainyard, "train", spec_path, "--output", run_dir, "--overwrite", "--log-format", "json"])
+            with open(os.path.join(run_dir, "metrics.json")) as f:
+                m = json.load(f)
+            ty.append((wall, rss, m))
+            wall, rss, out = run_measured([sys.executable, "-c", SKLEARN, data, str(d), str(L2), str(TOL), str(MAX_ITER), str(args.blas_threads)], env_sklearn)
+            sk.append((wall, rss, json.loads(out)))
+        tw, trss, tm = min(ty, key=lambda r: r[0])
+        sw, srss, sm = min(sk, key=lambda r: r[0])
+        weights = read_safetensors(os.path.join(run_dir, "model.safetensors"))
+        train_rows = tm["train"]["rows"]
+        matrix_mib = train_rows * d * 4 / 2**20
+        label = f"{n // 1000}k x {d}" if n < 10**6 else f"{n // 10**6}M x {d}"
+        rows_out.append([label, "trainyard train (end to end)", tw, trss, tm["fit"]["objective_passes"], tm["test"]["roc_auc"], tm["test"]["log_loss"], 1.0])
+        rows_out.append([label, "pyarrow + scikit-learn (end to end)", sw, srss, f"{sm['n_iter']} iter", sm["auc"], sm["log_loss"], sw / tw])
+        tf, sf = tm["phases"]["fit"], sm["fit_s"]
+        rows_out.append([label, "trainyard fit only", tf, None, tm["fit"]["objective_passes"], None, None, 1.0])
+        rows_out.append([label, "scikit-learn fit only", sf, None, f"{sm['n_iter']} iter", None, None, sf / tf])
+        per_pass = tf / max(tm["fit"]["objective_passes"], 1)
+        floor = train_rows * d * 4 / (bw["gb_per_s"] * 1e9)
+        rows_out.append([label, f"seconds per pass vs bandwidth floor ({bw['gb_per_s']:.1f} GB/s, {matrix_mib:.0f} MiB/pass)", per_pass, None, None, None, None, per_pass / floor])
+        rows_out.append([label, "trainyard load (read + split)", tm["phases"]["load"], None, None, None, None, 1.0])
+        rows_out.append([label, "pyarrow read to f32 matrix", sm["read_s"], None, None, None, None, sm["read_s"] / tm["phases"]["load"]])
+        coef_gap = max(abs(a - b) / max(abs(b), 1e-3) for a, b in zip(weights["coef"], sm["coef"]))
+        rows_out.append([label, "max relative coefficient gap trainyard vs scikit-learn", coef_gap, None, None, None, None, None])
+        if si == 0:
+            wall, rss, out = run_measured([os.path.join(bin_dir, "linfa_fit"), spec_path])
+            lf = json.loads(out)
+            gap = max(abs(a - b) / max(abs(b), 1e-3) for a, b in zip(weights["coef"], lf["coef"]))
+            rows_out.append([label, "linfa-logistic fit only", lf["fit_seconds"], rss, None, None, None, lf["fit_seconds"] / tf])
+            rows_out.append([label, "max relative coefficient gap trainyard vs linfa", gap, None, None, None, None, None])
+
+    def fmt(v, digits=3):
+        if v is None:
+            return ""
+        if isinstance(v, str):
+            return v
+        if isinstance(v, int):
+            return str(v)
+        return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
+
+    print(f"\nmachine: {os.cpu_count()} cores, read bandwidth {bw['gb_per_s']:.1f} GB/s on {bw['threads']} threads; "
+          f"scikit-learn with {args.blas_threads} BLAS thread(s); l2={L2} tol={TOL}; best of {args.rounds} alternating rounds\n")
+    print("| data | what | seconds | peak RSS MiB | passes | test AUC | log loss | ratio to trainyard |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows_out:
+        print("| " + " | ".join([r[0], r[1], fmt(r[2]), fmt(r[3], 0), fmt(r[4]), fmt(r[5], 4), fmt(r[6], 4), fmt(r[7], 2) + ("x" if r[7] is not None else "")]) + " |")
+
+
+if __name__ == "__main__":
+    main()
