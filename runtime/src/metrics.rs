@@ -4,6 +4,7 @@
 //! as `LogisticRegression.predict` decides). Rows count equally (sample weights shape the fit,
 //! not the evaluation).
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Bins of the expected calibration error.
@@ -73,11 +74,12 @@ impl SplitMetrics {
             .filter(|b| b.0 > 0)
             .map(|&(k, sp, sy)| (k as f64 / nf) * ((sy - sp) / k as f64).abs())
             .sum();
+        let ranked = rank(y, p);
         SplitMetrics {
             rows: n,
             positives,
-            roc_auc: roc_auc(y, p),
-            pr_auc: average_precision(y, p),
+            roc_auc: roc_auc_ranked(&ranked),
+            pr_auc: average_precision_ranked(&ranked),
             log_loss: ll / nf,
             brier: brier / nf,
             accuracy: (tp + tn) as f64 / nf,
@@ -89,40 +91,41 @@ impl SplitMetrics {
     }
 }
 
-/// Indices sorted by score, descending; NaN scores sort last.
-fn order_desc(p: &[f64]) -> Vec<usize> {
-    let mut idx: Vec<usize> = (0..p.len()).collect();
-    idx.sort_by(|&a, &b| p[b].total_cmp(&p[a]));
-    idx
+/// (score, is positive) pairs sorted by score, descending (NaN last). Sorting the pairs rather
+/// than indices keeps the sort cache-friendly; ties are handled by the callers, so an unstable
+/// parallel sort gives the same metrics as any other order.
+fn rank(y: &[f32], p: &[f64]) -> Vec<(f64, bool)> {
+    let mut pairs: Vec<(f64, bool)> = p.iter().copied().zip(y.iter().map(|&v| v == 1.0)).collect();
+    pairs.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+    pairs
+}
+
+/// Runs of equal scores in ranked pairs: (positives, negatives) per run, highest score first.
+fn tie_groups(ranked: &[(f64, bool)]) -> impl Iterator<Item = (f64, f64)> + '_ {
+    ranked.chunk_by(|a, b| a.0 == b.0).map(|g| {
+        let pos = g.iter().filter(|(_, y)| *y).count() as f64;
+        (pos, g.len() as f64 - pos)
+    })
 }
 
 /// ROC AUC by the rank-sum (Mann–Whitney) statistic with tied scores sharing their mean rank.
 /// NaN when one class is absent.
 pub fn roc_auc(y: &[f32], p: &[f64]) -> f64 {
-    let idx = order_desc(p);
-    let pos = y.iter().filter(|&&v| v == 1.0).count() as f64;
-    let neg = y.len() as f64 - pos;
+    roc_auc_ranked(&rank(y, p))
+}
+
+fn roc_auc_ranked(ranked: &[(f64, bool)]) -> f64 {
+    let pos = ranked.iter().filter(|(_, y)| *y).count() as f64;
+    let neg = ranked.len() as f64 - pos;
     if pos == 0.0 || neg == 0.0 {
         return f64::NAN;
     }
     // Walk from the highest score: each positive outranks the negatives below it; ties count
     // half.
     let (mut auc, mut neg_above) = (0.0, 0.0);
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        let (mut tie_pos, mut tie_neg) = (0.0, 0.0);
-        while j < idx.len() && p[idx[j]] == p[idx[i]] {
-            if y[idx[j]] == 1.0 {
-                tie_pos += 1.0
-            } else {
-                tie_neg += 1.0
-            }
-            j += 1;
-        }
+    for (tie_pos, tie_neg) in tie_groups(ranked) {
         auc += tie_pos * (neg - neg_above - tie_neg) + 0.5 * tie_pos * tie_neg;
         neg_above += tie_neg;
-        i = j;
     }
     auc / (pos * neg)
 }
@@ -130,24 +133,21 @@ pub fn roc_auc(y: &[f32], p: &[f64]) -> f64 {
 /// Average precision: Σₖ (Rₖ − Rₖ₋₁)·Pₖ over the distinct score thresholds, as scikit-learn's
 /// `average_precision_score`. NaN without positives.
 pub fn average_precision(y: &[f32], p: &[f64]) -> f64 {
-    let idx = order_desc(p);
-    let pos = y.iter().filter(|&&v| v == 1.0).count() as f64;
+    average_precision_ranked(&rank(y, p))
+}
+
+fn average_precision_ranked(ranked: &[(f64, bool)]) -> f64 {
+    let pos = ranked.iter().filter(|(_, y)| *y).count() as f64;
     if pos == 0.0 {
         return f64::NAN;
     }
     let (mut tp, mut seen, mut prev_recall, mut ap) = (0.0, 0.0, 0.0, 0.0);
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j < idx.len() && p[idx[j]] == p[idx[i]] {
-            tp += f64::from(y[idx[j]]);
-            seen += 1.0;
-            j += 1;
-        }
+    for (tie_pos, tie_neg) in tie_groups(ranked) {
+        tp += tie_pos;
+        seen += tie_pos + tie_neg;
         let recall = tp / pos;
         ap += (recall - prev_recall) * (tp / seen);
         prev_recall = recall;
-        i = j;
     }
     ap
 }
