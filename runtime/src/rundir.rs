@@ -60,6 +60,7 @@ impl Staging {
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let name =
             target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "run".into());
+        remove_abandoned(&parent, &name);
         let dir = parent.join(format!(".{name}.staging-{}", std::process::id()));
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
@@ -118,6 +119,25 @@ impl Drop for Staging {
     }
 }
 
+/// Removes staging directories of earlier runs of the same target whose process is gone (killed
+/// before it could clean up, e.g. by SIGKILL or an OOM kill). Best effort; only where `/proc`
+/// tells which processes are alive.
+fn remove_abandoned(parent: &Path, name: &str) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let prefix = format!(".{name}.staging-");
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(rest) = file_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else { continue };
+        let Ok(pid) = rest.trim_end_matches(".old").parse::<u32>() else { continue };
+        if pid != std::process::id() && !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn parent_of(p: &Path) -> PathBuf {
     match p.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
@@ -155,5 +175,11 @@ mod tests {
         assert!(!staged.exists() && !tmp.path().join("runs/b").exists());
         // Only the two runs are left: no staging or old directories.
         assert_eq!(fs::read_dir(tmp.path().join("runs")).unwrap().count(), 1);
+
+        // A staging directory abandoned by a dead process is removed by the next run.
+        let abandoned = tmp.path().join("runs/.a.staging-4294967295");
+        fs::create_dir_all(&abandoned).unwrap();
+        Staging::new(&target).unwrap();
+        assert!(!abandoned.exists());
     }
 }

@@ -243,4 +243,13 @@ fn sigkill_at_any_moment_leaves_no_partial_run_at_the_target() {
         }
     }
     eprintln!("{completed} of 12 runs completed before the kill (an uninterrupted run took {full} ms)");
+    // A later run removes what the killed ones left in staging.
+    let out = fx.run(&["train", spec_path.to_str().unwrap(), "--output", "runs/big", "--overwrite"]);
+    assert_eq!(out.status.code(), Some(0));
+    let leftovers: Vec<_> = std::fs::read_dir(fx.path("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "big")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }
