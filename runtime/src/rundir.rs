@@ -3,7 +3,6 @@
 //! target path.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -74,12 +73,10 @@ impl Staging {
         self.dir.join(name)
     }
 
-    /// Writes `bytes` to `name` and flushes them to disk.
+    /// Writes `bytes` to `name` ([`Staging::commit`] flushes every staged file to disk).
     pub fn write(&self, name: &str, bytes: &[u8]) -> Result<()> {
         let path = self.path(name);
-        let mut f = File::create(&path).map_err(|e| Error::io(&path, e))?;
-        f.write_all(bytes).map_err(|e| Error::io(&path, e))?;
-        f.sync_all().map_err(|e| Error::io(&path, e))
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))
     }
 
     /// Flushes the staged files and renames the directory into place, replacing an existing

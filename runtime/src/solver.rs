@@ -203,36 +203,21 @@ fn line_search(
     let mut best: Option<(f64, f64)> = None; // (alpha, value) of the best Armijo point seen
     for i in 0..max_evals {
         let (fa, sa) = phi(alpha, x_new, g_new, &mut evals);
-        if !fa.is_finite() || fa > f0 + C1 * alpha * slope0 || (i > 0 && fa >= f_prev) {
-            return zoom(
-                &mut phi,
-                (a_prev, f_prev, s_prev),
-                (alpha, fa, sa),
-                f0,
-                slope0,
-                max_evals,
-                evals,
-                x_new,
-                g_new,
-            );
+        let (prev, here) = ((a_prev, f_prev, s_prev), (alpha, fa, sa));
+        // A bracket for zoom, (low, high): the step went too far, or the slope turned upward.
+        let bracket = if !fa.is_finite() || fa > f0 + C1 * alpha * slope0 || (i > 0 && fa >= f_prev) {
+            Some((prev, here))
+        } else if sa.abs() <= -C2 * slope0 {
+            return LineSearch { value: Some(fa), evaluations: evals };
+        } else if sa >= 0.0 {
+            Some((here, prev))
+        } else {
+            None
+        };
+        if let Some((lo, hi)) = bracket {
+            return zoom(&mut phi, lo, hi, f0, slope0, max_evals, evals, x_new, g_new);
         }
         best = Some((alpha, fa));
-        if sa.abs() <= -C2 * slope0 {
-            return LineSearch { value: Some(fa), evaluations: evals };
-        }
-        if sa >= 0.0 {
-            return zoom(
-                &mut phi,
-                (alpha, fa, sa),
-                (a_prev, f_prev, s_prev),
-                f0,
-                slope0,
-                max_evals,
-                evals,
-                x_new,
-                g_new,
-            );
-        }
         (a_prev, f_prev, s_prev) = (alpha, fa, sa);
         alpha *= 2.0;
     }

@@ -154,6 +154,11 @@ impl Column {
         Ok(Column { kind, values, nulls })
     }
 
+    /// A column of `kind` with no rows.
+    pub fn empty(kind: Kind) -> Column {
+        Column { kind, values: Values::empty(kind), nulls: None }
+    }
+
     /// Number of rows.
     pub fn len(&self) -> usize {
         match &self.values {
@@ -316,8 +321,8 @@ impl Column {
                 }
                 Values::Str { codes, dict }
             }
-            Some(first) => {
-                let mut out = first.empty_like();
+            Some(_) => {
+                let mut out = Values::empty(kind);
                 for c in chunks {
                     out.extend(c.values);
                 }
@@ -329,14 +334,15 @@ impl Column {
 }
 
 impl Values {
-    fn empty_like(&self) -> Values {
-        match self {
-            Values::Int(_) => Values::Int(Vec::new()),
-            Values::Time(_) => Values::Time(Vec::new()),
-            Values::UInt(_) => Values::UInt(Vec::new()),
-            Values::Float(_) => Values::Float(Vec::new()),
-            Values::Bool(_) => Values::Bool(Vec::new()),
-            Values::Str { .. } => Values::Str { codes: Vec::new(), dict: Vec::new() },
+    /// The representation of `kind`, with no rows.
+    fn empty(kind: Kind) -> Values {
+        match kind {
+            Kind::Integer => Values::Int(Vec::new()),
+            Kind::Unsigned => Values::UInt(Vec::new()),
+            Kind::Float | Kind::Decimal => Values::Float(Vec::new()),
+            Kind::Boolean => Values::Bool(Vec::new()),
+            Kind::Date | Kind::Timestamp => Values::Time(Vec::new()),
+            Kind::String => Values::Str { codes: Vec::new(), dict: Vec::new() },
         }
     }
 

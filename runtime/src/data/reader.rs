@@ -137,12 +137,6 @@ impl Frame {
         Frame { names: self.names.clone(), rows: keep.iter().filter(|&&k| k).count(), columns }
     }
 
-    /// The rows at `indices`, in that order.
-    pub fn take(&self, indices: &[usize]) -> Frame {
-        let columns: Vec<Column> = self.columns.par_iter().map(|c| c.take(indices)).collect();
-        Frame { names: self.names.clone(), rows: indices.len(), columns }
-    }
-
     /// Adds a column (its length must be `rows`).
     pub fn push(&mut self, name: &str, column: Column) {
         self.names.push(name.to_string());
@@ -209,24 +203,11 @@ pub fn read(
     let columns_out: Vec<Column> = per_column
         .into_par_iter()
         .zip(kinds.par_iter())
-        .map(|(chunks, &kind)| if chunks.is_empty() { empty(kind) } else { Column::concat(chunks) })
+        .map(|(chunks, &kind)| if chunks.is_empty() { Column::empty(kind) } else { Column::concat(chunks) })
         .collect();
     let rows = columns_out.first().map_or(0, Column::len);
     stats.rows_kept = rows as u64;
     Ok((Frame { names: columns.to_vec(), columns: columns_out, rows }, stats))
-}
-
-fn empty(kind: Kind) -> Column {
-    use super::column::Values;
-    let values = match kind {
-        Kind::String => Values::Str { codes: vec![], dict: vec![] },
-        Kind::Integer => Values::Int(vec![]),
-        Kind::Unsigned => Values::UInt(vec![]),
-        Kind::Date | Kind::Timestamp => Values::Time(vec![]),
-        Kind::Boolean => Values::Bool(vec![]),
-        Kind::Float | Kind::Decimal => Values::Float(vec![]),
-    };
-    Column { kind, values, nulls: None }
 }
 
 fn read_row_group(
@@ -285,6 +266,6 @@ fn read_row_group(
     Ok(parts
         .into_iter()
         .zip(kinds)
-        .map(|(p, &kind)| if p.is_empty() { empty(kind) } else { Column::concat(p) })
+        .map(|(p, &kind)| if p.is_empty() { Column::empty(kind) } else { Column::concat(p) })
         .collect())
 }
