@@ -10,11 +10,14 @@ use crate::error::{Error, Result};
 use crate::features::Pipeline;
 use crate::label::LabelMapping;
 use crate::logistic::LogisticModel;
+use crate::mlp::{Architecture, MlpModel};
+use crate::model::Model;
 use crate::rundir::names;
-use crate::spec::LogisticSpec;
+use crate::spec::{LogisticSpec, MlpSpec, ModelSpec};
 
-/// Version of the `model.json` layout; bumped on incompatible changes.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the `model.json` layout; bumped on incompatible changes (2: MLP models, and
+/// hyperparameters tagged with the model kind).
+pub const FORMAT_VERSION: u32 = 2;
 const COEF: &str = "coef";
 const INTERCEPT: &str = "intercept";
 
@@ -24,20 +27,24 @@ const INTERCEPT: &str = "intercept";
 pub struct ModelCard {
     /// Layout version, [`FORMAT_VERSION`].
     pub format_version: u32,
-    /// `logistic`.
+    /// `logistic` or `mlp`.
     pub kind: String,
     /// trainyard version that wrote it.
     pub trainyard_version: String,
-    /// The resolved hyperparameters.
-    pub hyperparameters: LogisticSpec,
+    /// The resolved hyperparameters, as the spec's `model` field.
+    pub hyperparameters: ModelSpec,
+    /// The MLP's shape (layer widths, embedding sizes); absent for logistic models.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<Architecture>,
     /// The fitted feature pipeline.
     pub pipeline: Pipeline,
     /// How label values map to 0/1.
     pub labels: LabelMapping,
     /// Column identifying a row, copied into predictions when present in the data.
     pub key: Option<String>,
-    /// Tensor names in `model.safetensors`: coefficients (f64, one per design column, in
-    /// `pipeline.names` order) and the intercept (f64, shape [1]).
+    /// Tensor names in `model.safetensors`. Logistic: coefficients (f64, one per one-hot design
+    /// column, in `pipeline.names` order) and the intercept (f64, shape [1]). MLP: f32 weights
+    /// named as a candle `VarMap` would (`hidden.0.weight` is `[out, in]`).
     pub tensors: Vec<String>,
 }
 
@@ -53,17 +60,46 @@ impl ModelCard {
             format_version: FORMAT_VERSION,
             kind: "logistic".into(),
             trainyard_version: env!("CARGO_PKG_VERSION").into(),
-            hyperparameters,
+            hyperparameters: ModelSpec::Logistic(hyperparameters),
+            architecture: None,
             pipeline,
             labels,
             key,
             tensors: vec![COEF.into(), INTERCEPT.into()],
         }
     }
+
+    /// A card for an MLP.
+    pub fn mlp(
+        hyperparameters: MlpSpec,
+        model: &MlpModel,
+        pipeline: Pipeline,
+        labels: LabelMapping,
+        key: Option<String>,
+    ) -> Self {
+        ModelCard {
+            format_version: FORMAT_VERSION,
+            kind: "mlp".into(),
+            trainyard_version: env!("CARGO_PKG_VERSION").into(),
+            hyperparameters: ModelSpec::Mlp(hyperparameters),
+            architecture: Some(model.net.arch.clone()),
+            pipeline,
+            labels,
+            key,
+            tensors: model.tensor_names(),
+        }
+    }
 }
 
 /// The bytes of `model.safetensors`. Deterministic: the same weights give the same bytes.
-pub fn weights_bytes(model: &LogisticModel) -> Result<Vec<u8>> {
+pub fn weights_bytes(model: &Model) -> Result<Vec<u8>> {
+    match model {
+        Model::Logistic(m) => logistic_bytes(m),
+        Model::Mlp(m) => m.weights_bytes(),
+    }
+}
+
+fn logistic_bytes(model: &LogisticModel) -> Result<Vec<u8>> {
     let coef: Vec<u8> = model.coef.iter().flat_map(|v| v.to_le_bytes()).collect();
     let intercept = model.intercept.to_le_bytes();
     let internal = |e: safetensors::SafeTensorError| Error::Internal(format!("serializing weights: {e}"));
@@ -75,7 +111,7 @@ pub fn weights_bytes(model: &LogisticModel) -> Result<Vec<u8>> {
 }
 
 /// Reads `model.json` and `model.safetensors` from a run directory.
-pub fn load(run: &Path) -> Result<(ModelCard, LogisticModel)> {
+pub fn load(run: &Path) -> Result<(ModelCard, Model)> {
     let card_path = run.join(names::MODEL_JSON);
     let text = std::fs::read_to_string(&card_path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Usage(format!(
@@ -87,7 +123,12 @@ pub fn load(run: &Path) -> Result<(ModelCard, LogisticModel)> {
     })?;
     let card: ModelCard = serde_json::from_str(&text)
         .map_err(|e| Error::data(format!("{}: not a trainyard model card: {e}", card_path.display())))?;
-    if card.format_version != FORMAT_VERSION || card.kind != "logistic" {
+    let supported = match (&card.hyperparameters, &card.architecture) {
+        (ModelSpec::Logistic(_), None) => card.kind == "logistic",
+        (ModelSpec::Mlp(_), Some(_)) => card.kind == "mlp",
+        _ => false,
+    };
+    if card.format_version != FORMAT_VERSION || !supported {
         return Err(Error::data(format!(
             "{}: model kind {:?} format {} is not supported by this trainyard ({} format {FORMAT_VERSION})",
             card_path.display(),
@@ -98,6 +139,18 @@ pub fn load(run: &Path) -> Result<(ModelCard, LogisticModel)> {
     }
     let weights_path = run.join(names::WEIGHTS);
     let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+    if let Some(arch) = &card.architecture {
+        if arch.numeric != card.pipeline.numeric_width()
+            || arch.cardinalities != card.pipeline.cardinalities()
+        {
+            return Err(Error::data(format!(
+                "{}: the architecture does not match the feature pipeline",
+                card_path.display()
+            )));
+        }
+        let model = MlpModel::from_bytes(arch, &bytes, &weights_path.display().to_string())?;
+        return Ok((card, Model::Mlp(model)));
+    }
     let bad = |what: String| Error::data(format!("{}: {what}", weights_path.display()));
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
     let read = |name: &str| -> Result<Vec<f64>> {
@@ -115,5 +168,5 @@ pub fn load(run: &Path) -> Result<(ModelCard, LogisticModel)> {
     if coef.len() != card.pipeline.width() || intercept.len() != 1 {
         return Err(bad(format!("{} coefficients for {} design columns", coef.len(), card.pipeline.width())));
     }
-    Ok((card, LogisticModel { coef, intercept: intercept[0] }))
+    Ok((card, Model::Logistic(LogisticModel { coef, intercept: intercept[0] })))
 }

@@ -32,6 +32,9 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Training stopped on SIGTERM after writing a checkpoint; running again resumes.
+    #[error("{0}")]
+    Preempted(String),
     /// A bug or an infrastructure failure that is not the input's fault.
     #[error("internal error: {0}")]
     Internal(String),
@@ -46,6 +49,7 @@ impl Error {
         match self {
             Error::Spec { .. } | Error::Data(_) | Error::Usage(_) => 2,
             Error::Io { .. } | Error::Internal(_) => 1,
+            Error::Preempted(_) => 143,
         }
     }
 

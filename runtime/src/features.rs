@@ -124,80 +124,160 @@ impl Pipeline {
         self.names.len()
     }
 
-    /// Builds the design matrix for `frame`'s rows. Every feature column must be present with a
-    /// usable kind (names the column otherwise).
+    /// Width of the numeric block: one column per numeric feature plus its missing indicator.
+    pub fn numeric_width(&self) -> usize {
+        self.numeric.iter().map(|n| 1 + usize::from(n.indicator)).sum()
+    }
+
+    /// Slots of each categorical feature: its levels plus the "other" slot.
+    pub fn cardinalities(&self) -> Vec<usize> {
+        self.categorical.iter().map(|c| c.levels.len() + 1).collect()
+    }
+
+    /// Builds the one-hot design matrix for `frame`'s rows (what logistic models use). Every
+    /// feature column must be present with a usable kind (names the column otherwise).
     pub fn transform(&self, frame: &Frame) -> Result<Matrix> {
-        enum Plan<'a> {
-            Num(&'a NumericStep, &'a Column),
-            Cat(Vec<u32>, &'a Column, HashMap<Option<String>, u32>, u32),
-        }
-        let mut plans = Vec::new();
-        let mut offset = 0u32;
-        for n in &self.numeric {
-            let c = column(frame, &n.column)?;
-            if !c.kind.is_numeric() {
-                return Err(Error::data(format!(
-                    "column {:?} is {} but the model uses it as a numeric feature",
-                    n.column,
-                    c.kind.name()
-                )));
-            }
-            plans.push((offset, Plan::Num(n, c)));
-            offset += 1 + u32::from(n.indicator);
-        }
-        for cat in &self.categorical {
-            let c = column(frame, &cat.column)?;
-            let mut slots: HashMap<Option<String>, u32> =
-                cat.levels.iter().enumerate().map(|(i, l)| (l.clone(), i as u32)).collect();
-            let other = cat.levels.len() as u32;
-            if let Some(v) = &cat.null_as {
-                let slot = slots.get(&Some(v.clone())).copied().unwrap_or(other);
-                slots.insert(None, slot);
-            }
-            // Strings: resolve each dictionary entry once, not each row.
-            let by_code = match &c.values {
-                Values::Str { dict, .. } => {
-                    dict.iter().map(|s| slots.get(&Some(s.clone())).copied().unwrap_or(other)).collect()
+        Ok(self.encode(frame, Encoding::OneHot)?.0)
+    }
+
+    /// Builds the numeric block (standardized values and missing indicators) and, per
+    /// categorical feature, the slot index of each row (what embeddings look up): row-major,
+    /// `rows × categorical.len()`.
+    pub fn transform_embedded(&self, frame: &Frame) -> Result<(Matrix, Vec<u32>)> {
+        self.encode(frame, Encoding::Index)
+    }
+
+    fn encode(&self, frame: &Frame, encoding: Encoding) -> Result<(Matrix, Vec<u32>)> {
+        let numeric = self
+            .numeric
+            .iter()
+            .map(|n| {
+                let c = column(frame, &n.column)?;
+                if c.kind.is_numeric() {
+                    Ok((n, c))
+                } else {
+                    Err(Error::data(format!(
+                        "column {:?} is {} but the model uses it as a numeric feature",
+                        n.column,
+                        c.kind.name()
+                    )))
                 }
-                _ => Vec::new(),
-            };
-            plans.push((offset, Plan::Cat(by_code, c, slots, other)));
-            offset += other + 1;
-        }
-        let cols = self.width();
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let categorical = self
+            .categorical
+            .iter()
+            .map(|cat| Ok(Slots::new(cat, column(frame, &cat.column)?)))
+            .collect::<Result<Vec<_>>>()?;
+        let cols = match encoding {
+            Encoding::OneHot => self.width(),
+            Encoding::Index => self.numeric_width(),
+        };
+        let ncat = categorical.len();
         let rows = frame.rows;
         let mut data = vec![0f32; rows * cols];
-        if cols > 0 {
-            data.par_chunks_mut(ROW_BLOCK * cols).enumerate().for_each(|(b, block)| {
-                let first = b * ROW_BLOCK;
-                for (r, out) in block.chunks_mut(cols).enumerate() {
-                    let i = first + r;
-                    for (off, plan) in &plans {
-                        let off = *off as usize;
-                        match plan {
-                            Plan::Num(n, c) => {
-                                let v = c.f64_at(i).filter(|x| !x.is_nan());
-                                out[off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
-                                if n.indicator {
-                                    out[off + 1] = f32::from(u8::from(v.is_none()));
-                                }
-                            }
-                            Plan::Cat(by_code, c, slots, other) => {
-                                let slot = if c.is_null(i) {
-                                    slots.get(&None).copied().unwrap_or(*other)
-                                } else if let Values::Str { codes, .. } = &c.values {
-                                    by_code[codes[i] as usize]
-                                } else {
-                                    slots.get(&c.string_at(i)).copied().unwrap_or(*other)
-                                };
-                                out[off + slot as usize] = 1.0;
-                            }
+        let mut codes = vec![0u32; if encoding == Encoding::Index { rows * ncat } else { 0 }];
+        let numeric_width = self.numeric_width();
+        let fill = |first: usize, block: &mut [f32], block_codes: &mut [u32]| {
+            let block_rows = block.len().checked_div(cols).unwrap_or_else(|| block_codes.len() / ncat.max(1));
+            for r in 0..block_rows {
+                let i = first + r;
+                let out = &mut block[r * cols..(r + 1) * cols];
+                let mut off = 0;
+                for (n, c) in &numeric {
+                    let v = c.f64_at(i).filter(|x| !x.is_nan());
+                    out[off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
+                    if n.indicator {
+                        out[off + 1] = f32::from(u8::from(v.is_none()));
+                    }
+                    off += 1 + usize::from(n.indicator);
+                }
+                debug_assert_eq!(off, numeric_width);
+                for (j, slots) in categorical.iter().enumerate() {
+                    let slot = slots.at(i);
+                    match encoding {
+                        Encoding::OneHot => {
+                            out[off + slot as usize] = 1.0;
+                            off += slots.other as usize + 1;
                         }
+                        Encoding::Index => block_codes[r * ncat + j] = slot,
                     }
                 }
-            });
+            }
+        };
+        match encoding {
+            Encoding::OneHot if cols > 0 => data
+                .par_chunks_mut(ROW_BLOCK * cols)
+                .enumerate()
+                .for_each(|(b, block)| fill(b * ROW_BLOCK, block, &mut [])),
+            Encoding::Index if cols > 0 || ncat > 0 => {
+                // Chunk both outputs by the same row blocks; a side with no columns gets empty
+                // chunks of the right count.
+                let blocks = rows.div_ceil(ROW_BLOCK);
+                let mut data_chunks: Vec<&mut [f32]> = if cols > 0 {
+                    data.chunks_mut(ROW_BLOCK * cols).collect()
+                } else {
+                    (0..blocks).map(|_| &mut [][..]).collect()
+                };
+                let mut code_chunks: Vec<&mut [u32]> = if ncat > 0 {
+                    codes.chunks_mut(ROW_BLOCK * ncat).collect()
+                } else {
+                    (0..blocks).map(|_| &mut [][..]).collect()
+                };
+                data_chunks
+                    .par_iter_mut()
+                    .zip(code_chunks.par_iter_mut())
+                    .enumerate()
+                    .for_each(|(b, (block, block_codes))| fill(b * ROW_BLOCK, block, block_codes));
+            }
+            _ => {}
         }
-        Ok(Matrix { data, rows, cols })
+        Ok((Matrix { data, rows, cols }, codes))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    OneHot,
+    Index,
+}
+
+/// Resolves a categorical column's values to slots: level index, or `other`.
+struct Slots<'a> {
+    column: &'a Column,
+    by_value: HashMap<Option<String>, u32>,
+    /// For dictionary strings: the slot of each dictionary entry, resolved once, not per row.
+    by_code: Vec<u32>,
+    other: u32,
+}
+
+impl<'a> Slots<'a> {
+    fn new(cat: &CategoricalStep, column: &'a Column) -> Self {
+        let mut by_value: HashMap<Option<String>, u32> =
+            cat.levels.iter().enumerate().map(|(i, l)| (l.clone(), i as u32)).collect();
+        let other = cat.levels.len() as u32;
+        if let Some(v) = &cat.null_as {
+            let slot = by_value.get(&Some(v.clone())).copied().unwrap_or(other);
+            by_value.insert(None, slot);
+        }
+        let by_code = match &column.values {
+            Values::Str { dict, .. } => {
+                dict.iter().map(|s| by_value.get(&Some(s.clone())).copied().unwrap_or(other)).collect()
+            }
+            _ => Vec::new(),
+        };
+        Slots { column, by_value, by_code, other }
+    }
+
+    fn at(&self, i: usize) -> u32 {
+        let c = self.column;
+        if c.is_null(i) {
+            self.by_value.get(&None).copied().unwrap_or(self.other)
+        } else if let Values::Str { codes, .. } = &c.values {
+            self.by_code[codes[i] as usize]
+        } else {
+            self.by_value.get(&c.string_at(i)).copied().unwrap_or(self.other)
+        }
     }
 }
 
@@ -371,6 +451,32 @@ mod tests {
         assert_eq!(pm.categorical[0].null_as.as_deref(), Some("US"));
         assert_eq!(pm.names, ["country=CA", "country=FR", "country=US", "country=<other>"]);
         assert_eq!(pm.transform(&f).unwrap().row(6), pm.transform(&f).unwrap().row(0));
+    }
+
+    #[test]
+    fn embedded_encoding_gives_numeric_block_and_slot_indices() {
+        let x = Column {
+            kind: Kind::Float,
+            values: Values::Float(vec![1.0, 3.0, 0.0]),
+            nulls: Some(vec![false, false, true]),
+        };
+        let c = Column {
+            kind: Kind::String,
+            values: Values::Str { codes: vec![0, 1, 1], dict: vec!["a".into(), "b".into()] },
+            nulls: None,
+        };
+        let f = frame(vec![("x", x), ("c", c)]);
+        let p = Pipeline::fit(&f, &["x".into()], &["c".into()], 2, CategoricalNulls::Level).unwrap();
+        assert_eq!(p.numeric_width(), 2);
+        assert_eq!(p.cardinalities(), [2]);
+        let onehot = p.transform(&f).unwrap();
+        let (num, codes) = p.transform_embedded(&f).unwrap();
+        assert_eq!((num.rows, num.cols), (3, 2));
+        // "a" is rare (1 row < 2): the other slot, 1; "b" is level 0.
+        assert_eq!(codes, [1, 0, 0]);
+        for i in 0..3 {
+            assert_eq!(num.row(i), &onehot.row(i)[..2]);
+        }
     }
 
     #[test]

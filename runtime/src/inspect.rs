@@ -5,7 +5,9 @@ use std::path::Path;
 
 use crate::artifact;
 use crate::error::{Error, Result};
+use crate::model::{FitReport, Model};
 use crate::rundir::names;
+use crate::spec::ModelSpec;
 use crate::train::{Manifest, MetricsFile};
 
 fn read_json<T: serde::de::DeserializeOwned>(run: &Path, name: &str) -> Result<T> {
@@ -47,28 +49,77 @@ pub fn inspect(run: &Path) -> Result<String> {
         let _ =
             writeln!(s, "  {:<14} {}  {} rows  sha256 {}", f.role, f.path.display(), f.rows, &f.sha256[..16]);
     }
-    let h = &card.hyperparameters;
-    let _ = writeln!(
-        s,
-        "\nmodel: {} (l2 {}, tol {}, max_iter {}, class_weight {}), {} design columns",
-        card.kind,
-        h.l2,
-        h.tol,
-        h.max_iter,
-        h.class_weight.as_deref().unwrap_or("none"),
-        card.pipeline.width()
-    );
-    let f = &metrics.fit;
-    let _ = writeln!(
-        s,
-        "  fit: {} iterations, {} passes over the data, objective {:.6}, converged {} ({:?})",
-        f.iterations, f.objective_passes, f.final_objective, f.converged, f.stop
-    );
-    let mut top: Vec<(usize, f64)> = model.coef.iter().copied().enumerate().collect();
-    top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-    let _ = writeln!(s, "  largest coefficients (standardized features):");
-    for (j, c) in top.iter().take(5) {
-        let _ = writeln!(s, "    {:>9.4}  {}", c, card.pipeline.names[*j]);
+    match (&card.hyperparameters, &metrics.fit, &model) {
+        (ModelSpec::Logistic(h), FitReport::Logistic(f), Model::Logistic(m)) => {
+            let _ = writeln!(
+                s,
+                "\nmodel: logistic (l2 {}, tol {}, max_iter {}, class_weight {}), {} design columns",
+                h.l2,
+                h.tol,
+                h.max_iter,
+                h.class_weight.as_deref().unwrap_or("none"),
+                card.pipeline.width()
+            );
+            let _ = writeln!(
+                s,
+                "  fit: {} iterations, {} passes over the data, objective {:.6}, converged {} ({:?})",
+                f.iterations, f.objective_passes, f.final_objective, f.converged, f.stop
+            );
+            let mut top: Vec<(usize, f64)> = m.coef.iter().copied().enumerate().collect();
+            top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+            let _ = writeln!(s, "  largest coefficients (standardized features):");
+            for (j, c) in top.iter().take(5) {
+                let _ = writeln!(s, "    {:>9.4}  {}", c, card.pipeline.names[*j]);
+            }
+        }
+        (ModelSpec::Mlp(h), FitReport::Mlp(f), Model::Mlp(m)) => {
+            let a = &m.net.arch;
+            let _ = writeln!(
+                s,
+                "\nmodel: mlp {} -> {:?} -> 1 ({} numeric + embeddings {:?}), {} parameters, dropout {}",
+                a.input_width(),
+                a.hidden,
+                a.numeric,
+                a.embedding_dims,
+                a.parameter_count(),
+                a.dropout
+            );
+            let _ = writeln!(
+                s,
+                "  fit: {} epochs ({} steps of {} rows), kept epoch {}, early stopped {}, lr {} {}, \
+                 weight decay {}{}",
+                f.epochs,
+                f.steps,
+                f.batch_size,
+                f.best_epoch,
+                f.converged,
+                h.learning_rate,
+                format!("{:?}", h.schedule).to_lowercase(),
+                h.weight_decay,
+                f.resumed_from
+                    .map(|(e, st)| format!(", resumed at epoch {} step {st}", e + 1))
+                    .unwrap_or_default()
+            );
+            let _ = writeln!(s, "  epoch  train loss  val loss  val AUC");
+            for e in &f.history {
+                let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.5}"));
+                let _ = writeln!(
+                    s,
+                    "  {:>5}  {:>10.5}  {:>8}  {:>7}{}",
+                    e.epoch,
+                    e.train_loss,
+                    opt(e.validation_loss),
+                    opt(e.validation_auc),
+                    if e.epoch == f.best_epoch { "  *" } else { "" }
+                );
+            }
+        }
+        _ => {
+            return Err(Error::data(format!(
+                "{}: model and metrics disagree on the model kind",
+                run.display()
+            )));
+        }
     }
     let _ = writeln!(s, "\nmetrics        {:>10} {:>10}", "train", "test");
     let rows: [(&str, f64, f64); 10] = [

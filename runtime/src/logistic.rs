@@ -101,7 +101,7 @@ pub fn fit(
 
 /// Sample weights times `balanced` class weights (n / (2·n_class), from row counts, as
 /// scikit-learn's `compute_class_weight`). `None` when every row weighs 1.
-fn effective_weights(y: &[f32], weights: Option<&[f32]>, balanced: bool) -> Option<Vec<f32>> {
+pub(crate) fn effective_weights(y: &[f32], weights: Option<&[f32]>, balanced: bool) -> Option<Vec<f32>> {
     if !balanced {
         return weights.map(<[f32]>::to_vec);
     }

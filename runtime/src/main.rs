@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use trainyard::model::FitReport;
 use trainyard::render::{self, RenderOptions};
 use trainyard::spec::CheckedSpec;
 use trainyard::synth::{self, SynthOptions};
@@ -133,9 +134,9 @@ enum Format {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let human = init_logging(cli.log_format);
     let termination_log = cli.termination_log.clone();
-    match run(cli) {
+    match run(cli, human) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stderr(), "error: {e}");
@@ -145,7 +146,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: Option<LogFormat>) {
+/// Sets up logging; returns whether logs are for a person at a terminal (progress bars then).
+fn init_logging(format: Option<LogFormat>) -> bool {
     let format =
         format.unwrap_or(if std::io::stderr().is_terminal() { LogFormat::Human } else { LogFormat::Json });
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -156,6 +158,7 @@ fn init_logging(format: Option<LogFormat>) {
         LogFormat::Human => builder.compact().try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+    format == LogFormat::Human && std::io::stderr().is_terminal()
 }
 
 /// The failure reason for `kubectl describe pod`: to `--termination-log`, or to
@@ -171,7 +174,7 @@ fn write_termination_log(explicit: Option<&Path>, error: &Error) {
     let _ = std::fs::write(path, format!("exit {}: {error}\n", error.exit_code()));
 }
 
-fn run(cli: Cli) -> Result<(), Error> {
+fn run(cli: Cli, human: bool) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let print = |out: &mut std::io::StdoutLock<'_>, text: &str| {
         out.write_all(text.as_bytes()).map_err(|e| Error::io("<stdout>", e))
@@ -179,7 +182,7 @@ fn run(cli: Cli) -> Result<(), Error> {
     match cli.command {
         Command::Train { spec, output, overwrite, set } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
-            let summary = train::train(&checked, &TrainOptions { output, overwrite })?;
+            let summary = train::train(&checked, &TrainOptions { output, overwrite, progress: human })?;
             tracing::info!(
                 run = %summary.run_dir.display(),
                 test_auc = summary.test.roc_auc,
@@ -196,7 +199,10 @@ fn run(cli: Cli) -> Result<(), Error> {
                     summary.seconds,
                     summary.test.roc_auc,
                     summary.test.log_loss,
-                    if summary.fit.converged { "" } else { " (not converged)" },
+                    match &summary.fit {
+                        FitReport::Logistic(f) if !f.converged => " (not converged)",
+                        _ => "",
+                    },
                     summary.run_dir.display()
                 ),
             )

@@ -1,6 +1,6 @@
 //! `trainyard predict`: scores new Parquet data with nothing but a run directory. Scores equal
-//! the training-time test scores exactly: the same pipeline builds the same f32 rows, and the
-//! same kernel scores each row independently of the others.
+//! the training-time test scores exactly: the same pipeline builds the same f32 rows, and each
+//! row is scored independently of the others (the MLP in fixed-size blocks).
 
 use std::path::{Path, PathBuf};
 
@@ -38,8 +38,7 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
     columns.extend(key.clone());
     let kinds = data::column_kinds(&files, &columns)?;
     let (frame, _) = data::read(&files, &columns, &kinds, &[])?;
-    let x = card.pipeline.transform(&frame)?;
-    let scores = model.predict_proba(&x);
+    let scores = model.score(&card.pipeline, &frame)?;
 
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));

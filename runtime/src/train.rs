@@ -12,11 +12,13 @@ use crate::artifact::{self, ModelCard};
 use crate::data::Column;
 use crate::dataset::{self, LoadReport};
 use crate::error::{Error, Result};
-use crate::features::Pipeline;
-use crate::logistic::{self, FitReport};
+use crate::features::{Matrix, Pipeline};
+use crate::logistic;
 use crate::metrics::SplitMetrics;
+use crate::mlp::{self, checkpoint};
+use crate::model::{FitReport, Model};
 use crate::rundir::{self, Staging, names};
-use crate::spec::CheckedSpec;
+use crate::spec::{CheckedSpec, ModelSpec};
 
 /// Options of a training run beyond the spec.
 #[derive(Debug, Clone, Default)]
@@ -25,6 +27,8 @@ pub struct TrainOptions {
     pub output: Option<PathBuf>,
     /// Replace an existing non-empty run directory.
     pub overwrite: bool,
+    /// Draw progress bars on stderr (an interactive terminal).
+    pub progress: bool,
 }
 
 /// Seconds spent in each phase.
@@ -57,9 +61,10 @@ pub struct MetricsFile {
     pub phases: PhaseSeconds,
     /// Rows read per second of the load phase.
     pub load_rows_per_second: f64,
-    /// Training rows processed per second of the fit phase (rows × objective passes / seconds).
+    /// Training rows processed per second of the fit phase (logistic: rows × objective passes;
+    /// MLP: rows × epochs).
     pub fit_rows_per_second: f64,
-    /// Design-matrix columns.
+    /// Design-matrix columns (MLP: the numeric block; embeddings come on top).
     pub design_width: usize,
 }
 
@@ -156,6 +161,13 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let device = resolve_device(&checked.spec.device)?;
     let spec = &checked.spec;
     let mut phases = PhaseSeconds::default();
+    let resolved = spec.resolved_json();
+    let spec_sha256 = hex(&Sha256::digest(resolved.to_string().as_bytes()));
+    let checkpoint_dir = checkpoint::dir_for(&target);
+    let mut resume = match &spec.model {
+        ModelSpec::Mlp(_) => find_checkpoint(&checkpoint_dir, &spec_sha256)?,
+        ModelSpec::Logistic(_) => None,
+    };
 
     let t = Instant::now();
     let data = dataset::load(&checked)?;
@@ -172,37 +184,95 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let t = Instant::now();
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
-    let (x_train, x_test) = (pipeline.transform(&data.train.frame)?, pipeline.transform(&data.test.frame)?);
+    let design = match &spec.model {
+        ModelSpec::Logistic(_) => {
+            Design::OneHot(pipeline.transform(&data.train.frame)?, pipeline.transform(&data.test.frame)?)
+        }
+        ModelSpec::Mlp(_) => Design::Embedded(
+            pipeline.transform_embedded(&data.train.frame)?,
+            pipeline.transform_embedded(&data.test.frame)?,
+        ),
+    };
     phases.features = t.elapsed().as_secs_f64();
     tracing::info!(
         phase = "features",
         seconds = phases.features,
-        width = pipeline.width(),
+        width = design.width(),
         "design matrix has {} columns",
-        pipeline.width()
+        design.width()
     );
 
     let t = Instant::now();
-    let hyper = spec.logistic().clone();
-    let (model, fit) = logistic::fit(&x_train, &data.train.labels, data.train.weights.as_deref(), &hyper);
+    let train_rows = data.train.len();
+    let (model, fit, passes) = match (&spec.model, &design) {
+        (ModelSpec::Logistic(hyper), Design::OneHot(x, _)) => {
+            let (model, fit) = logistic::fit(x, &data.train.labels, data.train.weights.as_deref(), hyper);
+            tracing::info!(
+                phase = "fit",
+                seconds = t.elapsed().as_secs_f64(),
+                iterations = fit.iterations,
+                passes = fit.objective_passes,
+                converged = fit.converged,
+                "fitted in {} iterations ({} passes), converged: {}",
+                fit.iterations,
+                fit.objective_passes,
+                fit.converged
+            );
+            if !fit.converged {
+                tracing::warn!(stop = ?fit.stop, "the solver stopped before converging; see fit in metrics.json");
+            }
+            let passes = f64::from(fit.objective_passes);
+            (Model::Logistic(model), FitReport::Logistic(fit), passes)
+        }
+        (ModelSpec::Mlp(hyper), Design::Embedded((x, codes), _)) => {
+            let cardinalities = pipeline.cardinalities();
+            let train_data = mlp::TrainData {
+                numeric: x,
+                codes,
+                cardinalities: &cardinalities,
+                labels: &data.train.labels,
+                weights: data.train.weights.as_deref(),
+            };
+            let opts = mlp::FitOptions {
+                seed: spec.seed,
+                spec_sha256: spec_sha256.clone(),
+                checkpoint_dir: checkpoint_dir.clone(),
+                resume: resume.take(),
+                progress: opts.progress,
+                device: candle_core::Device::Cpu,
+            };
+            let (model, fit) = mlp::fit(&train_data, hyper, opts)?;
+            tracing::info!(
+                phase = "fit",
+                seconds = t.elapsed().as_secs_f64(),
+                epochs = fit.epochs,
+                best_epoch = fit.best_epoch,
+                steps = fit.steps,
+                samples_per_second = fit.samples_per_second,
+                "trained {} epochs ({} steps), kept epoch {}",
+                fit.epochs,
+                fit.steps,
+                fit.best_epoch
+            );
+            let passes = f64::from(fit.epochs);
+            (Model::Mlp(model), FitReport::Mlp(fit), passes)
+        }
+        _ => return Err(Error::Internal("the design does not match the model kind".into())),
+    };
     phases.fit = t.elapsed().as_secs_f64();
-    tracing::info!(
-        phase = "fit",
-        seconds = phases.fit,
-        iterations = fit.iterations,
-        passes = fit.objective_passes,
-        converged = fit.converged,
-        "fitted in {} iterations ({} passes), converged: {}",
-        fit.iterations,
-        fit.objective_passes,
-        fit.converged
-    );
-    if !fit.converged {
-        tracing::warn!(stop = ?fit.stop, "the solver stopped before converging; see fit in metrics.json");
-    }
 
     let t = Instant::now();
-    let (p_train, p_test) = (model.predict_proba(&x_train), model.predict_proba(&x_test));
+    let (p_train, p_test) = match (&model, &design) {
+        (Model::Logistic(m), Design::OneHot(x_train, x_test)) => {
+            (m.predict_proba(x_train), m.predict_proba(x_test))
+        }
+        (Model::Mlp(m), Design::Embedded((x_train, c_train), (x_test, c_test))) => {
+            (m.predict_proba(x_train, c_train)?, m.predict_proba(x_test, c_test)?)
+        }
+        _ => return Err(Error::Internal("the design does not match the model kind".into())),
+    };
+    let design_width = design.width();
+    drop(design);
     let train_metrics = SplitMetrics::compute(&data.train.labels, &p_train);
     let test_metrics = SplitMetrics::compute(&data.test.labels, &p_test);
     phases.evaluate = t.elapsed().as_secs_f64();
@@ -217,7 +287,15 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let t = Instant::now();
     let staging = Staging::new(&target)?;
     let key = dataset::row_key(&checked).map(str::to_string);
-    let card = ModelCard::logistic(hyper, pipeline, data.labels.clone(), key.clone());
+    let card = match (&spec.model, &model) {
+        (ModelSpec::Mlp(hyper), Model::Mlp(m)) => {
+            ModelCard::mlp(hyper.clone(), m, pipeline, data.labels.clone(), key.clone())
+        }
+        (ModelSpec::Logistic(hyper), _) => {
+            ModelCard::logistic(hyper.clone(), pipeline, data.labels.clone(), key.clone())
+        }
+        _ => return Err(Error::Internal("the model does not match its spec".into())),
+    };
     staging.write(names::MODEL_JSON, &to_json(&card)?)?;
     staging.write(names::WEIGHTS, &artifact::weights_bytes(&model)?)?;
     let key_column = key.as_deref().and_then(|k| data.test.frame.column(k).map(|c| (k, c)));
@@ -231,13 +309,11 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         test: test_metrics.clone(),
         fit: fit.clone(),
         load_rows_per_second: data.report.features_read.rows_in_files as f64 / phases.load.max(1e-9),
-        fit_rows_per_second: (x_train.rows as f64 * f64::from(fit.objective_passes)) / phases.fit.max(1e-9),
-        design_width: x_train.cols,
+        fit_rows_per_second: (train_rows as f64 * passes) / phases.fit.max(1e-9),
+        design_width,
         phases,
     };
     staging.write(names::METRICS, &to_json(&metrics)?)?;
-    let resolved = spec.resolved_json();
-    let spec_sha256 = hex(&Sha256::digest(resolved.to_string().as_bytes()));
     let finished_at = chrono::Utc::now();
     let manifest = Manifest {
         run_id: format!("{}-{}-{}", spec.name, started_at.format("%Y%m%dT%H%M%SZ"), &spec_sha256[..8]),
@@ -258,13 +334,48 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     };
     staging.write(names::MANIFEST, &to_json(&manifest)?)?;
     let run_dir = staging.commit()?;
+    checkpoint::remove(&checkpoint_dir)?;
     Ok(TrainSummary {
         run_dir,
-        train_rows: x_train.rows,
+        train_rows,
         test: test_metrics,
         fit,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// Both design matrices in the encoding the model kind uses.
+enum Design {
+    /// Logistic: one-hot categoricals (train, test).
+    OneHot(Matrix, Matrix),
+    /// MLP: numeric block plus categorical slot indices (train, test).
+    Embedded((Matrix, Vec<u32>), (Matrix, Vec<u32>)),
+}
+
+impl Design {
+    fn width(&self) -> usize {
+        match self {
+            Design::OneHot(x, _) | Design::Embedded((x, _), _) => x.cols,
+        }
+    }
+}
+
+/// The checkpoint a killed or preempted run of this spec left, if any. A checkpoint of another
+/// spec is refused: resuming it would mix two jobs' weights.
+fn find_checkpoint(dir: &Path, spec_sha256: &str) -> Result<Option<checkpoint::Checkpoint>> {
+    let Some(ckpt) = checkpoint::load(dir, &candle_core::Device::Cpu)? else {
+        return Ok(None);
+    };
+    if ckpt.state.spec_sha256 != spec_sha256 {
+        return Err(Error::Usage(format!(
+            "{} holds a checkpoint of a different spec (resolved spec sha256 {}, this one is {}); \
+             run the original spec to resume it, or remove the folder to start over",
+            dir.display(),
+            &ckpt.state.spec_sha256[..ckpt.state.spec_sha256.len().min(12)],
+            &spec_sha256[..12]
+        )));
+    }
+    Ok(Some(ckpt))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use super::{HoldoutSpec, JobSpec};
+use super::{HoldoutSpec, JobSpec, LogisticSpec, MlpSpec, ModelSpec};
 use crate::error::{Error, Result};
 
 /// A spec that passed every check that does not need the data.
@@ -317,7 +317,13 @@ fn check_holdout(h: &HoldoutSpec) -> Result<CheckedHoldout> {
 }
 
 fn check_model(spec: &JobSpec) -> Result<()> {
-    let l = spec.logistic();
+    match &spec.model {
+        ModelSpec::Logistic(l) => check_logistic(l),
+        ModelSpec::Mlp(m) => check_mlp(m),
+    }
+}
+
+fn check_logistic(l: &LogisticSpec) -> Result<()> {
     if !(l.l2 >= 0.0 && l.l2.is_finite()) {
         return Err(Error::spec("model.logistic.l2", format!("must be >= 0, got {}", l.l2)));
     }
@@ -327,13 +333,64 @@ fn check_model(spec: &JobSpec) -> Result<()> {
     if !(l.tol > 0.0 && l.tol.is_finite()) {
         return Err(Error::spec("model.logistic.tol", format!("must be > 0, got {}", l.tol)));
     }
-    if let Some(cw) = &l.class_weight
-        && cw != "balanced"
+    check_class_weight("model.logistic.class_weight", l.class_weight.as_deref())
+}
+
+fn check_class_weight(path: &str, class_weight: Option<&str>) -> Result<()> {
+    match class_weight {
+        None | Some("balanced") => Ok(()),
+        Some(other) => Err(Error::spec(path, format!("must be \"balanced\" or null, got {other:?}"))),
+    }
+}
+
+fn check_mlp(m: &MlpSpec) -> Result<()> {
+    let bad = |field: &str, message: String| Err(Error::spec(format!("model.mlp.{field}"), message));
+    if m.hidden.is_empty() {
+        return bad("hidden", "must list at least one layer width".into());
+    }
+    if let Some(i) = m.hidden.iter().position(|&h| h == 0) {
+        return bad(&format!("hidden[{i}]"), "must be >= 1, got 0".into());
+    }
+    if !(0.0..1.0).contains(&m.dropout) {
+        return bad("dropout", format!("must be in [0, 1), got {}", m.dropout));
+    }
+    if m.embedding_dim == Some(0) {
+        return bad("embedding_dim", "must be >= 1 or null, got 0".into());
+    }
+    if m.epochs == 0 {
+        return bad("epochs", "must be >= 1, got 0".into());
+    }
+    if m.batch_size == Some(0) {
+        return bad("batch_size", "must be >= 1 or null, got 0".into());
+    }
+    if !(m.learning_rate > 0.0 && m.learning_rate.is_finite()) {
+        return bad("learning_rate", format!("must be > 0, got {}", m.learning_rate));
+    }
+    if !(m.weight_decay >= 0.0 && m.weight_decay.is_finite()) {
+        return bad("weight_decay", format!("must be >= 0, got {}", m.weight_decay));
+    }
+    if !(m.warmup_epochs >= 0.0 && m.warmup_epochs.is_finite()) {
+        return bad("warmup_epochs", format!("must be >= 0, got {}", m.warmup_epochs));
+    }
+    if let Some(c) = m.grad_clip_norm
+        && !(c > 0.0 && c.is_finite())
     {
-        return Err(Error::spec(
-            "model.logistic.class_weight",
-            format!("must be \"balanced\" or null, got {cw:?}"),
-        ));
+        return bad("grad_clip_norm", format!("must be > 0 or null, got {c}"));
+    }
+    check_class_weight("model.mlp.class_weight", m.class_weight.as_deref())?;
+    if let Some(e) = &m.early_stopping {
+        if e.patience == 0 {
+            return bad("early_stopping.patience", "must be >= 1, got 0".into());
+        }
+        if !(e.validation_fraction > 0.0 && e.validation_fraction < 1.0) {
+            return bad(
+                "early_stopping.validation_fraction",
+                format!("must be in (0, 1), got {}", e.validation_fraction),
+            );
+        }
+    }
+    if m.checkpoint_every_steps == Some(0) {
+        return bad("checkpoint_every_steps", "must be >= 1 or null, got 0".into());
     }
     Ok(())
 }
@@ -447,6 +504,14 @@ mod tests {
             (r#", "model": {"logistic": {"max_iter": 0}}"#, "model.logistic.max_iter: must be >= 1"),
             (r#", "model": {"logistic": {"tol": 0}}"#, "model.logistic.tol: must be > 0"),
             (r#", "model": {"logistic": {"class_weight": "x"}}"#, "model.logistic.class_weight"),
+            (r#", "model": {"mlp": {"hidden": [8, 0]}}"#, "model.mlp.hidden[1]: must be >= 1"),
+            (r#", "model": {"mlp": {"dropout": 1}}"#, "model.mlp.dropout: must be in [0, 1)"),
+            (r#", "model": {"mlp": {"learning_rate": 0}}"#, "model.mlp.learning_rate: must be > 0"),
+            (r#", "model": {"mlp": {"epochs": 0}}"#, "model.mlp.epochs: must be >= 1"),
+            (
+                r#", "model": {"mlp": {"early_stopping": {"validation_fraction": 1}}}"#,
+                "model.mlp.early_stopping.validation_fraction: must be in (0, 1)",
+            ),
             (r#", "device": "tpu""#, "device: must be auto, cpu, cuda or cuda:N"),
             (r#", "resources": "huge""#, "resources: unknown resource class \"huge\"; known: cpu-small"),
             (r#", "weight": "y""#, "weight: must not be the label column"),

@@ -216,6 +216,8 @@ pub struct DateRangeHoldout {
 pub enum ModelSpec {
     /// L2-regularized binary logistic regression.
     Logistic(LogisticSpec),
+    /// A multilayer perceptron with categorical embeddings, trained with AdamW.
+    Mlp(MlpSpec),
 }
 
 impl Default for ModelSpec {
@@ -255,6 +257,133 @@ impl Default for LogisticSpec {
             class_weight: None,
         }
     }
+}
+
+/// `model.mlp`: numeric features (standardized, with missing indicators) concatenated with one
+/// learned embedding per categorical column, then `hidden` Linear+ReLU layers with dropout and a
+/// single logit, trained on the weighted mean log loss with AdamW.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MlpSpec {
+    /// Widths of the hidden layers, each `>= 1`. Default: `[256, 128]`.
+    #[serde(default = "default_hidden")]
+    pub hidden: Vec<usize>,
+    /// Dropout probability after every hidden layer, in `[0, 1)`. Default: 0.1.
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+    /// Width of every categorical embedding. Default: `null`, which sizes each column's embedding
+    /// from its cardinality `k` (levels plus the "other" slot) as `min(16, ceil(1.6 · k^0.56))`.
+    #[serde(default)]
+    pub embedding_dim: Option<usize>,
+    /// Most passes over the training rows, `>= 1`. Default: 20.
+    #[serde(default = "default_epochs")]
+    pub epochs: u32,
+    /// Rows per optimizer step, `>= 1`. Default: `null`, which is 1024, or fewer on small data
+    /// so that an epoch has at least 32 steps (never fewer than 32 rows).
+    #[serde(default)]
+    pub batch_size: Option<usize>,
+    /// Peak AdamW learning rate, `> 0`. Default: 1e-3.
+    #[serde(default = "default_learning_rate")]
+    pub learning_rate: f64,
+    /// AdamW decoupled weight decay, `>= 0`. Default: 1e-4.
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    /// Epochs of linear warm-up from 0 to `learning_rate`, `>= 0`, may be fractional.
+    /// Default: 0.
+    #[serde(default)]
+    pub warmup_epochs: f64,
+    /// Learning rate after warm-up: `"cosine"` decays to 0 at `epochs`, `"constant"` keeps it.
+    /// Default: `"cosine"`.
+    #[serde(default)]
+    pub schedule: LrSchedule,
+    /// Largest global L2 norm of the gradient; larger gradients are scaled down to it. `null`
+    /// turns clipping off. Default: 1.0.
+    #[serde(default = "default_clip")]
+    pub grad_clip_norm: Option<f64>,
+    /// `"balanced"` weighs each class by total / (2 · class total). Default: none.
+    #[serde(default)]
+    pub class_weight: Option<String>,
+    /// Early stopping on a validation share of the train rows; `null` trains every epoch.
+    /// Default: `{"patience": 3, "validation_fraction": 0.1}`.
+    #[serde(default = "default_early_stopping")]
+    pub early_stopping: Option<EarlyStopping>,
+    /// Also checkpoint every this many optimizer steps (a checkpoint is always written after
+    /// every epoch), `>= 1`. Default: none.
+    #[serde(default)]
+    pub checkpoint_every_steps: Option<u64>,
+}
+
+impl Default for MlpSpec {
+    fn default() -> Self {
+        MlpSpec {
+            hidden: default_hidden(),
+            dropout: default_dropout(),
+            embedding_dim: None,
+            epochs: default_epochs(),
+            batch_size: None,
+            learning_rate: default_learning_rate(),
+            weight_decay: default_weight_decay(),
+            warmup_epochs: 0.0,
+            schedule: LrSchedule::default(),
+            grad_clip_norm: default_clip(),
+            class_weight: None,
+            early_stopping: default_early_stopping(),
+            checkpoint_every_steps: None,
+        }
+    }
+}
+
+/// The learning-rate schedule after warm-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedule {
+    /// Half a cosine from `learning_rate` down to 0 at the last epoch.
+    #[default]
+    Cosine,
+    /// `learning_rate` throughout.
+    Constant,
+}
+
+/// `model.mlp.early_stopping`: the validation rows are a seeded share of the train rows (never
+/// the test rows); training stops when the validation log loss has not improved for `patience`
+/// epochs, and the best epoch's weights are kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStopping {
+    /// Epochs without improvement before stopping, `>= 1`. Default: 3.
+    #[serde(default = "default_patience")]
+    pub patience: u32,
+    /// Share of the train rows held out for validation, in (0, 1). Default: 0.1.
+    #[serde(default = "default_validation_fraction")]
+    pub validation_fraction: f64,
+}
+
+fn default_hidden() -> Vec<usize> {
+    vec![256, 128]
+}
+fn default_dropout() -> f64 {
+    0.1
+}
+fn default_epochs() -> u32 {
+    20
+}
+fn default_learning_rate() -> f64 {
+    1e-3
+}
+fn default_weight_decay() -> f64 {
+    1e-4
+}
+fn default_clip() -> Option<f64> {
+    Some(1.0)
+}
+fn default_early_stopping() -> Option<EarlyStopping> {
+    Some(EarlyStopping { patience: default_patience(), validation_fraction: default_validation_fraction() })
+}
+fn default_patience() -> u32 {
+    3
+}
+fn default_validation_fraction() -> f64 {
+    0.1
 }
 
 fn empty_object() -> serde_json::Value {
@@ -328,10 +457,11 @@ impl JobSpec {
         self.output.clone().unwrap_or_else(|| format!("runs/{}", self.name))
     }
 
-    /// The logistic hyperparameters (the only model kind so far).
-    pub fn logistic(&self) -> &LogisticSpec {
+    /// The logistic hyperparameters, when the model is logistic.
+    pub fn logistic(&self) -> Option<&LogisticSpec> {
         match &self.model {
-            ModelSpec::Logistic(l) => l,
+            ModelSpec::Logistic(l) => Some(l),
+            ModelSpec::Mlp(_) => None,
         }
     }
 }
@@ -349,7 +479,7 @@ mod tests {
         assert_eq!(spec.seed, 42);
         assert_eq!(spec.device, "auto");
         assert_eq!(spec.holdout, HoldoutSpec::Random(RandomHoldout { fraction: 0.2, key: None }));
-        assert_eq!(spec.logistic(), &LogisticSpec::default());
+        assert_eq!(spec.logistic(), Some(&LogisticSpec::default()));
         let resolved = spec.resolved_json();
         assert_eq!(resolved["output"], "runs/t");
         assert_eq!(resolved["model"]["logistic"]["l2"], 1.0);
@@ -357,6 +487,22 @@ mod tests {
         // The resolved spec parses back to the same spec.
         let back: JobSpec = serde_json::from_value(resolved).unwrap();
         assert_eq!(back.output.as_deref(), Some("runs/t"));
+    }
+
+    #[test]
+    fn mlp_defaults_are_filled_in() {
+        let text = MINIMAL.replace(r#""label": "y""#, r#""label": "y", "model": {"mlp": {"hidden": [8]}}"#);
+        let spec = JobSpec::from_json(&text, &[]).unwrap();
+        let resolved = spec.resolved_json();
+        let mlp = &resolved["model"]["mlp"];
+        assert_eq!(mlp["hidden"], serde_json::json!([8]));
+        assert_eq!(mlp["dropout"], 0.1);
+        assert_eq!(mlp["epochs"], 20);
+        assert_eq!(mlp["early_stopping"]["patience"], 3);
+        assert_eq!(mlp["schedule"], "cosine");
+        assert_eq!(mlp["grad_clip_norm"], 1.0);
+        let back: JobSpec = serde_json::from_value(resolved).unwrap();
+        assert_eq!(back.model, spec.model);
     }
 
     #[test]
@@ -395,7 +541,7 @@ mod tests {
             &["model.logistic.l2=0.25".into(), "holdout.random.key=id".into(), "seed=7".into()],
         )
         .unwrap();
-        assert_eq!(spec.logistic().l2, 0.25);
+        assert_eq!(spec.logistic().map(|l| l.l2), Some(0.25));
         assert_eq!(spec.seed, 7);
         assert_eq!(
             spec.holdout,

@@ -1,0 +1,147 @@
+//! Training checkpoints: `<output>.checkpoint/checkpoint.safetensors` holds the weights, the
+//! AdamW moments, the best-so-far weights and, in its metadata, the loop state (epoch, step,
+//! early-stopping bookkeeping, history). One file, replaced by rename, so a checkpoint is
+//! always whole. Randomness is counter-based (see `random`), so there is no generator state to
+//! save: the step and epoch numbers are the generator state.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::EpochRecord;
+use super::tensors;
+use crate::error::{Error, Result};
+
+const FILE: &str = "checkpoint.safetensors";
+const STATE_KEY: &str = "trainyard.state";
+
+/// Where the loop stood when the checkpoint was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    /// SHA-256 of the resolved spec; a checkpoint resumes only the same spec.
+    pub spec_sha256: String,
+    /// Rows the network trains on and validates on; they must match on resume.
+    pub train_rows: usize,
+    /// Validation rows.
+    pub validation_rows: usize,
+    /// The epoch in progress (0-based).
+    pub epoch: u32,
+    /// The next batch of that epoch.
+    pub batch: usize,
+    /// Optimizer steps taken.
+    pub step: u64,
+    /// Weighted loss summed over the epoch's batches so far, and their weight.
+    pub epoch_loss: f64,
+    /// Weight of those batches.
+    pub epoch_weight: f64,
+    /// Best validation loss so far and its epoch (1-based).
+    pub best: Option<(u32, f64)>,
+    /// Epochs since the best one.
+    pub bad_epochs: u32,
+    /// Finished epochs.
+    pub history: Vec<EpochRecord>,
+    /// Fit seconds spent before this checkpoint (across earlier attempts).
+    pub seconds: f64,
+}
+
+/// A checkpoint in memory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    /// The loop state.
+    pub state: LoopState,
+    /// Current weights by parameter name.
+    pub params: HashMap<String, Tensor>,
+    /// AdamW first moments by parameter name.
+    pub m: HashMap<String, Tensor>,
+    /// AdamW second moments by parameter name.
+    pub v: HashMap<String, Tensor>,
+    /// Best-epoch weights, when early stopping has seen an epoch.
+    pub best: HashMap<String, Tensor>,
+}
+
+/// The checkpoint directory of a run directory: `<output>.checkpoint`.
+pub fn dir_for(output: &Path) -> PathBuf {
+    let mut name = output.as_os_str().to_owned();
+    name.push(".checkpoint");
+    PathBuf::from(name)
+}
+
+/// Writes the checkpoint atomically: to a temporary file, fsynced, renamed over the old one.
+pub fn save(
+    dir: &Path,
+    state: &LoopState,
+    params: &[(String, Tensor)],
+    m: &[(String, Tensor)],
+    v: &[(String, Tensor)],
+    best: &[(String, Tensor)],
+) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut all = Vec::with_capacity(params.len() * 4);
+    for (prefix, set) in [("param", params), ("adam_m", m), ("adam_v", v), ("best", best)] {
+        all.extend(set.iter().map(|(n, t)| (format!("{prefix}/{n}"), t.clone())));
+    }
+    let state_json = serde_json::to_string(state).map_err(|e| Error::Internal(e.to_string()))?;
+    let bytes = tensors::encode(&all, Some(HashMap::from([(STATE_KEY.to_string(), state_json)])))
+        .map_err(|e| Error::Internal(format!("serializing the checkpoint: {e}")))?;
+    let path = dir.join(FILE);
+    let tmp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Reads the checkpoint in `dir`, or `None` when there is none.
+pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
+    let path = dir.join(FILE);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    let unusable = |why: String| {
+        Error::data(format!(
+            "{}: not a usable checkpoint ({why}); remove the folder to start over",
+            path.display()
+        ))
+    };
+    let (all, metadata) = tensors::decode(&bytes, device).map_err(unusable)?;
+    let state: LoopState = metadata
+        .get(STATE_KEY)
+        .ok_or_else(|| unusable(format!("no {STATE_KEY} metadata")))
+        .and_then(|s| serde_json::from_str(s).map_err(|e| unusable(e.to_string())))?;
+    let mut ckpt = Checkpoint {
+        state,
+        params: HashMap::new(),
+        m: HashMap::new(),
+        v: HashMap::new(),
+        best: HashMap::new(),
+    };
+    for (name, t) in all {
+        let (prefix, rest) = name.split_once('/').ok_or_else(|| unusable(format!("tensor {name}")))?;
+        let set = match prefix {
+            "param" => &mut ckpt.params,
+            "adam_m" => &mut ckpt.m,
+            "adam_v" => &mut ckpt.v,
+            "best" => &mut ckpt.best,
+            _ => return Err(unusable(format!("tensor {name}"))),
+        };
+        set.insert(rest.to_string(), t);
+    }
+    Ok(Some(ckpt))
+}
+
+/// Removes the checkpoint directory (after the run directory is committed).
+pub fn remove(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(dir, e)),
+    }
+}
