@@ -139,7 +139,8 @@ fn main() -> ExitCode {
     match run(cli, human) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "error: {e}");
+            let what = if matches!(e, Error::Preempted(_)) { "stopped" } else { "error" };
+            let _ = writeln!(std::io::stderr(), "{what}: {e}");
             write_termination_log(termination_log.as_deref(), &e);
             ExitCode::from(e.exit_code())
         }
