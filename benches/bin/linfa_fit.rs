@@ -22,7 +22,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let x = pipeline.transform(&data.train.frame)?;
     let features = Array2::from_shape_vec((x.rows, x.cols), x.data.iter().map(|&v| f64::from(v)).collect())?;
     let targets: Array1<usize> = data.train.labels.iter().map(|&v| v as usize).collect();
-    let logistic = s.logistic();
+    let logistic = s.logistic().ok_or("linfa_fit needs a spec with a logistic model")?;
     let t = Instant::now();
     let model = LogisticRegression::default()
         .alpha(logistic.l2)

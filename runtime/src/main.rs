@@ -133,6 +133,7 @@ enum Format {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = Cli::parse();
     let human = init_logging(cli.log_format);
     let termination_log = cli.termination_log.clone();
@@ -144,6 +145,18 @@ fn main() -> ExitCode {
             write_termination_log(termination_log.as_deref(), &e);
             ExitCode::from(e.exit_code())
         }
+    }
+}
+
+/// Tensor code allocates and frees megabyte buffers every step. glibc serves those with fresh
+/// mmaps by default, so every step pays page faults and zeroing for memory it just gave back;
+/// keeping freed memory in the heap removes that (a third of an MLP step's time on CPU).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
 }
 

@@ -335,7 +335,8 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         state.epoch_loss = 0.0;
         state.epoch_weight = 0.0;
         save(&state, &network, &optimizer, &best)?;
-        if terminate.load(Ordering::SeqCst) && state.epoch < spec.epochs {
+        let finished = state.epoch >= spec.epochs || patience.is_some_and(|p| state.bad_epochs >= p);
+        if terminate.load(Ordering::SeqCst) && !finished {
             return Err(preempted(&state, &opts.checkpoint_dir));
         }
     }
