@@ -6,6 +6,7 @@
 //! | the same, computed the obvious way, as the reference in tests | [`logistic::loss_grad_reference`] |
 //! | probabilities for rows of the matrix | [`logistic::predict_proba`] |
 //! | numerically stable log(1 + e^z) and sigmoid | [`logistic::softplus`], [`logistic::sigmoid`] |
+//! | MLP hidden layer: bias + ReLU + dropout, and its gradient, each in one pass | [`mlp::bias_relu_dropout`], [`mlp::bias_relu_dropout_grad`] |
 //!
 //! Every kernel splits rows into fixed-size blocks processed in parallel (rayon) and combines the
 //! per-block results in block order, so results are bitwise identical whatever the thread count.
@@ -13,3 +14,4 @@
 #![warn(missing_docs)]
 
 pub mod logistic;
+pub mod mlp;

@@ -9,6 +9,7 @@
 mod adamw;
 pub mod checkpoint;
 mod fit;
+mod fused;
 mod net;
 mod random;
 mod tensors;

@@ -149,10 +149,11 @@ impl Net {
         let mut h = if parts.len() == 1 { parts.remove(0) } else { Tensor::cat(&parts, 1)? };
         for l in 0..self.arch.hidden.len() {
             let (w, b) = (&self.vars[ncat + 2 * l].1, &self.vars[ncat + 2 * l + 1].1);
-            h = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?.relu()?;
-            if let Some(m) = masks {
-                h = (h * &m[l])?;
-            }
+            h = super::fused::bias_relu_dropout(
+                &h.matmul(&w.as_tensor().t()?)?,
+                b.as_tensor(),
+                masks.map(|m| &m[l]),
+            )?;
         }
         let n = self.vars.len();
         let (w, b) = (&self.vars[n - 2].1, &self.vars[n - 1].1);
