@@ -1,10 +1,13 @@
 //! AdamW with its state in the open, the learning-rate schedule, and gradient-norm clipping.
 //!
-//! The update is candle-nn's `AdamW` step, operation for operation. It is re-stated here
-//! because candle-nn keeps the moments private, and a checkpoint that survives preemption must
-//! save and restore them.
+//! The update is candle-nn's `AdamW` step. It is re-stated here because candle-nn keeps the
+//! moments private, and a checkpoint that survives preemption must save and restore them. On
+//! CPU it runs as one fused pass (`trainyard_kernels::mlp::adamw_step`); elsewhere as tensor
+//! operations.
 
 use candle_core::{Tensor, Var};
+
+use trainyard_kernels::mlp as kernel;
 
 use crate::spec::LrSchedule;
 
@@ -41,13 +44,33 @@ impl AdamW {
     pub fn step(&mut self, params: &[(String, Var)], grads: &[Tensor], lr: f64) -> candle_core::Result<()> {
         self.step += 1;
         let t = i32::try_from(self.step).unwrap_or(i32::MAX);
-        let scale_m = 1.0 / (1.0 - BETA1.powi(t));
-        let scale_v = 1.0 / (1.0 - BETA2.powi(t));
+        let c = kernel::AdamW {
+            lr,
+            weight_decay: self.weight_decay,
+            beta1: BETA1,
+            beta2: BETA2,
+            eps: EPS,
+            scale_m: 1.0 / (1.0 - BETA1.powi(t)),
+            scale_v: 1.0 / (1.0 - BETA2.powi(t)),
+        };
         for (((_, theta), g), (m, v)) in params.iter().zip(grads).zip(self.m.iter().zip(&self.v)) {
+            if theta.device().is_cpu() {
+                // One fused pass instead of fifteen tensor operations.
+                let host = |t: &Tensor| t.flatten_all()?.to_vec1::<f32>();
+                let (mut tv, mut mv, mut vv, gv) =
+                    (host(theta.as_tensor())?, host(m.as_tensor())?, host(v.as_tensor())?, host(g)?);
+                kernel::adamw_step(&mut tv, &gv, &mut mv, &mut vv, &c);
+                let shape = theta.shape().clone();
+                let dev = theta.device().clone();
+                m.set(&Tensor::from_vec(mv, shape.clone(), &dev)?)?;
+                v.set(&Tensor::from_vec(vv, shape.clone(), &dev)?)?;
+                theta.set(&Tensor::from_vec(tv, shape, &dev)?)?;
+                continue;
+            }
             let next_m = ((m.as_tensor() * BETA1)? + (g * (1.0 - BETA1))?)?;
             let next_v = ((v.as_tensor() * BETA2)? + (g.sqr()? * (1.0 - BETA2))?)?;
-            let m_hat = (&next_m * scale_m)?;
-            let v_hat = (&next_v * scale_v)?;
+            let m_hat = (&next_m * c.scale_m)?;
+            let v_hat = (&next_v * c.scale_v)?;
             let decayed = (theta.as_tensor() * (1.0 - lr * self.weight_decay))?;
             let adjusted = (m_hat / (v_hat.sqrt()? + EPS)?)?;
             let next_theta = (decayed - (adjusted * lr)?)?;
