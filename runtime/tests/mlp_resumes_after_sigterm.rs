@@ -1,7 +1,7 @@
 //! Preemption: SIGTERM during MLP training finishes the step, writes a checkpoint beside the
 //! output and exits 143 with no run directory; running the same command again resumes and ends
 //! with the same weights as a run that was never interrupted, then removes the checkpoint. A
-//! different spec refuses the checkpoint with exit 2.
+//! different spec refuses the checkpoint with exit 2. `inspect` summarizes the resumed run.
 
 #![allow(clippy::unwrap_used)]
 
@@ -81,4 +81,10 @@ fn sigterm_checkpoints_exits_143_and_the_rerun_ends_with_uninterrupted_weights()
     assert!(metrics["fit"]["resumed_from"].is_array(), "{}", metrics["fit"]);
     assert!(std::fs::read(run.join("model.safetensors")).unwrap() == expected, "resumed weights differ");
     assert!(!checkpoint.exists(), "the checkpoint must be removed once the run is written");
+
+    // inspect summarizes the MLP run, resume point and per-epoch history included.
+    let (code, stdout, stderr) = outcome(&bin().args(["inspect", run.to_str().unwrap()]).output().unwrap());
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("model: mlp") && stdout.contains("resumed at epoch"), "{stdout}");
+    assert!(stdout.contains("epoch  train loss  val loss  val AUC"), "{stdout}");
 }
