@@ -10,13 +10,15 @@ is the test set, the rest train), then alternates:
   (b) pyarrow read + StandardScaler + scikit-learn LogisticRegression(solver="lbfgs", C=1/l2,
       tol, max_iter) fit + predict + AUC, in its own process;
   (c) the fit alone on both sides (from (a)'s metrics.json and (b)'s own timer);
-  (d) linfa-logistic on the smallest size, on exactly trainyard's design matrix.
+  (d) linfa-logistic on the smallest size, on exactly trainyard's design matrix;
+  (e) polars reading the train files into a row-major f32 matrix, against trainyard's load +
+      features phases (Parquet to its standardized f32 matrix).
 Each tool runs in a fresh process; peak RSS comes from wait4(). It prints a markdown table with
 the ratio of every peer's time to trainyard's, and the memory-bandwidth floor: the bytes one
 objective pass reads divided by this machine's measured read bandwidth, against trainyard's
 measured seconds per pass.
 
-It installs numpy, pyarrow and scikit-learn with pip when they are missing, and builds the
+It installs numpy, pyarrow, scikit-learn and polars with pip when they are missing, and builds the
 release binaries with cargo (skip with --no-build).
 """
 
@@ -73,11 +75,25 @@ print(json.dumps({"read_s": read_s, "prep_s": prep_s, "fit_s": fit_s, "eval_s": 
 """
 
 
+POLARS = r"""
+import glob, json, sys, time
+t0 = time.perf_counter()
+import polars as pl
+data, features = sys.argv[1], int(sys.argv[2])
+files = sorted(glob.glob(data + "/part-*.parquet"))
+t = time.perf_counter()
+df = pl.read_parquet(files[:-1], columns=[f"x{j}" for j in range(features)])
+x = df.select(pl.all().cast(pl.Float32)).to_numpy(order="c")  # row-major f32, as trainyard's matrix
+assert x.dtype.name == "float32" and x.flags["C_CONTIGUOUS"]
+print(json.dumps({"read_s": time.perf_counter() - t, "rows": x.shape[0], "polars": pl.__version__}))
+"""
+
+
 def ensure_python_peers():
     try:
-        import numpy, pyarrow, sklearn, threadpoolctl  # noqa: F401
+        import numpy, pyarrow, sklearn, threadpoolctl, polars  # noqa: F401
     except ImportError:
-        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "numpy", "pyarrow", "scikit-learn", "threadpoolctl"])
+        subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "numpy", "pyarrow", "scikit-learn", "threadpoolctl", "polars"])
 
 
 def run_measured(cmd, env=None):
@@ -146,7 +162,7 @@ def main():
         with open(spec_path, "w") as f:
             json.dump(spec, f)
         run_dir = os.path.join(args.work, f"run-{n}x{d}")
-        ty, sk = [], []
+        ty, sk, pl = [], [], []
         for _ in range(args.rounds):
             wall, rss, _ = run_measured([trainyard, "train", spec_path, "--output", run_dir, "--overwrite", "--log-format", "json"])
             with open(os.path.join(run_dir, "metrics.json")) as f:
@@ -154,6 +170,8 @@ def main():
             ty.append((wall, rss, m))
             wall, rss, out = run_measured([sys.executable, "-c", SKLEARN, data, str(d), str(L2), str(TOL), str(MAX_ITER), str(args.blas_threads)], env_sklearn)
             sk.append((wall, rss, json.loads(out)))
+            wall, rss, out = run_measured([sys.executable, "-c", POLARS, data, str(d)])
+            pl.append((wall, rss, json.loads(out)))
         tw, trss, tm = min(ty, key=lambda r: r[0])
         sw, srss, sm = min(sk, key=lambda r: r[0])
         weights = read_safetensors(os.path.join(run_dir, "model.safetensors"))
@@ -170,6 +188,12 @@ def main():
         rows_out.append([label, f"seconds per pass vs bandwidth floor ({bw['gb_per_s']:.1f} GB/s, {matrix_mib:.0f} MiB/pass)", per_pass, None, None, None, None, per_pass / floor])
         rows_out.append([label, "trainyard load (read + split)", tm["phases"]["load"], None, None, None, None, 1.0])
         rows_out.append([label, "pyarrow read to f32 matrix", sm["read_s"], None, None, None, None, sm["read_s"] / tm["phases"]["load"]])
+        # Parquet to a row-major f32 matrix of the train rows: trainyard's load + features phases
+        # (which also split, impute and standardize) against polars reading the train files.
+        ty_matrix = tm["phases"]["load"] + tm["phases"]["features"]
+        pw, prss, pm = min(pl, key=lambda r: r[2]["read_s"])
+        rows_out.append([label, "trainyard Parquet to standardized f32 matrix (load + features)", ty_matrix, None, None, None, None, 1.0])
+        rows_out.append([label, f"polars {pm['polars']} read to f32 matrix (train files)", pm["read_s"], prss, None, None, None, pm["read_s"] / ty_matrix])
         coef_gap = max(abs(a - b) / max(abs(b), 1e-3) for a, b in zip(weights["coef"], sm["coef"]))
         rows_out.append([label, "max relative coefficient gap trainyard vs scikit-learn", coef_gap, None, None, None, None, None])
         if si == 0:

@@ -178,30 +178,48 @@ impl Pipeline {
         let mut data = vec![0f32; rows * cols];
         let mut codes = vec![0u32; if encoding == Encoding::Index { rows * ncat } else { 0 }];
         let numeric_width = self.numeric_width();
+        // Column by column within a block of rows: the value kind is matched once per column
+        // and block, not once per cell.
         let fill = |first: usize, block: &mut [f32], block_codes: &mut [u32]| {
             let block_rows = block.len().checked_div(cols).unwrap_or_else(|| block_codes.len() / ncat.max(1));
-            for r in 0..block_rows {
-                let i = first + r;
-                let out = &mut block[r * cols..(r + 1) * cols];
-                let mut off = 0;
-                for (n, c) in &numeric {
-                    let v = c.f64_at(i).filter(|x| !x.is_nan());
-                    out[off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
+            let mut off = 0;
+            for (n, c) in &numeric {
+                let write = |out: &mut [f32], r: usize, v: Option<f64>| {
+                    out[r * cols + off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
                     if n.indicator {
-                        out[off + 1] = f32::from(u8::from(v.is_none()));
+                        out[r * cols + off + 1] = f32::from(u8::from(v.is_none()));
                     }
-                    off += 1 + usize::from(n.indicator);
-                }
-                debug_assert_eq!(off, numeric_width);
-                for (j, slots) in categorical.iter().enumerate() {
-                    let slot = slots.at(i);
-                    match encoding {
-                        Encoding::OneHot => {
-                            out[off + slot as usize] = 1.0;
-                            off += slots.other as usize + 1;
+                };
+                match (&c.values, &c.nulls) {
+                    (Values::Float(v), None) => {
+                        for (r, &x) in v[first..first + block_rows].iter().enumerate() {
+                            write(block, r, Some(x).filter(|x| !x.is_nan()));
                         }
+                    }
+                    (Values::Int(v), None) => {
+                        for (r, &x) in v[first..first + block_rows].iter().enumerate() {
+                            write(block, r, Some(x as f64));
+                        }
+                    }
+                    _ => {
+                        for r in 0..block_rows {
+                            write(block, r, c.f64_at(first + r).filter(|x| !x.is_nan()));
+                        }
+                    }
+                }
+                off += 1 + usize::from(n.indicator);
+            }
+            debug_assert_eq!(off, numeric_width);
+            for (j, slots) in categorical.iter().enumerate() {
+                for r in 0..block_rows {
+                    let slot = slots.at(first + r);
+                    match encoding {
+                        Encoding::OneHot => block[r * cols + off + slot as usize] = 1.0,
                         Encoding::Index => block_codes[r * ncat + j] = slot,
                     }
+                }
+                if encoding == Encoding::OneHot {
+                    off += slots.other as usize + 1;
                 }
             }
         };
@@ -292,7 +310,10 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
             format!("column {name:?} is {}; list it under features.categorical", c.kind.name()),
         ));
     }
-    let mut present: Vec<f64> = (0..c.len()).filter_map(|i| c.f64_at(i)).filter(|x| !x.is_nan()).collect();
+    let mut present: Vec<f64> = match (&c.values, &c.nulls) {
+        (Values::Float(v), None) => v.iter().copied().filter(|x| !x.is_nan()).collect(),
+        _ => (0..c.len()).filter_map(|i| c.f64_at(i)).filter(|x| !x.is_nan()).collect(),
+    };
     let missing = c.len() - present.len();
     if present.is_empty() {
         return Err(Error::data(format!(
