@@ -13,7 +13,7 @@ use crate::logistic::LogisticModel;
 use crate::mlp::{Architecture, MlpModel};
 use crate::model::Model;
 use crate::rundir::names;
-use crate::spec::{LogisticSpec, MlpSpec, ModelSpec};
+use crate::spec::ModelSpec;
 
 /// Version of the `model.json` layout; bumped on incompatible changes (2: MLP models, and
 /// hyperparameters tagged with the model kind).
@@ -49,44 +49,29 @@ pub struct ModelCard {
 }
 
 impl ModelCard {
-    /// A card for a logistic model.
-    pub fn logistic(
-        hyperparameters: LogisticSpec,
+    /// The card of a fitted model: its kind, tensor names and (MLP) architecture come from the
+    /// model itself.
+    pub fn new(
+        hyperparameters: ModelSpec,
+        model: &Model,
         pipeline: Pipeline,
         labels: LabelMapping,
         key: Option<String>,
     ) -> Self {
+        let (kind, architecture, tensors) = match model {
+            Model::Logistic(_) => ("logistic", None, vec![COEF.into(), INTERCEPT.into()]),
+            Model::Mlp(m) => ("mlp", Some(m.net.arch.clone()), m.tensor_names()),
+        };
         ModelCard {
             format_version: FORMAT_VERSION,
-            kind: "logistic".into(),
+            kind: kind.into(),
             trainyard_version: env!("CARGO_PKG_VERSION").into(),
-            hyperparameters: ModelSpec::Logistic(hyperparameters),
-            architecture: None,
+            hyperparameters,
+            architecture,
             pipeline,
             labels,
             key,
-            tensors: vec![COEF.into(), INTERCEPT.into()],
-        }
-    }
-
-    /// A card for an MLP.
-    pub fn mlp(
-        hyperparameters: MlpSpec,
-        model: &MlpModel,
-        pipeline: Pipeline,
-        labels: LabelMapping,
-        key: Option<String>,
-    ) -> Self {
-        ModelCard {
-            format_version: FORMAT_VERSION,
-            kind: "mlp".into(),
-            trainyard_version: env!("CARGO_PKG_VERSION").into(),
-            hyperparameters: ModelSpec::Mlp(hyperparameters),
-            architecture: Some(model.net.arch.clone()),
-            pipeline,
-            labels,
-            key,
-            tensors: model.tensor_names(),
+            tensors,
         }
     }
 }

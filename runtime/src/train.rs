@@ -287,15 +287,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let t = Instant::now();
     let staging = Staging::new(&target)?;
     let key = dataset::row_key(&checked).map(str::to_string);
-    let card = match (&spec.model, &model) {
-        (ModelSpec::Mlp(hyper), Model::Mlp(m)) => {
-            ModelCard::mlp(hyper.clone(), m, pipeline, data.labels.clone(), key.clone())
-        }
-        (ModelSpec::Logistic(hyper), _) => {
-            ModelCard::logistic(hyper.clone(), pipeline, data.labels.clone(), key.clone())
-        }
-        _ => return Err(Error::Internal("the model does not match its spec".into())),
-    };
+    let card = ModelCard::new(spec.model.clone(), &model, pipeline, data.labels.clone(), key.clone());
     staging.write(names::MODEL_JSON, &to_json(&card)?)?;
     staging.write(names::WEIGHTS, &artifact::weights_bytes(&model)?)?;
     let key_column = key.as_deref().and_then(|k| data.test.frame.column(k).map(|c| (k, c)));

@@ -123,13 +123,15 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
     if train_idx.is_empty() {
         return Err(Error::data("the train split has no rows"));
     }
-    let train = Part::gather(data, &weights, &train_idx);
-    let val = Part::gather(data, &weights, &val_idx);
+    let mut train = Part::gather(data, &weights, &train_idx);
+    let mut val = Part::gather(data, &weights, &val_idx);
     drop((train_idx, val_idx));
 
     let dev = &opts.device;
     let (d, c) = (arch.numeric, arch.cardinalities.len());
-    let x = Tensor::from_slice(&train.numeric_host, (train.rows, d), dev).map_err(candle_error)?;
+    // The tensor takes the host rows over: the train matrix is not held twice.
+    let x = Tensor::from_vec(std::mem::take(&mut train.numeric_host), (train.rows, d), dev)
+        .map_err(candle_error)?;
     let cats: Vec<Tensor> = (0..c)
         .map(|j| {
             let col: Vec<u32> = (0..train.rows).map(|i| train.codes_host[i * c + j]).collect();
@@ -229,6 +231,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         )
     };
     let patience = spec.early_stopping.as_ref().map(|e| e.patience);
+    let val_matrix = Matrix { data: std::mem::take(&mut val.numeric_host), rows: val.rows, cols: d };
     let mut lr = 0.0;
     let mut rows_this_run = 0usize;
     while state.epoch < spec.epochs && patience.is_none_or(|p| state.bad_epochs < p) {
@@ -283,10 +286,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
 
         let train_loss = state.epoch_loss / state.epoch_weight.max(f64::MIN_POSITIVE);
         let (validation_loss, validation_auc) = if patience.is_some() {
-            let p = MlpModel { net: network.clone() }.predict_proba(
-                &Matrix { data: val.numeric_host.clone(), rows: val.rows, cols: d },
-                &val.codes_host,
-            )?;
+            let p = MlpModel { net: network.clone() }.predict_proba(&val_matrix, &val.codes_host)?;
             let loss = weighted_log_loss(&val.labels, &p, &val.weights);
             let improved = state.best.is_none_or(|(_, b)| loss < b);
             if improved {
