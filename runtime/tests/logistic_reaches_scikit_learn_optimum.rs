@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{datasets_dir, outcome, read_f64_column};
+use common::{datasets_dir, outcome, read_f64_column, references};
 use serde_json::{Value, json};
 
 #[test]
@@ -17,11 +17,7 @@ fn test_auc_and_log_loss_match_scikit_learn_on_every_binary_dataset() {
     let Some(root) = datasets_dir() else { return };
     let bin = env!("CARGO_BIN_EXE_trainyard");
     let mut checked = 0;
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
-    dirs.sort();
-    for dir in dirs {
-        let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else { continue };
-        let reference: Value = serde_json::from_str(&text).unwrap();
+    for (dir, reference) in references(&root) {
         if reference["task"] != "binary" {
             continue;
         }

@@ -10,7 +10,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{datasets_dir, outcome, read_f64_column};
+use common::{datasets_dir, outcome, read_f64_column, references};
 use serde_json::{Value, json};
 
 fn spec_for(dir: &Path, reference: &Value) -> Value {
@@ -40,11 +40,7 @@ fn train(spec: &Value, run: &Path, threads: Option<&str>) {
 fn default_mlp_reaches_the_reference_auc_and_predict_reproduces_its_scores() {
     let Some(root) = datasets_dir() else { return };
     let mut checked = 0;
-    let mut dirs: Vec<_> = std::fs::read_dir(&root).unwrap().map(|e| e.unwrap().path()).collect();
-    dirs.sort();
-    for dir in dirs {
-        let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else { continue };
-        let reference: Value = serde_json::from_str(&text).unwrap();
+    for (dir, reference) in references(&root) {
         if reference["task"] != "binary" {
             continue;
         }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{datasets_dir, outcome};
+use common::{datasets_dir, outcome, references};
 use serde_json::{Value, json};
 
 fn spec_for(dir: &std::path::Path, reference: &Value) -> Value {
@@ -22,10 +22,7 @@ fn spec_for(dir: &std::path::Path, reference: &Value) -> Value {
 fn validate_reports_reference_rows_and_positive_rates() {
     let Some(root) = datasets_dir() else { return };
     let mut checked = 0;
-    for entry in std::fs::read_dir(&root).unwrap() {
-        let dir = entry.unwrap().path();
-        let Ok(text) = std::fs::read_to_string(dir.join("reference.json")) else { continue };
-        let reference: Value = serde_json::from_str(&text).unwrap();
+    for (dir, reference) in references(&root) {
         let tmp = tempfile::tempdir().unwrap();
         let spec_path = tmp.path().join("spec.json");
         std::fs::write(&spec_path, spec_for(&dir, &reference).to_string()).unwrap();

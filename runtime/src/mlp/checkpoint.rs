@@ -43,8 +43,6 @@ pub struct LoopState {
     pub bad_epochs: u32,
     /// Finished epochs.
     pub history: Vec<EpochRecord>,
-    /// Fit seconds spent before this checkpoint (across earlier attempts).
-    pub seconds: f64,
 }
 
 /// A checkpoint in memory.

@@ -165,7 +165,6 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         best: None,
         bad_epochs: 0,
         history: Vec::new(),
-        seconds: 0.0,
     };
     let mut resumed_from = None;
     if let Some(ckpt) = opts.resume {
@@ -212,18 +211,15 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         );
         state = ckpt.state;
     }
-    let previous_seconds = state.seconds;
     let terminate = crate::signal::sigterm_flag()?;
 
     let save = |state: &LoopState, network: &Net, optimizer: &AdamW, best: &[(String, Tensor)]| {
         let named = |vars: &[candle_core::Var]| -> Vec<(String, Tensor)> {
             network.vars.iter().zip(vars).map(|((n, _), v)| (n.clone(), v.as_tensor().clone())).collect()
         };
-        let mut state = state.clone();
-        state.seconds = previous_seconds + started.elapsed().as_secs_f64();
         checkpoint::save(
             &opts.checkpoint_dir,
-            &state,
+            state,
             &network.tensors(),
             &named(&optimizer.m),
             &named(&optimizer.v),
@@ -253,7 +249,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
                 &perm_t.narrow(0, start, len).map_err(candle_error)?,
                 (&x, &cats, &y, &w),
                 batch_weight,
-                net::dropout_masks(&arch, opts.seed, state.step, len, dev).map_err(candle_error)?,
+                net::dropout_masks(&arch, opts.seed, state.step, len),
                 spec.grad_clip_norm,
                 lr,
             )
@@ -380,7 +376,7 @@ fn step(
     idx: &Tensor,
     (x, cats, y, w): (&Tensor, &[Tensor], &Tensor, &Tensor),
     batch_weight: f64,
-    masks: Option<Vec<Tensor>>,
+    masks: Option<Vec<net::Mask>>,
     clip: Option<f64>,
     lr: f64,
 ) -> candle_core::Result<f64> {

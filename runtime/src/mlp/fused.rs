@@ -3,30 +3,26 @@
 //! scalar call per element on one thread each; fused and parallel they stop dominating a step.
 //! Other devices use candle's own operations (see [`bias_relu_dropout`]).
 
-use std::sync::Arc;
-
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use trainyard_kernels::mlp as kernel;
 
+use super::net::Mask;
+
 /// `max(z + bias, 0) · mask` for `z: [rows, width]`, `bias: [width]`, and a dropout mask of
 /// 0 or 1/(1-p) per unit (while training).
-pub fn bias_relu_dropout(z: &Tensor, bias: &Tensor, mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
+pub fn bias_relu_dropout(z: &Tensor, bias: &Tensor, mask: Option<&Mask>) -> candle_core::Result<Tensor> {
     if !z.device().is_cpu() {
         let h = z.broadcast_add(bias)?.relu()?;
         return match mask {
-            Some(m) => h * m,
+            Some(m) => h * Tensor::from_slice(m, z.shape(), z.device())?,
             None => Ok(h),
         };
     }
-    let mask = match mask {
-        Some(m) => Some(Arc::new(m.flatten_all()?.to_vec1::<f32>()?)),
-        None => None,
-    };
-    z.contiguous()?.apply_op2(&bias.contiguous()?, BiasReluDropout { mask })
+    z.contiguous()?.apply_op2(&bias.contiguous()?, BiasReluDropout { mask: mask.cloned() })
 }
 
 struct BiasReluDropout {
-    mask: Option<Arc<Vec<f32>>>,
+    mask: Option<Mask>,
 }
 
 fn contiguous<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> candle_core::Result<&'a [f32]> {
@@ -73,7 +69,7 @@ impl CustomOp2 for BiasReluDropout {
 }
 
 struct BiasReluDropoutGrad {
-    mask: Option<Arc<Vec<f32>>>,
+    mask: Option<Mask>,
 }
 
 impl CustomOp2 for BiasReluDropoutGrad {
@@ -115,14 +111,11 @@ mod tests {
         )
         .unwrap();
         let b = Var::from_tensor(&Tensor::new(&[0.3f32, -0.2, 0.0, 1.0], &dev).unwrap()).unwrap();
-        let mask = Tensor::from_vec(
-            (0..24).map(|i| if i % 3 == 0 { 0.0 } else { 1.5 }).collect::<Vec<f32>>(),
-            (6, 4),
-            &dev,
-        )
-        .unwrap();
+        let mask_values: Vec<f32> = (0..24).map(|i| if i % 3 == 0 { 0.0 } else { 1.5 }).collect();
+        let mask = Tensor::from_slice(&mask_values, (6, 4), &dev).unwrap();
         let weights = Tensor::from_vec((0..24).map(|i| i as f32).collect::<Vec<_>>(), (6, 4), &dev).unwrap();
-        let fused = bias_relu_dropout(z.as_tensor(), b.as_tensor(), Some(&mask)).unwrap();
+        let fused =
+            bias_relu_dropout(z.as_tensor(), b.as_tensor(), Some(&std::sync::Arc::new(mask_values))).unwrap();
         let plain = (z.as_tensor().broadcast_add(b.as_tensor()).unwrap().relu().unwrap() * &mask).unwrap();
         let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(flat(&fused), flat(&plain));

@@ -120,3 +120,16 @@ pub fn datasets_dir() -> Option<PathBuf> {
         None
     }
 }
+
+/// Every dataset folder under `root` that has a `reference.json`, sorted by name, with the
+/// parsed reference.
+pub fn references(root: &Path) -> Vec<(PathBuf, Value)> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(root).unwrap().map(|e| e.unwrap().path()).collect();
+    dirs.sort();
+    dirs.into_iter()
+        .filter_map(|dir| {
+            let text = std::fs::read_to_string(dir.join("reference.json")).ok()?;
+            Some((dir, serde_json::from_str(&text).unwrap()))
+        })
+        .collect()
+}
