@@ -6,6 +6,7 @@
 //! | the same, computed the obvious way, as the reference in tests | [`logistic::loss_grad_reference`] |
 //! | probabilities for rows of the matrix | [`logistic::predict_proba`] |
 //! | numerically stable log(1 + e^z) and sigmoid | [`logistic::softplus`], [`logistic::sigmoid`] |
+//! | vectorizable exp, log1p, softplus and sigmoid over eight lanes | [`lanes`] |
 //! | MLP hidden layer: bias + ReLU + dropout, and its gradient, each in one pass | [`mlp::bias_relu_dropout`], [`mlp::bias_relu_dropout_grad`] |
 //!
 //! Every kernel splits rows into fixed-size blocks processed in parallel (rayon) and combines the
@@ -13,5 +14,6 @@
 
 #![warn(missing_docs)]
 
+pub mod lanes;
 pub mod logistic;
 pub mod mlp;

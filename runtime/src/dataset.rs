@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::data::{self, Column, Frame, KeyRef, Kind, ParquetFile, Predicate, ReadStats};
+use crate::data::{
+    self, Column, Dense, Frame, KeyRef, Kind, Origins, ParquetFile, Predicate, ReadStats, Values,
+};
 use crate::error::{Error, Result};
 use crate::label::LabelMapping;
 use crate::spec::{CheckedHoldout, CheckedSpec};
@@ -127,14 +129,22 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         _ => false,
     };
 
+    // A fixed evaluation set's files are opened first: whether a column can skip the frame
+    // depends on its type in them too.
+    let holdout_files = match &checked.holdout {
+        CheckedHoldout::Files(entries) => {
+            let paths = data::expand("holdout.files", entries, |p| checked.resolve(p))?;
+            Some(ParquetFile::open_all(&paths)?)
+        }
+        _ => None,
+    };
+
     let mut columns: Vec<String> = Vec::new();
     let mut want = |c: &str| {
         if !columns.iter().any(|x| x == c) {
             columns.push(c.to_string());
         }
     };
-    spec.features.numeric.iter().for_each(|c| want(c));
-    spec.features.categorical.iter().for_each(|c| want(c));
     checked.filters.iter().for_each(|f| want(&f.column));
     match &checked.holdout {
         CheckedHoldout::Random { key: Some(k), .. } => want(k),
@@ -149,6 +159,24 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         && !weight_in_labels
     {
         want(w);
+    }
+    // Float32 numeric features used for nothing else skip the frame: they are decoded after the
+    // split, straight into the rows of each side (see `data::dense`).
+    let dense: Vec<String> = spec
+        .features
+        .numeric
+        .iter()
+        .filter(|c| {
+            !columns.contains(c)
+                && data::is_f32(&feature_files, c)
+                && holdout_files.as_ref().is_none_or(|h| data::is_f32(h, c))
+        })
+        .cloned()
+        .collect();
+    for c in spec.features.numeric.iter().chain(&spec.features.categorical) {
+        if !dense.contains(c) && !columns.contains(c) {
+            columns.push(c.clone());
+        }
     }
 
     let kinds = data::column_kinds(&feature_files, &columns)?;
@@ -183,8 +211,12 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         None => None,
     };
 
-    let read_side = |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats)> {
-        let (frame, stats) = data::read(files, &columns, &kinds, &predicates)?;
+    // Each row remembers its position in the read, so the dense columns can be placed after the
+    // join and the split have chosen rows.
+    let read_side = |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats, Origins)> {
+        let (mut frame, stats, origins) = data::read_tracked(files, &columns, &kinds, &predicates)?;
+        let positions = Values::Int((0..frame.rows as i64).collect());
+        frame.push(READ_ROW, Column { kind: Kind::Integer, values: positions, nulls: None });
         let frame = match (&label_frame, &spec.data.join_key) {
             (Some(labels), Some(key)) => {
                 let (joined, dropped) = join(
@@ -199,10 +231,11 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             }
             _ => frame,
         };
-        Ok((frame, stats))
+        Ok((frame, stats, origins))
     };
 
-    let (frame, stats) = read_side(&feature_files, &mut report)?;
+    let (frame, stats, origins) = read_side(&feature_files, &mut report)?;
+    let read_rows = stats.rows_kept as usize;
     if stats.rows_kept == 0 {
         return Err(Error::data(format!(
             "no rows left after the filters (data.filters): {} rows in {} files, {} row groups skipped by statistics",
@@ -221,9 +254,8 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     }
 
     let (train, test) = match &checked.holdout {
-        CheckedHoldout::Files(entries) => {
-            let paths = data::expand("holdout.files", entries, |p| checked.resolve(p))?;
-            let files = ParquetFile::open_all(&paths)?;
+        CheckedHoldout::Files(_) => {
+            let files = holdout_files.unwrap_or_default();
             record(&mut report, "holdout.files", &files);
             let holdout_kinds = data::column_kinds(&files, &columns)?;
             for (name, (a, b)) in columns.iter().zip(kinds.iter().zip(&holdout_kinds)) {
@@ -232,13 +264,17 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
                         "column {name:?} is {} in data.features but {} in holdout.files ({})",
                         a.name(),
                         b.name(),
-                        paths[0].display()
+                        files[0].path.display()
                     )));
                 }
             }
-            let (test, stats) = read_side(&files, &mut report)?;
+            let (mut test, stats, test_origins) = read_side(&files, &mut report)?;
+            let mut train = frame;
+            let test_rows = stats.rows_kept as usize;
+            place_dense(&feature_files, &origins, read_rows, &dense, &mut [&mut train])?;
+            place_dense(&files, &test_origins, test_rows, &dense, &mut [&mut test])?;
             report.holdout_read = Some(stats);
-            (frame, test)
+            (train, test)
         }
         holdout => {
             let sides = match holdout {
@@ -257,7 +293,10 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             };
             report.rows_dropped_by_holdout = sides.iter().filter(|s| **s == Side::Dropped).count() as u64;
             let pick = |want: Side| -> Vec<bool> { sides.iter().map(|s| *s == want).collect() };
-            (frame.filter(&pick(Side::Train)), frame.filter(&pick(Side::Test)))
+            let (mut train, mut test) = (frame.filter(&pick(Side::Train)), frame.filter(&pick(Side::Test)));
+            drop(frame);
+            place_dense(&feature_files, &origins, read_rows, &dense, &mut [&mut train, &mut test])?;
+            (train, test)
         }
     };
     for (side, f) in [("train", &train), ("test", &test)] {
@@ -296,6 +335,40 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         .map(|c| (c.clone(), kind_of(c).unwrap_or(Kind::Float)))
         .collect();
     Ok(Dataset { train, test, labels: mapping, feature_kinds, report })
+}
+
+/// The hidden column that carries each row's position in its read through the join and split.
+/// The leading NUL keeps it apart from any Parquet column name.
+const READ_ROW: &str = "\0read_row";
+
+/// Decodes the dense columns of `files` into each of `sides` (frames from one read of `files`,
+/// `read_rows` rows, after the join and split), using and then removing their read-row column.
+fn place_dense(
+    files: &[ParquetFile],
+    origins: &Origins,
+    read_rows: usize,
+    dense: &[String],
+    sides: &mut [&mut Frame],
+) -> Result<()> {
+    let mut places = vec![data::NOWHERE; if dense.is_empty() { 0 } else { read_rows }];
+    for (o, side) in sides.iter_mut().enumerate() {
+        let ids = side.remove(READ_ROW).ok_or_else(|| Error::Internal("read-row column lost".into()))?;
+        if dense.is_empty() {
+            continue;
+        }
+        let Values::Int(ids) = ids.values else {
+            return Err(Error::Internal("read-row column is not integer".into()));
+        };
+        for (k, &r) in ids.iter().enumerate() {
+            places[r as usize] = (o as u32, k as u32);
+        }
+        side.dense = Dense::zeros(dense, side.rows);
+    }
+    if dense.is_empty() {
+        return Ok(());
+    }
+    let mut outs: Vec<&mut Dense> = sides.iter_mut().map(|s| &mut s.dense).collect();
+    data::scatter(files, origins, dense, &places, &mut outs)
 }
 
 fn record(report: &mut LoadReport, role: &str, files: &[ParquetFile]) {

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Column, Frame, Values};
+use crate::data::{Column, Dense, Frame, Values};
 use crate::error::{Error, Result};
 use crate::spec::CategoricalNulls;
 
@@ -89,10 +89,27 @@ impl Pipeline {
         min_count: u64,
         nulls: CategoricalNulls,
     ) -> Result<Pipeline> {
-        let numeric: Vec<NumericStep> = numeric
+        let dense_wanted: Vec<(usize, usize)> = numeric
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| frame.dense.index(name).map(|j| (i, j)))
+            .collect();
+        let mut steps: Vec<Option<NumericStep>> = vec![None; numeric.len()];
+        for (&(i, _), step) in dense_wanted.iter().zip(fit_dense(&frame.dense, numeric, &dense_wanted)?) {
+            steps[i] = Some(step);
+        }
+        let from_frame: Vec<(usize, NumericStep)> = numeric
             .par_iter()
             .enumerate()
-            .map(|(i, name)| fit_numeric(name, column(frame, name)?, i))
+            .filter(|(_, name)| frame.dense.index(name).is_none())
+            .map(|(i, name)| Ok((i, fit_numeric(name, column(frame, name)?, i)?)))
+            .collect::<Result<_>>()?;
+        for (i, step) in from_frame {
+            steps[i] = Some(step);
+        }
+        let numeric: Vec<NumericStep> = steps
+            .into_iter()
+            .map(|s| s.ok_or_else(|| Error::Internal("a numeric feature was not fitted".into())))
             .collect::<Result<_>>()?;
         let categorical: Vec<CategoricalStep> = categorical
             .par_iter()
@@ -147,14 +164,64 @@ impl Pipeline {
         self.encode(frame, Encoding::Index)
     }
 
+    /// [`transform`](Self::transform) for a frame that is no longer needed as it is: when the
+    /// frame's dense rows already have the numeric block's layout (every numeric feature dense,
+    /// in order, none with a missing indicator) they are standardized in place, so the design
+    /// matrix costs no second copy. The frame's dense rows are consumed either way.
+    pub fn transform_owned(&self, frame: &mut Frame) -> Result<Matrix> {
+        if self.categorical.is_empty()
+            && let Some(m) = self.standardize_in_place(frame)
+        {
+            return Ok(m);
+        }
+        let m = self.transform(frame);
+        frame.dense = Dense::default();
+        m
+    }
+
+    /// [`transform_embedded`](Self::transform_embedded) consuming the frame's dense rows, as
+    /// [`transform_owned`](Self::transform_owned).
+    pub fn transform_embedded_owned(&self, frame: &mut Frame) -> Result<(Matrix, Vec<u32>)> {
+        if let Some(m) = self.standardize_in_place(frame) {
+            let mut codes_only = Pipeline { numeric: Vec::new(), ..self.clone() };
+            codes_only.names.clear();
+            let (_, codes) = codes_only.encode(frame, Encoding::Index)?;
+            return Ok((m, codes));
+        }
+        let out = self.transform_embedded(frame);
+        frame.dense = Dense::default();
+        out
+    }
+
+    fn standardize_in_place(&self, frame: &mut Frame) -> Option<Matrix> {
+        let same_layout = frame.dense.cols() == self.numeric.len()
+            && self.numeric.iter().zip(&frame.dense.names).all(|(n, d)| &n.column == d && !n.indicator);
+        if !same_layout || self.numeric.is_empty() {
+            return None;
+        }
+        let cols = self.numeric.len();
+        let mut data = std::mem::take(&mut frame.dense).data;
+        data.par_chunks_mut(ROW_BLOCK * cols).for_each(|block| {
+            for row in block.chunks_exact_mut(cols) {
+                for (x, n) in row.iter_mut().zip(&self.numeric) {
+                    *x = standardize(n, Some(f64::from(*x)).filter(|v| !v.is_nan()));
+                }
+            }
+        });
+        Some(Matrix { data, rows: frame.rows, cols })
+    }
+
     fn encode(&self, frame: &Frame, encoding: Encoding) -> Result<(Matrix, Vec<u32>)> {
         let numeric = self
             .numeric
             .iter()
             .map(|n| {
+                if let Some(j) = frame.dense.index(&n.column) {
+                    return Ok((n, Source::Dense(j)));
+                }
                 let c = column(frame, &n.column)?;
                 if c.kind.is_numeric() {
-                    Ok((n, c))
+                    Ok((n, Source::Column(c)))
                 } else {
                     Err(Error::data(format!(
                         "column {:?} is {} but the model uses it as a numeric feature",
@@ -180,15 +247,27 @@ impl Pipeline {
         let numeric_width = self.numeric_width();
         // Column by column within a block of rows: the value kind is matched once per column
         // and block, not once per cell.
+        let dense_cols = frame.dense.cols();
         let fill = |first: usize, block: &mut [f32], block_codes: &mut [u32]| {
             let block_rows = block.len().checked_div(cols).unwrap_or_else(|| block_codes.len() / ncat.max(1));
             let mut off = 0;
-            for (n, c) in &numeric {
+            for (n, source) in &numeric {
                 let write = |out: &mut [f32], r: usize, v: Option<f64>| {
-                    out[r * cols + off] = ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32;
+                    out[r * cols + off] = standardize(n, v);
                     if n.indicator {
                         out[r * cols + off + 1] = f32::from(u8::from(v.is_none()));
                     }
+                };
+                let c = match source {
+                    Source::Dense(j) => {
+                        let rows = &frame.dense.data[first * dense_cols..(first + block_rows) * dense_cols];
+                        for (r, row) in rows.chunks_exact(dense_cols).enumerate() {
+                            write(block, r, Some(f64::from(row[*j])).filter(|x| !x.is_nan()));
+                        }
+                        off += 1 + usize::from(n.indicator);
+                        continue;
+                    }
+                    Source::Column(c) => c,
                 };
                 match (&c.values, &c.nulls) {
                     (Values::Float(v), None) => {
@@ -254,6 +333,21 @@ impl Pipeline {
     }
 }
 
+/// The standardized f32 value of a numeric feature; `None` is a null or NaN. Both the frame and
+/// the dense path go through here, so they build the same bits.
+#[inline]
+fn standardize(n: &NumericStep, v: Option<f64>) -> f32 {
+    ((v.unwrap_or(n.median) - n.mean) / n.scale) as f32
+}
+
+/// Where a numeric feature's values are.
+enum Source<'a> {
+    /// Column `j` of the frame's dense rows.
+    Dense(usize),
+    /// A frame column.
+    Column(&'a Column),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Encoding {
     OneHot,
@@ -314,30 +408,115 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
         (Values::Float(v), None) => v.iter().copied().filter(|x| !x.is_nan()).collect(),
         _ => (0..c.len()).filter_map(|i| c.f64_at(i)).filter(|x| !x.is_nan()).collect(),
     };
-    let missing = c.len() - present.len();
+    let median = |present: &mut [f64]| {
+        // Selection, not a sort: O(n), which matters for millions of rows times many columns. On
+        // a copy: the sums that follow run in row order, as on the dense path.
+        let mut scratch = present.to_vec();
+        let n = scratch.len();
+        let (below, &mut upper, _) = scratch.select_nth_unstable_by(n / 2, f64::total_cmp);
+        if n % 2 == 1 {
+            upper
+        } else {
+            let lower = below.iter().copied().max_by(f64::total_cmp).unwrap_or(upper);
+            (lower + upper) / 2.0
+        }
+    };
+    summarize(name, index, c.len(), &mut present, median)
+}
+
+/// The step of a numeric feature from its non-NaN train values `present` (in row order) out of
+/// `total` rows; `median` finds the median of a non-empty `present`. Sums run in row order in
+/// f64, so f32 values give the same result as the same values widened to f64.
+fn summarize<T: Copy + Into<f64>>(
+    name: &str,
+    index: usize,
+    total: usize,
+    present: &mut [T],
+    median: impl FnOnce(&mut [T]) -> f64,
+) -> Result<NumericStep> {
+    let missing = total - present.len();
     if present.is_empty() {
         return Err(Error::data(format!(
             "features.numeric[{index}]: column {name:?} has no non-null values in the train rows"
         )));
     }
-    // Selection, not a sort: O(n), which matters for millions of rows times many columns.
-    let n = present.len();
-    let (below, &mut upper, _) = present.select_nth_unstable_by(n / 2, f64::total_cmp);
-    let median = if n % 2 == 1 {
-        upper
-    } else {
-        let lower = below.iter().copied().max_by(f64::total_cmp).unwrap_or(upper);
-        (lower + upper) / 2.0
-    };
-    let total = c.len() as f64;
-    let mean = (present.iter().sum::<f64>() + missing as f64 * median) / total;
-    let var = (present.iter().map(|x| (x - mean).powi(2)).sum::<f64>()
+    let median = median(present);
+    let total = total as f64;
+    let mean = (present.iter().map(|&x| x.into()).sum::<f64>() + missing as f64 * median) / total;
+    let var = (present.iter().map(|&x| (x.into() - mean).powi(2)).sum::<f64>()
         + missing as f64 * (median - mean).powi(2))
         / total;
     let std = var.sqrt();
     // Like scikit-learn, a std that is rounding noise relative to the mean counts as constant.
     let scale = if std <= 10.0 * f64::EPSILON * mean.abs().max(1.0) { 1.0 } else { std };
     Ok(NumericStep { column: name.to_string(), median, mean, scale, indicator: missing > 0 })
+}
+
+/// Columns gathered out of the dense rows per pass: each pass reads the rows once, and the
+/// gathered columns (`DENSE_GROUP × rows` f32) are the only extra memory.
+const DENSE_GROUP: usize = 16;
+
+/// Steps of the numeric features `wanted` (`(spec index, dense column)`), in that order, from the
+/// frame's dense rows.
+fn fit_dense(dense: &Dense, names: &[String], wanted: &[(usize, usize)]) -> Result<Vec<NumericStep>> {
+    let cols = dense.cols();
+    let rows = if cols == 0 { 0 } else { dense.data.len() / cols };
+    let mut steps = Vec::with_capacity(wanted.len());
+    for group in wanted.chunks(DENSE_GROUP) {
+        let mut gathered: Vec<Vec<f32>> = group.iter().map(|_| Vec::with_capacity(rows)).collect();
+        for row in dense.data.chunks_exact(cols) {
+            for (out, &(_, j)) in gathered.iter_mut().zip(group) {
+                let x = row[j];
+                if !x.is_nan() {
+                    out.push(x);
+                }
+            }
+        }
+        let group_steps: Vec<NumericStep> = gathered
+            .par_iter_mut()
+            .zip(group)
+            .map(|(present, &(i, _))| summarize(&names[i], i, rows, present, median_f32))
+            .collect::<Result<_>>()?;
+        steps.extend(group_steps);
+    }
+    Ok(steps)
+}
+
+/// The median of non-NaN f32 values (non-empty), exactly as sorting by `total_cmp` would give:
+/// a histogram of the top bits of each value's order-preserving key finds the buckets holding
+/// the middle ranks, and only those buckets are selected in. Two passes over the values instead
+/// of a selection's many.
+fn median_f32(v: &mut [f32]) -> f64 {
+    const BITS: u32 = 12;
+    let key = |x: f32| {
+        let b = x.to_bits();
+        if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+    };
+    let n = v.len();
+    let ranks = if n % 2 == 1 { [n / 2, n / 2] } else { [n / 2 - 1, n / 2] };
+    let mut hist = vec![0usize; 1 << BITS];
+    for &x in v.iter() {
+        hist[(key(x) >> (32 - BITS)) as usize] += 1;
+    }
+    // The bucket of each rank and the rank inside it.
+    let locate = |rank: usize| {
+        let mut below = 0;
+        for (b, &count) in hist.iter().enumerate() {
+            if rank < below + count {
+                return (b as u32, rank - below);
+            }
+            below += count;
+        }
+        unreachable!("rank < n")
+    };
+    let (lo, hi) = (locate(ranks[0]), locate(ranks[1]));
+    let value = |(bucket, rank): (u32, usize)| {
+        let mut inside: Vec<f32> = v.iter().copied().filter(|&x| key(x) >> (32 - BITS) == bucket).collect();
+        *inside.select_nth_unstable_by(rank, f32::total_cmp).1
+    };
+    let lower = value(lo);
+    let upper = if hi == lo { lower } else { value(hi) };
+    if n % 2 == 1 { f64::from(upper) } else { (f64::from(lower) + f64::from(upper)) / 2.0 }
 }
 
 fn fit_categorical(name: &str, c: &Column, min_count: u64, nulls: CategoricalNulls) -> CategoricalStep {
@@ -391,7 +570,7 @@ mod tests {
     fn frame(cols: Vec<(&str, Column)>) -> Frame {
         let rows = cols[0].1.len();
         let (names, columns) = cols.into_iter().map(|(n, c)| (n.to_string(), c)).unzip();
-        Frame { names, columns, rows }
+        Frame { names, columns, rows, ..Frame::default() }
     }
 
     #[test]
@@ -427,6 +606,86 @@ mod tests {
         assert_eq!(m.row(0), [z(1.0), 0.0, 0.0]);
         assert_eq!(m.row(2), [z(2.0), 1.0, 0.0]);
         assert_eq!(m.row(4), [z(2.0), 1.0, 0.0]);
+    }
+
+    #[test]
+    fn radix_median_equals_the_sorted_median() {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as u32
+        };
+        for n in [1, 2, 3, 4, 5, 10, 101, 1000, 4097, 50_000] {
+            let samples: [Vec<f32>; 4] = [
+                (0..n).map(|_| (next() % 1000) as f32 / 7.0 - 70.0).collect(),
+                (0..n).map(|_| f32::from_bits(next()).clamp(-1e30, 1e30)).filter(|x| !x.is_nan()).collect(),
+                (0..n).map(|i| if i % 2 == 0 { 0.0 } else { 1.0 }).collect(),
+                (0..n).map(|i| if i % 3 == 0 { -0.0 } else { 0.0 }).collect(),
+            ];
+            for mut v in samples {
+                if v.is_empty() {
+                    continue;
+                }
+                let mut sorted = v.clone();
+                sorted.sort_by(f32::total_cmp);
+                let m = sorted.len();
+                let want = if m % 2 == 1 {
+                    f64::from(sorted[m / 2])
+                } else {
+                    (f64::from(sorted[m / 2 - 1]) + f64::from(sorted[m / 2])) / 2.0
+                };
+                let got = median_f32(&mut v);
+                assert_eq!(got.to_bits(), want.to_bits(), "n = {m}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn dense_rows_give_the_same_pipeline_and_matrix_as_columns() {
+        let values: Vec<Option<f32>> =
+            (0..5000).map(|i| (i % 9 != 4).then(|| ((i * 37) % 101) as f32 * 0.3 - 11.0)).collect();
+        let other: Vec<f32> =
+            (0..5000).map(|i| if i % 17 == 0 { f32::NAN } else { (i % 7) as f32 }).collect();
+        let column = |v: Vec<Option<f32>>| Column {
+            kind: Kind::Float,
+            values: Values::Float(v.iter().map(|x| x.map_or(0.0, f64::from)).collect()),
+            nulls: Some(v.iter().map(Option::is_none).collect()),
+        };
+        let columns = frame(vec![
+            ("a", column(values.clone())),
+            ("b", column(other.iter().copied().map(Some).collect())),
+        ]);
+        let mut dense = Frame { rows: 5000, ..Frame::default() };
+        dense.dense = Dense {
+            names: vec!["a".into(), "b".into()],
+            data: values.iter().zip(&other).flat_map(|(a, b)| [a.unwrap_or(f32::NAN), *b]).collect(),
+        };
+        let names = ["b".to_string(), "a".to_string()];
+        let p1 = Pipeline::fit(&columns, &names, &[], 1, CategoricalNulls::Level).unwrap();
+        let p2 = Pipeline::fit(&dense, &names, &[], 1, CategoricalNulls::Level).unwrap();
+        assert_eq!(p1, p2);
+        assert!(p1.numeric.iter().all(|n| n.indicator));
+        assert_eq!(p1.transform(&columns).unwrap(), p2.transform(&dense).unwrap());
+        assert_eq!(p1.transform(&columns).unwrap(), p2.transform_owned(&mut dense).unwrap());
+        assert!(dense.dense.data.is_empty(), "the dense rows are consumed");
+
+        // Without missing values and in layout order, the rows are standardized in place.
+        let plain: Vec<f32> = (0..3000).map(|i| (i % 13) as f32 * 1.5).collect();
+        let cols = frame(vec![(
+            "p",
+            Column {
+                kind: Kind::Float,
+                values: Values::Float(plain.iter().map(|&x| f64::from(x)).collect()),
+                nulls: None,
+            },
+        )]);
+        let mut rows = Frame { rows: 3000, ..Frame::default() };
+        rows.dense = Dense { names: vec!["p".into()], data: plain };
+        let p = Pipeline::fit(&rows, &["p".into()], &[], 1, CategoricalNulls::Level).unwrap();
+        let ptr = rows.dense.data.as_ptr();
+        let m = p.transform_owned(&mut rows).unwrap();
+        assert_eq!(m.data.as_ptr(), ptr, "no copy");
+        assert_eq!(m, p.transform(&cols).unwrap());
     }
 
     #[test]

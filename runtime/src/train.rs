@@ -170,7 +170,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     };
 
     let t = Instant::now();
-    let data = dataset::load(&checked)?;
+    let mut data = dataset::load(&checked)?;
     phases.load = t.elapsed().as_secs_f64();
     tracing::info!(
         phase = "load",
@@ -185,14 +185,18 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let t = Instant::now();
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
     let design = match &spec.model {
-        ModelSpec::Logistic(_) => {
-            Design::OneHot(pipeline.transform(&data.train.frame)?, pipeline.transform(&data.test.frame)?)
-        }
+        // The frames' dense rows become the design matrices (in place when the layout allows).
+        ModelSpec::Logistic(_) => Design::OneHot(
+            pipeline.transform_owned(&mut data.train.frame)?,
+            pipeline.transform_owned(&mut data.test.frame)?,
+        ),
         ModelSpec::Mlp(_) => Design::Embedded(
-            pipeline.transform_embedded(&data.train.frame)?,
-            pipeline.transform_embedded(&data.test.frame)?,
+            pipeline.transform_embedded_owned(&mut data.train.frame)?,
+            pipeline.transform_embedded_owned(&mut data.test.frame)?,
         ),
     };
+    // Only the test rows' key is read after this point.
+    data.train.frame = Default::default();
     phases.features = t.elapsed().as_secs_f64();
     tracing::info!(
         phase = "features",

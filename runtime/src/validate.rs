@@ -65,6 +65,7 @@ fn report(checked: &CheckedSpec, data: &Dataset, pipeline: &Pipeline) -> Validat
         .iter()
         .map(|(name, kind)| {
             let c = train.column(name);
+            let dense = train.dense.index(name);
             let numeric = checked.spec.features.numeric.contains(name);
             let width = if numeric {
                 pipeline
@@ -79,8 +80,25 @@ fn report(checked: &CheckedSpec, data: &Dataset, pipeline: &Pipeline) -> Validat
                 column: name.clone(),
                 role: if numeric { "numeric" } else { "categorical" },
                 kind: *kind,
-                null_share: c.map_or(0.0, |c| missing(c) as f64 / c.len().max(1) as f64),
-                cardinality: c.map_or(0, cardinality),
+                null_share: match (dense, c) {
+                    (Some(j), _) => {
+                        train.dense.column(j).filter(|x| x.is_nan()).count() as f64 / train.rows.max(1) as f64
+                    }
+                    (None, Some(c)) => missing(c) as f64 / c.len().max(1) as f64,
+                    (None, None) => 0.0,
+                },
+                cardinality: match (dense, c) {
+                    // Widened to f64 bits, as the frame path counts, so both agree.
+                    (Some(j), _) => train
+                        .dense
+                        .column(j)
+                        .filter(|x| !x.is_nan())
+                        .map(|x| f64::from(x).to_bits())
+                        .collect::<HashSet<_>>()
+                        .len(),
+                    (None, Some(c)) => cardinality(c),
+                    (None, None) => 0,
+                },
                 width,
             }
         })
@@ -110,7 +128,12 @@ fn cardinality(c: &Column) -> usize {
             .map(|(_, k)| *k)
             .collect::<HashSet<_>>()
             .len(),
-        _ => (0..c.len()).filter_map(|i| c.f64_at(i)).map(f64::to_bits).collect::<HashSet<_>>().len(),
+        _ => (0..c.len())
+            .filter_map(|i| c.f64_at(i))
+            .filter(|x| !x.is_nan())
+            .map(f64::to_bits)
+            .collect::<HashSet<_>>()
+            .len(),
     }
 }
 

@@ -1,14 +1,17 @@
 //! Parquet input and output: expanding file entries, reading footers and schemas, checking kinds across
-//! files, pruning row groups by statistics, and decoding the needed columns in parallel.
+//! files, pruning row groups by statistics, and decoding the needed columns in parallel; float32
+//! feature columns straight into row-major f32 rows.
 
 mod column;
+mod dense;
 mod files;
 mod filter;
 mod reader;
 mod writer;
 
 pub use column::{Column, KeyRef, Kind, Values};
+pub use dense::{Dense, NOWHERE, Place, is_f32, scatter};
 pub use files::expand;
 pub use filter::Predicate;
-pub use reader::{Frame, ParquetFile, ReadStats, column_kinds, read};
+pub use reader::{Frame, Origins, ParquetFile, ReadStats, column_kinds, read, read_tracked};
 pub use writer::write_parquet;

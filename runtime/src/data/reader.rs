@@ -10,6 +10,7 @@ use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReader
 use rayon::prelude::*;
 
 use super::column::{Column, Kind};
+use super::dense::Dense;
 use super::filter::Predicate;
 use crate::error::{Error, Result};
 
@@ -84,6 +85,10 @@ impl ParquetFile {
         })
     }
 
+    pub(super) fn meta(&self) -> &ArrowReaderMetadata {
+        &self.meta
+    }
+
     fn leaf_index(&self, name: &str) -> Option<usize> {
         let descr = self.meta.metadata().file_metadata().schema_descr();
         descr.columns().iter().position(|c| c.path().parts() == [name])
@@ -114,7 +119,7 @@ pub fn column_kinds(files: &[ParquetFile], columns: &[String]) -> Result<Vec<Kin
         .collect()
 }
 
-/// Named columns of equal length.
+/// Named columns of equal length, plus float32 feature columns kept as row-major f32 rows.
 #[derive(Debug, Clone, Default)]
 pub struct Frame {
     /// Column names, in request order.
@@ -123,6 +128,8 @@ pub struct Frame {
     pub columns: Vec<Column>,
     /// Number of rows.
     pub rows: usize,
+    /// Float32 feature columns, row-major with `rows` rows (see [`Dense`]); not in `names`.
+    pub dense: Dense,
 }
 
 impl Frame {
@@ -134,7 +141,19 @@ impl Frame {
     /// The rows where `keep` is true.
     pub fn filter(&self, keep: &[bool]) -> Frame {
         let columns: Vec<Column> = self.columns.par_iter().map(|c| c.filter(keep)).collect();
-        Frame { names: self.names.clone(), rows: keep.iter().filter(|&&k| k).count(), columns }
+        Frame {
+            names: self.names.clone(),
+            rows: keep.iter().filter(|&&k| k).count(),
+            columns,
+            dense: self.dense.filter(keep),
+        }
+    }
+
+    /// Takes column `name` out of the frame.
+    pub fn remove(&mut self, name: &str) -> Option<Column> {
+        let i = self.names.iter().position(|n| n == name)?;
+        self.names.remove(i);
+        Some(self.columns.remove(i))
     }
 
     /// Adds a column (its length must be `rows`).
@@ -159,6 +178,15 @@ pub struct ReadStats {
     pub rows_kept: u64,
 }
 
+/// Where each row of a read frame came from: per decoded row group, in frame order, the file,
+/// the row group and the positions (within the row group) of the rows the filters kept. A
+/// second decode of other columns uses it to put each value straight into its row.
+#[derive(Debug, Clone, Default)]
+pub struct Origins {
+    /// `(file index, row group, kept positions)`.
+    pub units: Vec<(usize, usize, Vec<u32>)>,
+}
+
 /// Reads `columns` (whose kinds are `kinds`) of `files`, keeping rows that pass every predicate.
 /// Row groups are decoded in parallel; the result is in file order, then row-group order, so it
 /// does not depend on the thread count.
@@ -168,6 +196,16 @@ pub fn read(
     kinds: &[Kind],
     predicates: &[Predicate],
 ) -> Result<(Frame, ReadStats)> {
+    read_tracked(files, columns, kinds, predicates).map(|(frame, stats, _)| (frame, stats))
+}
+
+/// [`read`], also saying where each row came from (see [`Origins`]).
+pub fn read_tracked(
+    files: &[ParquetFile],
+    columns: &[String],
+    kinds: &[Kind],
+    predicates: &[Predicate],
+) -> Result<(Frame, ReadStats, Origins)> {
     let mut stats = ReadStats::default();
     let mut units = Vec::new();
     for (fi, f) in files.iter().enumerate() {
@@ -188,17 +226,19 @@ pub fn read(
         }
     }
 
-    let chunks: Vec<Vec<Column>> = units
+    let chunks: Vec<(Vec<Column>, Vec<u32>)> = units
         .par_iter()
         .map(|&(fi, rg)| read_row_group(&files[fi], rg, columns, kinds, predicates))
         .collect::<Result<_>>()?;
 
     let mut per_column: Vec<Vec<Column>> =
         (0..columns.len()).map(|_| Vec::with_capacity(chunks.len())).collect();
-    for chunk in chunks {
+    let mut origins = Origins::default();
+    for (&(fi, rg), (chunk, kept)) in units.iter().zip(chunks) {
         for (i, c) in chunk.into_iter().enumerate() {
             per_column[i].push(c);
         }
+        origins.units.push((fi, rg, kept));
     }
     let columns_out: Vec<Column> = per_column
         .into_par_iter()
@@ -207,7 +247,7 @@ pub fn read(
         .collect();
     let rows = columns_out.first().map_or(0, Column::len);
     stats.rows_kept = rows as u64;
-    Ok((Frame { names: columns.to_vec(), columns: columns_out, rows }, stats))
+    Ok((Frame { names: columns.to_vec(), columns: columns_out, rows, ..Frame::default() }, stats, origins))
 }
 
 fn read_row_group(
@@ -216,7 +256,7 @@ fn read_row_group(
     columns: &[String],
     kinds: &[Kind],
     predicates: &[Predicate],
-) -> Result<Vec<Column>> {
+) -> Result<(Vec<Column>, Vec<u32>)> {
     let path = &file.path;
     let handle = File::open(path).map_err(|e| Error::io(path, e))?;
     let roots: Vec<usize> = columns
@@ -236,6 +276,8 @@ fn read_row_group(
         .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))?;
 
     let mut parts: Vec<Vec<Column>> = vec![Vec::new(); columns.len()];
+    let mut kept: Vec<u32> = Vec::new();
+    let mut offset = 0u32;
     for batch in reader {
         let batch = batch
             .map_err(|e| Error::data(format!("{}: cannot decode row group {rg}: {e}", path.display())))?;
@@ -249,7 +291,9 @@ fn read_row_group(
                     .map_err(|e| Error::data(format!("column {name:?} in {}: {e}", path.display())))
             })
             .collect::<Result<_>>()?;
+        let n = batch.num_rows() as u32;
         let decoded = if predicates.is_empty() {
+            kept.extend(offset..offset + n);
             decoded
         } else {
             let mut keep = vec![true; batch.num_rows()];
@@ -257,15 +301,18 @@ fn read_row_group(
                 let i = columns.iter().position(|c| c == &p.column).unwrap_or(0);
                 p.apply(&decoded[i], &mut keep);
             }
+            kept.extend((0..n).filter(|&r| keep[r as usize]).map(|r| offset + r));
             if keep.iter().all(|&k| k) { decoded } else { decoded.iter().map(|c| c.filter(&keep)).collect() }
         };
+        offset += n;
         for (i, c) in decoded.into_iter().enumerate() {
             parts[i].push(c);
         }
     }
-    Ok(parts
+    let columns = parts
         .into_iter()
         .zip(kinds)
         .map(|(p, &kind)| if p.is_empty() { Column::empty(kind) } else { Column::concat(p) })
-        .collect())
+        .collect();
+    Ok((columns, kept))
 }
