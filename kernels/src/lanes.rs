@@ -22,9 +22,11 @@ pub fn exp_neg_abs(z: &[f64; LANES]) -> [f64; LANES] {
     for l in 0..LANES {
         let x = -z[l].abs();
         let xc = if x < MIN_X { MIN_X } else { x };
-        // Round-to-nearest k = x / ln 2 via the 1.5·2^52 trick (no call to `round`).
+        // Round-to-nearest k = x / ln 2 via the 1.5·2^52 trick (no call to `round`): in
+        // `shifted` the unit in the last place is 1, so k sits in its low mantissa bits.
         const SHIFTER: f64 = 6_755_399_441_055_744.0;
-        let kf = (xc * LOG2E + SHIFTER) - SHIFTER;
+        let shifted = xc * LOG2E + SHIFTER;
+        let kf = shifted - SHIFTER;
         let r = (xc - kf * LN2_HI) - kf * LN2_LO;
         // e^r on |r| <= ln2/2 by its Taylor series to r^13: truncation below 1e-17.
         let mut p = 1.0 / 6_227_020_800.0;
@@ -41,8 +43,11 @@ pub fn exp_neg_abs(z: &[f64; LANES]) -> [f64; LANES] {
         p = p * r + 0.5;
         p = p * r + 1.0;
         p = p * r + 1.0;
-        // 2^k by building the exponent field; k is in [-1022, 0] after the clamp.
-        let two_k = f64::from_bits(((kf as i64 + 1023) as u64) << 52);
+        // 2^k by building the exponent field; k is in [-1022, 0] after the clamp. k comes from
+        // the bits of `shifted` (64-bit integer arithmetic, which AVX2 has), not from `kf as
+        // i64` (a conversion AVX2 lacks, which would turn the loop back into scalar code).
+        let k = shifted.to_bits().wrapping_sub(SHIFTER.to_bits());
+        let two_k = f64::from_bits(k.wrapping_add(1023) << 52);
         out[l] = if x < MIN_X { 0.0 } else { p * two_k };
     }
     out

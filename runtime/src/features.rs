@@ -424,9 +424,24 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
     summarize(name, index, c.len(), &mut present, median)
 }
 
+/// Σ f(x) over `values` widened to f64, in eight interleaved lanes added in a fixed order: the
+/// compiler can vectorize it (a single running sum waits on every addition), and the result
+/// depends only on the values and their order.
+fn lane_sum<T: Copy + Into<f64>>(values: &[T], f: impl Fn(f64) -> f64) -> f64 {
+    let mut acc = [0f64; 8];
+    let chunks = values.chunks_exact(8);
+    let tail: f64 = chunks.remainder().iter().map(|&x| f(x.into())).sum();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += f(c[k].into());
+        }
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
 /// The step of a numeric feature from its non-NaN train values `present` (in row order) out of
-/// `total` rows; `median` finds the median of a non-empty `present`. Sums run in row order in
-/// f64, so f32 values give the same result as the same values widened to f64.
+/// `total` rows; `median` finds the median of a non-empty `present`. Sums run over the values in
+/// row order, so f32 values give the same result as the same values widened to f64.
 fn summarize<T: Copy + Into<f64>>(
     name: &str,
     index: usize,
@@ -442,10 +457,9 @@ fn summarize<T: Copy + Into<f64>>(
     }
     let median = median(present);
     let total = total as f64;
-    let mean = (present.iter().map(|&x| x.into()).sum::<f64>() + missing as f64 * median) / total;
-    let var = (present.iter().map(|&x| (x.into() - mean).powi(2)).sum::<f64>()
-        + missing as f64 * (median - mean).powi(2))
-        / total;
+    let mean = (lane_sum(present, |x| x) + missing as f64 * median) / total;
+    let var =
+        (lane_sum(present, |x| (x - mean) * (x - mean)) + missing as f64 * (median - mean).powi(2)) / total;
     let std = var.sqrt();
     // Like scikit-learn, a std that is rounding noise relative to the mean counts as constant.
     let scale = if std <= 10.0 * f64::EPSILON * mean.abs().max(1.0) { 1.0 } else { std };
@@ -453,50 +467,55 @@ fn summarize<T: Copy + Into<f64>>(
 }
 
 /// Columns gathered out of the dense rows per pass: each pass reads the rows once, and the
-/// gathered columns (`DENSE_GROUP × rows` f32) are the only extra memory.
-const DENSE_GROUP: usize = 16;
+/// gathered columns (`DENSE_GROUP × rows` f32 per thread) are the only extra memory.
+const DENSE_GROUP: usize = 8;
 
 /// Steps of the numeric features `wanted` (`(spec index, dense column)`), in that order, from the
-/// frame's dense rows.
+/// frame's dense rows. Groups of columns are gathered and summarized in parallel.
 fn fit_dense(dense: &Dense, names: &[String], wanted: &[(usize, usize)]) -> Result<Vec<NumericStep>> {
     let cols = dense.cols();
     let rows = if cols == 0 { 0 } else { dense.data.len() / cols };
-    let mut steps = Vec::with_capacity(wanted.len());
-    for group in wanted.chunks(DENSE_GROUP) {
-        let mut gathered: Vec<Vec<f32>> = group.iter().map(|_| Vec::with_capacity(rows)).collect();
-        for row in dense.data.chunks_exact(cols) {
-            for (out, &(_, j)) in gathered.iter_mut().zip(group) {
-                let x = row[j];
-                if !x.is_nan() {
-                    out.push(x);
+    let groups: Vec<Vec<NumericStep>> = wanted
+        .par_chunks(DENSE_GROUP)
+        .map(|group| {
+            // Branch-free: every value is written, and the end moves past it unless it is NaN.
+            let mut gathered: Vec<Vec<f32>> = group.iter().map(|_| vec![0f32; rows]).collect();
+            let mut ends = [0usize; DENSE_GROUP];
+            for row in dense.data.chunks_exact(cols) {
+                for ((out, end), &(_, j)) in gathered.iter_mut().zip(&mut ends).zip(group) {
+                    let x = row[j];
+                    out[*end] = x;
+                    *end += usize::from(!x.is_nan());
                 }
             }
-        }
-        let group_steps: Vec<NumericStep> = gathered
-            .par_iter_mut()
-            .zip(group)
-            .map(|(present, &(i, _))| summarize(&names[i], i, rows, present, median_f32))
-            .collect::<Result<_>>()?;
-        steps.extend(group_steps);
-    }
-    Ok(steps)
+            for (out, &end) in gathered.iter_mut().zip(&ends) {
+                out.truncate(end);
+            }
+            gathered
+                .iter_mut()
+                .zip(group)
+                .map(|(present, &(i, _))| summarize(&names[i], i, rows, present, median_f32))
+                .collect::<Result<Vec<_>>>()
+        })
+        .collect::<Result<_>>()?;
+    Ok(groups.into_iter().flatten().collect())
 }
 
 /// The median of non-NaN f32 values (non-empty), exactly as sorting by `total_cmp` would give:
-/// a histogram of the top bits of each value's order-preserving key finds the buckets holding
-/// the middle ranks, and only those buckets are selected in. Two passes over the values instead
-/// of a selection's many.
+/// a histogram of the top 16 bits of each value's order-preserving key finds the buckets holding
+/// the middle ranks, and only those buckets' values are selected in. Two passes over the values
+/// instead of a selection's many.
 fn median_f32(v: &mut [f32]) -> f64 {
-    const BITS: u32 = 12;
-    let key = |x: f32| {
+    const BITS: u32 = 16;
+    let bucket = |x: f32| {
         let b = x.to_bits();
-        if b >> 31 == 1 { !b } else { b | 0x8000_0000 }
+        (if b >> 31 == 1 { !b } else { b | 0x8000_0000 }) >> (32 - BITS)
     };
     let n = v.len();
     let ranks = if n % 2 == 1 { [n / 2, n / 2] } else { [n / 2 - 1, n / 2] };
     let mut hist = vec![0usize; 1 << BITS];
     for &x in v.iter() {
-        hist[(key(x) >> (32 - BITS)) as usize] += 1;
+        hist[bucket(x) as usize] += 1;
     }
     // The bucket of each rank and the rank inside it.
     let locate = |rank: usize| {
@@ -509,13 +528,24 @@ fn median_f32(v: &mut [f32]) -> f64 {
         }
         unreachable!("rank < n")
     };
-    let (lo, hi) = (locate(ranks[0]), locate(ranks[1]));
-    let value = |(bucket, rank): (u32, usize)| {
-        let mut inside: Vec<f32> = v.iter().copied().filter(|&x| key(x) >> (32 - BITS) == bucket).collect();
-        *inside.select_nth_unstable_by(rank, f32::total_cmp).1
+    let ((lo, lo_rank), (hi, hi_rank)) = (locate(ranks[0]), locate(ranks[1]));
+    let mut lo_values = Vec::with_capacity(hist[lo as usize]);
+    let mut hi_values = Vec::with_capacity(if hi == lo { 0 } else { hist[hi as usize] });
+    for &x in v.iter() {
+        let b = bucket(x);
+        if b == lo {
+            lo_values.push(x);
+        } else if b == hi {
+            hi_values.push(x);
+        }
+    }
+    let lower = *lo_values.select_nth_unstable_by(lo_rank, f32::total_cmp).1;
+    let upper = if hi == lo {
+        // Both ranks in one bucket: the upper is the next value up within it.
+        if hi_rank == lo_rank { lower } else { *lo_values.select_nth_unstable_by(hi_rank, f32::total_cmp).1 }
+    } else {
+        *hi_values.select_nth_unstable_by(hi_rank, f32::total_cmp).1
     };
-    let lower = value(lo);
-    let upper = if hi == lo { lower } else { value(hi) };
     if n % 2 == 1 { f64::from(upper) } else { (f64::from(lower) + f64::from(upper)) / 2.0 }
 }
 
