@@ -13,9 +13,10 @@ pub const LANES: usize = 8;
 #[inline(always)]
 pub fn exp_neg_abs(z: &[f64; LANES]) -> [f64; LANES] {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
-    // ln 2 split in a high part with trailing zero bits and a low part, so `k * LN2_HI` is exact.
-    const LN2_HI: f64 = 6.931_471_803_691_238_164_9e-1;
-    const LN2_LO: f64 = 1.908_214_929_270_587_700_02e-10;
+    // ln 2 split in a high part with trailing zero bits and a low part, so `k * LN2_HI` is exact
+    // (fdlibm's constants, given by their bits).
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
     // Below this e^x is subnormal or zero; returning 0 keeps the exponent arithmetic in range.
     const MIN_X: f64 = -708.0;
     let mut out = [0f64; LANES];

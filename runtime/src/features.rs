@@ -468,24 +468,34 @@ fn summarize<T: Copy + Into<f64>>(
 
 /// Columns gathered out of the dense rows per pass: each pass reads the rows once, and the
 /// gathered columns (`DENSE_GROUP × rows` f32 per thread) are the only extra memory.
-const DENSE_GROUP: usize = 8;
+const DENSE_GROUP: usize = 16;
+
+/// Rows per block of the gather: 256 rows of 64 features are 64 KiB, which stay in cache while
+/// the block's columns are copied out.
+const GATHER_ROWS: usize = 256;
 
 /// Steps of the numeric features `wanted` (`(spec index, dense column)`), in that order, from the
 /// frame's dense rows. Groups of columns are gathered and summarized in parallel.
 fn fit_dense(dense: &Dense, names: &[String], wanted: &[(usize, usize)]) -> Result<Vec<NumericStep>> {
     let cols = dense.cols();
-    let rows = if cols == 0 { 0 } else { dense.data.len() / cols };
+    let rows = dense.data.len().checked_div(cols).unwrap_or(0);
     let groups: Vec<Vec<NumericStep>> = wanted
         .par_chunks(DENSE_GROUP)
         .map(|group| {
             // Branch-free: every value is written, and the end moves past it unless it is NaN.
             let mut gathered: Vec<Vec<f32>> = group.iter().map(|_| vec![0f32; rows]).collect();
             let mut ends = [0usize; DENSE_GROUP];
-            for row in dense.data.chunks_exact(cols) {
+            // A block of rows at a time, column by column: the block's cache lines come in from
+            // memory for the first column and are reused for the others.
+            for block in dense.data.chunks(GATHER_ROWS * cols) {
                 for ((out, end), &(_, j)) in gathered.iter_mut().zip(&mut ends).zip(group) {
-                    let x = row[j];
-                    out[*end] = x;
-                    *end += usize::from(!x.is_nan());
+                    let mut e = *end;
+                    for row in block.chunks_exact(cols) {
+                        let x = row[j];
+                        out[e] = x;
+                        e += usize::from(!x.is_nan());
+                    }
+                    *end = e;
                 }
             }
             for (out, &end) in gathered.iter_mut().zip(&ends) {
@@ -513,7 +523,9 @@ fn median_f32(v: &mut [f32]) -> f64 {
     };
     let n = v.len();
     let ranks = if n % 2 == 1 { [n / 2, n / 2] } else { [n / 2 - 1, n / 2] };
-    let mut hist = vec![0usize; 1 << BITS];
+    // u32 counts keep the table at 256 KiB, inside a core's cache; a column has fewer than
+    // 2^32 rows (the matrix could not be allocated otherwise).
+    let mut hist = vec![0u32; 1 << BITS];
     for &x in v.iter() {
         hist[bucket(x) as usize] += 1;
     }
@@ -521,6 +533,7 @@ fn median_f32(v: &mut [f32]) -> f64 {
     let locate = |rank: usize| {
         let mut below = 0;
         for (b, &count) in hist.iter().enumerate() {
+            let count = count as usize;
             if rank < below + count {
                 return (b as u32, rank - below);
             }
@@ -529,8 +542,8 @@ fn median_f32(v: &mut [f32]) -> f64 {
         unreachable!("rank < n")
     };
     let ((lo, lo_rank), (hi, hi_rank)) = (locate(ranks[0]), locate(ranks[1]));
-    let mut lo_values = Vec::with_capacity(hist[lo as usize]);
-    let mut hi_values = Vec::with_capacity(if hi == lo { 0 } else { hist[hi as usize] });
+    let mut lo_values = Vec::with_capacity(hist[lo as usize] as usize);
+    let mut hi_values = Vec::with_capacity(if hi == lo { 0 } else { hist[hi as usize] as usize });
     for &x in v.iter() {
         let b = bucket(x);
         if b == lo {
