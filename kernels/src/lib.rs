@@ -7,6 +7,8 @@
 //! | probabilities for rows of the matrix | [`logistic::predict_proba`] |
 //! | numerically stable log(1 + e^z) and sigmoid | [`logistic::softplus`], [`logistic::sigmoid`] |
 //! | vectorizable exp, log1p, softplus and sigmoid over eight lanes | [`lanes`] |
+//! | the objective behind one interface, on the CPU or a GPU | [`logistic::LossGrad`], [`logistic::Cpu`], [`cuda::logistic::Objective`] |
+//! | whether a GPU is usable, and NVRTC compilation of the CUDA sources | [`cuda::probe`], [`cuda::compile`] |
 //! | MLP hidden layer: bias + ReLU + dropout, and its gradient, each in one pass | [`mlp::bias_relu_dropout`], [`mlp::bias_relu_dropout_grad`] |
 //!
 //! Every kernel splits rows into fixed-size blocks processed in parallel (rayon) and combines the
@@ -14,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+pub mod cuda;
 pub mod lanes;
 pub mod logistic;
 pub mod mlp;

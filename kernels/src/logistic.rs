@@ -3,6 +3,7 @@
 
 use rayon::prelude::*;
 
+use crate::cuda::CudaError;
 use crate::lanes::{self, LANES};
 
 /// Rows per block. Fixed (not derived from the thread count) because the block partition decides
@@ -26,7 +27,7 @@ pub struct Problem<'a> {
 
 impl Problem<'_> {
     /// Panics when the slices disagree with `rows` and `cols`: a caller bug, not an input error.
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         assert_eq!(self.x.len(), self.rows * self.cols, "x has rows * cols values");
         assert_eq!(self.y.len(), self.rows, "one label per row");
         if let Some(w) = self.weights {
@@ -261,6 +262,24 @@ pub fn loss_grad(p: &Problem<'_>, beta: &[f64], intercept: f64, grad: &mut [f64]
         }
     }
     (loss, g0)
+}
+
+/// The objective as the solver sees it, whichever device holds the data: the CPU ([`Cpu`]) or
+/// a GPU ([`crate::cuda::logistic::Objective`]). Same contract as [`loss_grad`]; only a device
+/// can fail.
+pub trait LossGrad {
+    /// `(loss, d loss / d intercept)`, with the gradient for beta written to `grad`.
+    fn loss_grad(&mut self, beta: &[f64], intercept: f64, grad: &mut [f64]) -> Result<(f64, f64), CudaError>;
+}
+
+/// [`loss_grad`] on this machine's cores.
+#[derive(Debug, Clone, Copy)]
+pub struct Cpu<'a>(pub Problem<'a>);
+
+impl LossGrad for Cpu<'_> {
+    fn loss_grad(&mut self, beta: &[f64], intercept: f64, grad: &mut [f64]) -> Result<(f64, f64), CudaError> {
+        Ok(loss_grad(&self.0, beta, intercept, grad))
+    }
 }
 
 /// The textbook computation of [`loss_grad`]: one row at a time, no blocks, no lanes. Slow; the

@@ -9,6 +9,7 @@
 //! | read Parquet (projection, filters, statistics pruning) | [`data`] | [`data::read`] |
 //! | join labels, split train/test, encode labels | [`dataset`], [`split`], [`label`] | [`dataset::load`] |
 //! | fit the feature pipeline, build the design matrix | [`features`] | [`features::Pipeline::fit`] |
+//! | resolve `device` against the GPUs this process can use | [`device`] | [`device::resolve`] |
 //! | fit logistic regression (L-BFGS over the fused kernel) | [`logistic`], [`solver`] | [`logistic::fit`] |
 //! | evaluate | [`metrics`] | [`metrics::SplitMetrics::compute`] |
 //! | train end to end and write the run directory atomically | [`train`], [`rundir`], [`artifact`] | [`train::train`] |
@@ -26,6 +27,7 @@
 pub mod artifact;
 pub mod data;
 pub mod dataset;
+pub mod device;
 mod error;
 pub mod features;
 pub mod inspect;

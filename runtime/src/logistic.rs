@@ -6,11 +6,14 @@
 //! `tol` refers to, as in scikit-learn.
 
 use serde::{Deserialize, Serialize};
-use trainyard_kernels::logistic::{self as kernel, Problem};
+use trainyard_kernels::cuda::{self, CudaError};
+use trainyard_kernels::logistic::{self as kernel, LossGrad, Problem};
 
+use crate::device::Device;
 use crate::features::Matrix;
 use crate::solver::{self, Stop};
 use crate::spec::LogisticSpec;
+use crate::{Error, Result};
 
 /// A fitted model.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +50,8 @@ pub struct FitReport {
     pub stop: Stop,
 }
 
-/// Fits on the design matrix `x` with labels `y` (0/1) and optional sample weights.
+/// Fits on the design matrix `x` with labels `y` (0/1) and optional sample weights, on this
+/// machine's cores.
 pub fn fit(
     x: &Matrix,
     y: &[f32],
@@ -56,21 +60,63 @@ pub fn fit(
 ) -> (LogisticModel, FitReport) {
     let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
     let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
-    let total: f64 = match &weights {
+    match solve(&mut kernel::Cpu(problem), &problem, spec) {
+        Ok(fitted) => fitted,
+        Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
+    }
+}
+
+/// [`fit`] with the objective on `device`: the same solver, the passes over the data on the GPU
+/// when it is one. A GPU failure during the fit is an internal error (exit 1, retried).
+pub fn fit_on(
+    device: Device,
+    x: &Matrix,
+    y: &[f32],
+    weights: Option<&[f32]>,
+    spec: &LogisticSpec,
+) -> Result<(LogisticModel, FitReport)> {
+    let Device::Cuda(ordinal) = device else {
+        return Ok(fit(x, y, weights, spec));
+    };
+    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
+    let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
+    let mut gpu = cuda::logistic::Objective::new(ordinal, &problem)
+        .map_err(|e| Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}")))?;
+    solve(&mut gpu, &problem, spec).map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))
+}
+
+/// L-BFGS over `objective`, which evaluates `problem` wherever its data lives.
+fn solve(
+    objective: &mut dyn LossGrad,
+    problem: &Problem<'_>,
+    spec: &LogisticSpec,
+) -> Result<(LogisticModel, FitReport), CudaError> {
+    let (x_rows, y, weights) = (problem.rows, problem.y, problem.weights);
+    let total: f64 = match weights {
         Some(w) => w.iter().map(|&v| f64::from(v)).sum(),
-        None => x.rows as f64,
+        None => x_rows as f64,
     };
     let total = total.max(f64::MIN_POSITIVE);
-    let positive: f64 = match &weights {
+    let positive: f64 = match weights {
         Some(w) => w.iter().zip(y).map(|(&wi, &yi)| f64::from(wi * yi)).sum(),
         None => y.iter().map(|&v| f64::from(v)).sum(),
     };
-    let d = x.cols;
+    let d = problem.cols;
     let l2 = spec.l2;
     let mut grad_beta = vec![0.0; d];
-    let mut objective = |theta: &[f64], grad: &mut [f64]| -> f64 {
+    let mut failure = None;
+    let mut f = |theta: &[f64], grad: &mut [f64]| -> f64 {
         let (beta, b) = (&theta[..d], theta[d]);
-        let (loss, g0) = kernel::loss_grad(&problem, beta, b, &mut grad_beta);
+        let (loss, g0) = match objective.loss_grad(beta, b, &mut grad_beta) {
+            Ok(v) => v,
+            Err(e) => {
+                // The solver treats a NaN value as a failed step and stops; the error is
+                // reported below.
+                failure.get_or_insert(e);
+                grad.iter_mut().for_each(|g| *g = f64::NAN);
+                return f64::NAN;
+            }
+        };
         let penalty = 0.5 * l2 * beta.iter().map(|v| v * v).sum::<f64>();
         for j in 0..d {
             grad[j] = (grad_beta[j] + l2 * beta[j]) / total;
@@ -84,7 +130,10 @@ pub fn fit(
     let mut theta0 = vec![0.0; d + 1];
     theta0[d] = (rate / (1.0 - rate)).ln();
     let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
-    let sol = solver::minimize(&mut objective, theta0, &opts);
+    let sol = solver::minimize(&mut f, theta0, &opts);
+    if let Some(e) = failure {
+        return Err(e);
+    }
     let report = FitReport {
         iterations: sol.iterations,
         objective_passes: sol.evaluations,
@@ -96,7 +145,7 @@ pub fn fit(
     let intercept = sol.x[d];
     let mut coef = sol.x;
     coef.truncate(d);
-    (LogisticModel { coef, intercept }, report)
+    Ok((LogisticModel { coef, intercept }, report))
 }
 
 /// Sample weights times `balanced` class weights (n / (2·n_class), from row counts, as

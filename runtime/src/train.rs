@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::artifact::{self, ModelCard};
 use crate::data::Column;
 use crate::dataset::{self, LoadReport};
+use crate::device::{self, Workload};
 use crate::error::{Error, Result};
 use crate::features::{Matrix, Pipeline};
 use crate::logistic;
@@ -133,21 +134,6 @@ pub struct TrainSummary {
     pub seconds: f64,
 }
 
-/// The device a run uses: CPU here; CUDA needs a build with the `cuda` feature.
-fn resolve_device(requested: &str) -> Result<&'static str> {
-    match requested {
-        "auto" => {
-            tracing::info!("device auto: using cpu (this build has no CUDA support)");
-            Ok("cpu")
-        }
-        "cpu" => Ok("cpu"),
-        other => Err(Error::spec(
-            "device",
-            format!("{other} requested, but this build of trainyard has no CUDA support; use auto or cpu"),
-        )),
-    }
-}
-
 /// Trains the job described by `checked` and writes its run directory.
 pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary> {
     let started = Instant::now();
@@ -158,7 +144,11 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     }
     let target = PathBuf::from(checked.spec.output_dir());
     rundir::check_target(&target, opts.overwrite)?;
-    let device = resolve_device(&checked.spec.device)?;
+    let workload = match &checked.spec.model {
+        ModelSpec::Logistic(_) => Workload::Logistic,
+        ModelSpec::Mlp(_) => Workload::Mlp,
+    };
+    let device = device::resolve(&checked.spec.device, workload)?;
     let spec = &checked.spec;
     let mut phases = PhaseSeconds::default();
     let resolved = spec.resolved_json();
@@ -210,7 +200,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let train_rows = data.train.len();
     let (model, fit, passes) = match (&spec.model, &design) {
         (ModelSpec::Logistic(hyper), Design::OneHot(x, _)) => {
-            let (model, fit) = logistic::fit(x, &data.train.labels, data.train.weights.as_deref(), hyper);
+            let (model, fit) =
+                logistic::fit_on(device, x, &data.train.labels, data.train.weights.as_deref(), hyper)?;
             tracing::info!(
                 phase = "fit",
                 seconds = t.elapsed().as_secs_f64(),
@@ -243,7 +234,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
                 checkpoint_dir: checkpoint_dir.clone(),
                 resume: resume.take(),
                 progress: opts.progress,
-                device: candle_core::Device::Cpu,
+                device: device::candle(device)?,
             };
             let (model, fit) = mlp::fit(&train_data, hyper, opts)?;
             tracing::info!(
@@ -320,7 +311,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         spec_sha256,
         trainyard_version: env!("CARGO_PKG_VERSION").into(),
         git_commit: env!("TRAINYARD_GIT_COMMIT").into(),
-        device: device.into(),
+        device: device.to_string(),
         threads: rayon::current_num_threads(),
         seed: spec.seed,
         inputs,

@@ -1,0 +1,168 @@
+//! The fused logistic objective on a GPU: the design matrix is uploaded once, then each pass
+//! is three launches (`logistic.cu`) and two small copies back.
+
+use std::sync::Arc;
+
+use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
+
+use super::{CudaError, guarded, module};
+use crate::logistic::{LossGrad, Problem};
+
+// The launch shapes `logistic.cu` is written for.
+const ROW_THREADS: usize = 256;
+const TILE: usize = 32;
+const CHUNK_ROWS: usize = 1024;
+const XTR_LANES: usize = 8;
+const SUM_THREADS: usize = 256;
+
+/// A [`Problem`] resident on one GPU.
+pub struct Objective {
+    stream: Arc<CudaStream>,
+    rows_fn: CudaFunction,
+    xtr_fn: CudaFunction,
+    sum_fn: CudaFunction,
+    rows: usize,
+    cols: usize,
+    x: CudaSlice<f32>,
+    y: CudaSlice<f32>,
+    // One element when the rows are unweighted: kernels need a valid pointer either way.
+    w: CudaSlice<f32>,
+    has_w: i32,
+    beta: CudaSlice<f64>,
+    residual: CudaSlice<f64>,
+    row_parts: CudaSlice<f64>,
+    grad_parts: CudaSlice<f64>,
+    sums: CudaSlice<f64>,
+    grad: CudaSlice<f64>,
+}
+
+impl std::fmt::Debug for Objective {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("cuda::logistic::Objective")
+            .field("rows", &self.rows)
+            .field("cols", &self.cols)
+            .finish()
+    }
+}
+
+fn launch_size(n: usize, what: &str) -> Result<u32, CudaError> {
+    u32::try_from(n).map_err(|_| CudaError(format!("{what} ({n}) exceeds a CUDA grid dimension")))
+}
+
+impl Objective {
+    /// Uploads `p` to device `ordinal`. Fails with a reason when there is no usable device,
+    /// NVRTC is missing, or the matrix does not fit in the GPU's free memory.
+    pub fn new(ordinal: usize, p: &Problem<'_>) -> Result<Objective, CudaError> {
+        p.check();
+        let (ctx, module) = module(ordinal, "logistic")?;
+        guarded("uploading the design matrix", || {
+            let (free, _) = ctx.mem_get_info()?;
+            let row_blocks = p.rows.div_ceil(ROW_THREADS).max(1);
+            let chunks = p.rows.div_ceil(CHUNK_ROWS).max(1);
+            let need = p.x.len() * 4
+                + p.rows * (4 + 8 + if p.weights.is_some() { 4 } else { 0 })
+                + (row_blocks * 2 + chunks * p.cols + 2 * p.cols + 2) * 8;
+            if need > free {
+                return Err(CudaError(format!(
+                    "the training data needs {:.2} GiB on CUDA device {ordinal}, which has {:.2} GiB free",
+                    need as f64 / f64::from(1u32 << 30),
+                    free as f64 / f64::from(1u32 << 30)
+                )));
+            }
+            let stream = ctx.default_stream();
+            let obj = Objective {
+                rows_fn: module.load_function("logistic_rows")?,
+                xtr_fn: module.load_function("logistic_xt_r")?,
+                sum_fn: module.load_function("sum_parts")?,
+                rows: p.rows,
+                cols: p.cols,
+                x: stream.clone_htod(p.x)?,
+                y: stream.clone_htod(p.y)?,
+                w: match p.weights {
+                    Some(w) => stream.clone_htod(w)?,
+                    None => stream.alloc_zeros(1)?,
+                },
+                has_w: i32::from(p.weights.is_some()),
+                beta: stream.alloc_zeros(p.cols.max(1))?,
+                residual: stream.alloc_zeros(p.rows.max(1))?,
+                row_parts: stream.alloc_zeros(row_blocks * 2)?,
+                grad_parts: stream.alloc_zeros((chunks * p.cols).max(1))?,
+                sums: stream.alloc_zeros(2)?,
+                grad: stream.alloc_zeros(p.cols.max(1))?,
+                stream,
+            };
+            Ok(obj)
+        })
+    }
+
+    fn pass(&mut self, beta: &[f64], intercept: f64, grad: &mut [f64]) -> Result<(f64, f64), CudaError> {
+        assert_eq!(beta.len(), self.cols);
+        assert_eq!(grad.len(), self.cols);
+        let rows = i64::try_from(self.rows).map_err(|_| CudaError("too many rows".into()))?;
+        let cols = i32::try_from(self.cols).map_err(|_| CudaError("too many columns".into()))?;
+        let row_blocks = self.rows.div_ceil(ROW_THREADS).max(1);
+        let chunks = self.rows.div_ceil(CHUNK_ROWS).max(1);
+        let s = &self.stream;
+        if self.cols > 0 {
+            s.memcpy_htod(beta, &mut self.beta)?;
+        }
+        let cfg = LaunchConfig {
+            grid_dim: (launch_size(row_blocks, "row blocks")?, 1, 1),
+            block_dim: (ROW_THREADS as u32, 1, 1),
+            shared_mem_bytes: 0,
+        };
+        let mut b = s.launch_builder(&self.rows_fn);
+        b.arg(&self.x).arg(&self.y).arg(&self.w).arg(&self.has_w).arg(&self.beta).arg(&intercept);
+        b.arg(&rows).arg(&cols).arg(&mut self.residual).arg(&mut self.row_parts);
+        // SAFETY: the arguments match `logistic_rows`'s parameters in number, type and order,
+        // and every buffer is at least as long as the grid reads or writes.
+        unsafe { b.launch(cfg) }?;
+
+        let n_row_parts = i64::try_from(row_blocks).map_err(|_| CudaError("too many rows".into()))?;
+        let width = 2i32;
+        let cfg =
+            LaunchConfig { grid_dim: (2, 1, 1), block_dim: (SUM_THREADS as u32, 1, 1), shared_mem_bytes: 0 };
+        let mut b = s.launch_builder(&self.sum_fn);
+        b.arg(&self.row_parts).arg(&n_row_parts).arg(&width).arg(&mut self.sums);
+        // SAFETY: as above, for `sum_parts` over `row_blocks` pairs.
+        unsafe { b.launch(cfg) }?;
+
+        if self.cols > 0 {
+            let cfg = LaunchConfig {
+                grid_dim: (
+                    launch_size(chunks, "row chunks")?,
+                    launch_size(self.cols.div_ceil(TILE), "column tiles")?,
+                    1,
+                ),
+                block_dim: ((TILE * XTR_LANES) as u32, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = s.launch_builder(&self.xtr_fn);
+            b.arg(&self.x).arg(&self.residual).arg(&rows).arg(&cols).arg(&mut self.grad_parts);
+            // SAFETY: as above, for `logistic_xt_r`; grad_parts holds chunks × cols.
+            unsafe { b.launch(cfg) }?;
+
+            let n_chunks = i64::try_from(chunks).map_err(|_| CudaError("too many rows".into()))?;
+            let cfg = LaunchConfig {
+                grid_dim: (launch_size(self.cols, "columns")?, 1, 1),
+                block_dim: (SUM_THREADS as u32, 1, 1),
+                shared_mem_bytes: 0,
+            };
+            let mut b = s.launch_builder(&self.sum_fn);
+            b.arg(&self.grad_parts).arg(&n_chunks).arg(&cols).arg(&mut self.grad);
+            // SAFETY: as above, for `sum_parts` over `chunks` rows of `cols`.
+            unsafe { b.launch(cfg) }?;
+            s.memcpy_dtoh(&self.grad, grad)?;
+        }
+        let mut sums = [0f64; 2];
+        s.memcpy_dtoh(&self.sums, &mut sums[..])?;
+        s.synchronize()?;
+        Ok((sums[0], sums[1]))
+    }
+}
+
+impl LossGrad for Objective {
+    fn loss_grad(&mut self, beta: &[f64], intercept: f64, grad: &mut [f64]) -> Result<(f64, f64), CudaError> {
+        guarded("running the logistic objective on the GPU", || self.pass(beta, intercept, grad))
+    }
+}
