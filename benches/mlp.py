@@ -3,6 +3,7 @@
 
     python3 benches/mlp.py                        # 1,000,000 x 32, D->256->128->1, two rounds
     python3 benches/mlp.py --rows 200000          # a quick look
+    python3 benches/mlp.py --device cuda --features-cuda   # on a GPU box (benches/gpu.sh)
 
 Both sides train the same network on the same rows with the same thread count, alternating, each
 in a fresh process: numeric features made by `trainyard synth --numeric`, standardized,
@@ -32,6 +33,7 @@ import glob, json, sys, time
 import numpy as np, pyarrow.parquet as pq, torch
 data, features, rows, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 hidden, batch, lr, wd, dropout, clip = json.loads(sys.argv[5])
+device = torch.device(sys.argv[6])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
 cols = [f"x{j}" for j in range(features)]
@@ -40,17 +42,17 @@ x = np.empty((t.num_rows, features), dtype=np.float32)
 for j, c in enumerate(cols):
     x[:, j] = t.column(c).to_numpy()
 x = (x - x.mean(0)) / x.std(0)
-x, y = torch.from_numpy(x[:rows]), torch.from_numpy(t.column("label").to_numpy()[:rows].astype(np.float32))
+x, y = torch.from_numpy(x[:rows]).to(device), torch.from_numpy(t.column("label").to_numpy()[:rows].astype(np.float32)).to(device)
 layers, width = [], features
 for h in hidden:
     layers += [torch.nn.Linear(width, h), torch.nn.ReLU(), torch.nn.Dropout(dropout)]
     width = h
-model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1))
+model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 1)).to(device)
 opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
 loss_fn = torch.nn.BCEWithLogitsLoss()
 model.train()
 start = time.perf_counter()
-perm = torch.randperm(rows)
+perm = torch.randperm(rows, device=device)
 total = 0.0
 for i in range(0, rows, batch):
     idx = perm[i:i + batch]
@@ -60,7 +62,8 @@ for i in range(0, rows, batch):
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
-    total += loss.item() * len(idx)
+    total += loss.detach() * len(idx)
+total = float(total)
 seconds = time.perf_counter() - start
 print(json.dumps({"seconds": seconds, "samples_per_second": rows / seconds, "loss": total / rows,
                   "torch": torch.__version__, "threads": torch.get_num_threads()}))
@@ -94,12 +97,17 @@ def main():
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "trainyard-mlp-bench"))
     ap.add_argument("--venv", default=os.environ.get("TRAINYARD_BENCH_VENV", os.path.expanduser("~/.cache/trainyard-bench/torch-venv")))
     ap.add_argument("--no-build", action="store_true")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda: where both sides train")
+    ap.add_argument("--features-cuda", action="store_true", help="build trainyard with --features cuda")
+    ap.add_argument("--python", help="a Python whose torch to use instead of the virtual environment")
+    ap.add_argument("--no-torch", action="store_true", help="trainyard only")
     args = ap.parse_args()
 
-    python = ensure_torch(args.venv)
+    python = None if args.no_torch else (args.python or ensure_torch(args.venv))
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     if not args.no_build:
-        subprocess.check_call(["cargo", "build", "--release", "--locked", "-p", "trainyard"], cwd=ROOT)
+        features = ["--features", "cuda"] if args.features_cuda else []
+        subprocess.check_call(["cargo", "build", "--release", "--locked", "-p", "trainyard", *features], cwd=ROOT)
     trainyard = os.path.join(target, "release", "trainyard")
     os.makedirs(args.work, exist_ok=True)
     n, d = args.rows, args.features
@@ -113,6 +121,7 @@ def main():
         "features": {"numeric": [f"x{j}" for j in range(d)]},
         # A sliver of test rows: the epoch runs on (nearly) every row, as PyTorch's does.
         "holdout": {"random": {"fraction": 0.001}},
+        "device": args.device,
         "model": {"mlp": {"hidden": HIDDEN, "dropout": DROPOUT, "epochs": 1, "batch_size": BATCH,
                           "learning_rate": LR, "weight_decay": WD, "schedule": "constant",
                           "grad_clip_norm": CLIP, "early_stopping": None}},
@@ -129,17 +138,20 @@ def main():
             m = json.load(f)
         ty.append(m)
         rows = m["fit"]["train_rows"]
-        pt.append(json.loads(run([python, "-c", TORCH, data, str(d), str(rows), str(args.threads), json.dumps([HIDDEN, BATCH, LR, WD, DROPOUT, CLIP])], env)))
+        if python:
+            pt.append(json.loads(run([python, "-c", TORCH, data, str(d), str(rows), str(args.threads), json.dumps([HIDDEN, BATCH, LR, WD, DROPOUT, CLIP]), args.device], env)))
     best_ty = max(ty, key=lambda m: m["fit"]["samples_per_second"])
-    best_pt = max(pt, key=lambda r: r["samples_per_second"])
-    ty_sps, pt_sps = best_ty["fit"]["samples_per_second"], best_pt["samples_per_second"]
+    ty_sps = best_ty["fit"]["samples_per_second"]
     rows = best_ty["fit"]["train_rows"]
     arch = f"{d}->{'->'.join(map(str, HIDDEN))}->1"
     print(f"\nOne epoch of {arch}, batch {BATCH}, AdamW, dropout {DROPOUT}, {rows:,} rows, {args.threads} threads, best of {args.rounds} alternating rounds:\n")
     print("| tool | epoch seconds | samples/s | train loss | trainyard ÷ tool |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(f"| trainyard (candle CPU) | {best_ty['phases']['fit']:.2f} | {ty_sps:,.0f} | {best_ty['fit']['history'][0]['train_loss']:.4f} | 1.00 |")
-    print(f"| PyTorch {best_pt['torch']} | {best_pt['seconds']:.2f} | {pt_sps:,.0f} | {best_pt['loss']:.4f} | {ty_sps / pt_sps:.2f} |")
+    print(f"| trainyard (candle {args.device}) | {best_ty['phases']['fit']:.2f} | {ty_sps:,.0f} | {best_ty['fit']['history'][0]['train_loss']:.4f} | 1.00 |")
+    if pt:
+        best_pt = max(pt, key=lambda r: r["samples_per_second"])
+        pt_sps = best_pt["samples_per_second"]
+        print(f"| PyTorch {best_pt['torch']} ({args.device}) | {best_pt['seconds']:.2f} | {pt_sps:,.0f} | {best_pt['loss']:.4f} | {ty_sps / pt_sps:.2f} |")
 
 
 if __name__ == "__main__":
