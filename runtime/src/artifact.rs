@@ -13,7 +13,7 @@ use crate::logistic::LogisticModel;
 use crate::mlp::{Architecture, MlpModel};
 use crate::model::Model;
 use crate::rundir::names;
-use crate::spec::ModelSpec;
+use crate::spec::{ModelSpec, PartitionSpec};
 
 /// Version of the `model.json` layout; bumped on incompatible changes (2: MLP models, and
 /// hyperparameters tagged with the model kind).
@@ -46,6 +46,22 @@ pub struct ModelCard {
     /// column, in `pipeline.names` order) and the intercept (f64, shape [1]). MLP: f32 weights
     /// named as a candle `VarMap` would (`hidden.0.weight` is `[out, in]`).
     pub tensors: Vec<String>,
+    /// Per-group models (`partition` in the spec): rows whose `by` value has a model in
+    /// `groups.safetensors` are scored by it. Absent without a partition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionCard>,
+}
+
+/// What `predict` needs to compose group models with the generic one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionCard {
+    /// The group column.
+    pub by: String,
+    /// The resolved `partition` spec (thresholds and shrinkage), for the record.
+    pub spec: PartitionSpec,
+    /// Groups with a model: rows of `groups.safetensors`, keys in `groups.parquet`.
+    pub groups: usize,
 }
 
 impl ModelCard {
@@ -72,6 +88,7 @@ impl ModelCard {
             labels,
             key,
             tensors,
+            partition: None,
         }
     }
 }

@@ -160,6 +160,9 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     {
         want(w);
     }
+    if let Some(p) = &spec.partition {
+        want(&p.by);
+    }
     // Float32 numeric features used for nothing else skip the frame: they are decoded after the
     // split, straight into the rows of each side (see `data::dense`).
     let dense: Vec<String> = spec
@@ -425,6 +428,9 @@ fn check_kinds(checked: &CheckedSpec, kind_of: &dyn Fn(&str) -> Option<Kind>) ->
     };
     if let Some(k) = &spec.data.join_key {
         not_float("data.join_key", k)?;
+    }
+    if let Some(p) = &spec.partition {
+        not_float("partition.by", &p.by)?;
     }
     match &checked.holdout {
         CheckedHoldout::Random { key: Some(k), .. } => not_float("holdout.random.key", k)?,

@@ -138,6 +138,42 @@ pub fn inspect(run: &Path) -> Result<String> {
     for (name, a, b) in rows {
         let _ = writeln!(s, "  {name:<13}{a:>10.4} {b:>10.4}");
     }
+    if let Some(g) = &metrics.partition {
+        let _ = writeln!(
+            s,
+            "\ngroups by {:?} (shrinkage {}): {} train groups, {} with their own model, {} fall back to the generic model{}",
+            g.by,
+            g.shrinkage,
+            g.train_groups,
+            g.groups_fitted,
+            g.groups_fell_back,
+            if g.groups_not_converged > 0 {
+                format!(", {} not converged", g.groups_not_converged)
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            s,
+            "  test rows scored by a group model {}, by the generic model {}; {} passes over group rows in {:.2} s",
+            g.test_rows_group_model, g.test_rows_generic, g.group_passes, g.fit_seconds
+        );
+        let _ = writeln!(s, "  test           {:>10} {:>12}", "generic", "composition");
+        let rows: [(&str, f64, f64); 5] = [
+            ("ROC AUC", g.generic.roc_auc, g.composition.roc_auc),
+            ("PR AUC", g.generic.pr_auc, g.composition.pr_auc),
+            ("log loss", g.generic.log_loss, g.composition.log_loss),
+            ("group ROC AUC", g.generic.group_mean_roc_auc, g.composition.group_mean_roc_auc),
+            ("group log loss", g.generic.group_mean_log_loss, g.composition.group_mean_log_loss),
+        ];
+        for (name, a, b) in rows {
+            let _ = writeln!(s, "  {name:<14}{a:>10.4} {b:>12.4}");
+        }
+        let _ = writeln!(
+            s,
+            "  (group rows: means over groups weighted by their test rows; per group in groups.parquet)"
+        );
+    }
     let p = &metrics.phases;
     let _ = writeln!(
         s,

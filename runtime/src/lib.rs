@@ -11,6 +11,7 @@
 //! | fit the feature pipeline, build the design matrix | [`features`] | [`features::Pipeline::fit`] |
 //! | resolve `device` against the GPUs this process can use | [`device`] | [`device::resolve`] |
 //! | fit logistic regression (L-BFGS over the fused kernel) | [`logistic`], [`solver`] | [`logistic::fit`] |
+//! | fit one logistic model per group next to the generic one, and compose them | [`partition`] | [`partition::fit`] |
 //! | evaluate | [`metrics`] | [`metrics::SplitMetrics::compute`] |
 //! | train end to end and write the run directory atomically | [`train`], [`rundir`], [`artifact`] | [`train::train`] |
 //! | score new data from a run directory | [`predict`] | [`predict::predict`] |
@@ -36,6 +37,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod mlp;
 pub mod model;
+pub mod partition;
 pub mod predict;
 pub mod progress;
 pub mod render;

@@ -60,7 +60,26 @@ pub fn fit(
 ) -> (LogisticModel, FitReport) {
     let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
     let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
-    match solve(&mut kernel::Cpu(problem), &problem, spec) {
+    match solve(&mut kernel::Cpu(problem), &problem, spec, None) {
+        Ok(fitted) => fitted,
+        Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
+    }
+}
+
+/// [`fit`] on a row-major block of `cols`-wide rows, with the penalty (l2/2)·‖β − anchor.β‖²
+/// and the solver started at `anchor` when there is one: a group's model shrunk toward the
+/// generic model. Without an anchor it is [`fit`].
+pub fn fit_anchored(
+    x: &[f32],
+    cols: usize,
+    y: &[f32],
+    weights: Option<&[f32]>,
+    spec: &LogisticSpec,
+    anchor: Option<&LogisticModel>,
+) -> (LogisticModel, FitReport) {
+    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
+    let problem = Problem { x, rows: y.len(), cols, y, weights: weights.as_deref() };
+    match solve(&mut kernel::Cpu(problem), &problem, spec, anchor) {
         Ok(fitted) => fitted,
         Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
     }
@@ -82,14 +101,17 @@ pub fn fit_on(
     let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
     let mut gpu = cuda::logistic::Objective::new(ordinal, &problem)
         .map_err(|e| Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}")))?;
-    solve(&mut gpu, &problem, spec).map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))
+    solve(&mut gpu, &problem, spec, None)
+        .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))
 }
 
-/// L-BFGS over `objective`, which evaluates `problem` wherever its data lives.
+/// L-BFGS over `objective`, which evaluates `problem` wherever its data lives; with an anchor,
+/// the penalty pulls β toward the anchor's coefficients and the solver starts from it.
 fn solve(
     objective: &mut dyn LossGrad,
     problem: &Problem<'_>,
     spec: &LogisticSpec,
+    anchor: Option<&LogisticModel>,
 ) -> Result<(LogisticModel, FitReport), CudaError> {
     let (x_rows, y, weights) = (problem.rows, problem.y, problem.weights);
     let total: f64 = match weights {
@@ -103,6 +125,8 @@ fn solve(
     };
     let d = problem.cols;
     let l2 = spec.l2;
+    let zeros = vec![0.0; d];
+    let center: &[f64] = anchor.map_or(&zeros, |a| &a.coef);
     let mut grad_beta = vec![0.0; d];
     let mut failure = None;
     let mut f = |theta: &[f64], grad: &mut [f64]| -> f64 {
@@ -117,9 +141,9 @@ fn solve(
                 return f64::NAN;
             }
         };
-        let penalty = 0.5 * l2 * beta.iter().map(|v| v * v).sum::<f64>();
+        let penalty = 0.5 * l2 * beta.iter().zip(center).map(|(v, c)| (v - c) * (v - c)).sum::<f64>();
         for j in 0..d {
-            grad[j] = (grad_beta[j] + l2 * beta[j]) / total;
+            grad[j] = (grad_beta[j] + l2 * (beta[j] - center[j])) / total;
         }
         grad[d] = g0 / total;
         (loss + penalty) / total
@@ -129,6 +153,10 @@ fn solve(
     let rate = (positive / total).clamp(1e-12, 1.0 - 1e-12);
     let mut theta0 = vec![0.0; d + 1];
     theta0[d] = (rate / (1.0 - rate)).ln();
+    if let Some(a) = anchor {
+        theta0[..d].copy_from_slice(&a.coef);
+        theta0[d] = a.intercept;
+    }
     let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
     let sol = solver::minimize(&mut f, theta0, &opts);
     if let Some(e) = failure {

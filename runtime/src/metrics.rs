@@ -7,6 +7,22 @@
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// `serde(with)` for metrics that are NaN when undefined (ROC AUC of one class): JSON has no
+/// NaN, so they are written as `null` and read back as NaN.
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// NaN and infinities as `null`.
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+        if v.is_finite() { s.serialize_f64(*v) } else { s.serialize_none() }
+    }
+
+    /// `null` as NaN.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
 /// Bins of the expected calibration error.
 pub const ECE_BINS: usize = 10;
 
@@ -18,8 +34,10 @@ pub struct SplitMetrics {
     /// Positive rows.
     pub positives: usize,
     /// Area under the ROC curve (ties count half).
+    #[serde(with = "nan_as_null")]
     pub roc_auc: f64,
     /// Average precision (area under the precision-recall curve, step-wise).
+    #[serde(with = "nan_as_null")]
     pub pr_auc: f64,
     /// Mean negative log-likelihood (natural log), probabilities clipped to [ε, 1 − ε].
     pub log_loss: f64,

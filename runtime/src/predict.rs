@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use crate::artifact;
 use crate::data::{self, ParquetFile};
 use crate::error::{Error, Result};
+use crate::model::Model;
+use crate::partition::{self, GroupModels};
 use crate::train::write_predictions;
 
 /// What a prediction run did.
@@ -36,9 +38,26 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
         .collect();
     let key = card.key.clone().filter(|k| files.iter().all(|f| f.has_column(k)) && !columns.contains(k));
     columns.extend(key.clone());
+    if let Some(p) = &card.partition
+        && !columns.contains(&p.by)
+    {
+        // Without the group column no row could reach its group's model: an error, not a
+        // silent fallback to the generic model.
+        columns.push(p.by.clone());
+    }
     let kinds = data::column_kinds(&files, &columns)?;
     let (frame, _) = data::read(&files, &columns, &kinds, &[])?;
-    let scores = model.score(&card.pipeline, &frame)?;
+    let scores = match (&card.partition, &model) {
+        (Some(p), Model::Logistic(generic)) => {
+            let groups = GroupModels::load(run, card.pipeline.width())?;
+            let x = card.pipeline.transform(&frame)?;
+            let mut scores = generic.predict_proba(&x);
+            let column = frame.column(&p.by).ok_or_else(|| Error::Internal(format!("{} not read", p.by)))?;
+            groups.compose(&x, &partition::keys(column, &p.by)?, &mut scores);
+            scores
+        }
+        _ => model.score(&card.pipeline, &frame)?,
+    };
 
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));

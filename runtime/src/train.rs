@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::artifact::{self, ModelCard};
+use crate::artifact::{self, ModelCard, PartitionCard};
 use crate::data::Column;
 use crate::dataset::{self, LoadReport};
 use crate::device::{self, Workload};
@@ -18,6 +18,7 @@ use crate::logistic;
 use crate::metrics::SplitMetrics;
 use crate::mlp::{self, checkpoint};
 use crate::model::{FitReport, Model};
+use crate::partition::{self, GroupKey, PartitionReport};
 use crate::rundir::{self, Staging, names};
 use crate::spec::{CheckedSpec, ModelSpec};
 
@@ -67,6 +68,10 @@ pub struct MetricsFile {
     pub fit_rows_per_second: f64,
     /// Design-matrix columns (MLP: the numeric block; embeddings come on top).
     pub design_width: usize,
+    /// Per-group models against the generic model alone (`partition` in the spec); `train` and
+    /// `test` above are the composition's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionReport>,
 }
 
 /// One input file in the manifest.
@@ -172,6 +177,21 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         data.test.len()
     );
 
+    // Group keys leave the frames before the feature transforms consume them.
+    let group_keys = match &spec.partition {
+        Some(p) => {
+            let side = |rows: &dataset::Rows| -> Result<Vec<Option<GroupKey>>> {
+                let column = rows
+                    .frame
+                    .column(&p.by)
+                    .ok_or_else(|| Error::Internal(format!("partition column {} not read", p.by)))?;
+                partition::keys(column, &p.by)
+            };
+            Some((side(&data.train)?, side(&data.test)?))
+        }
+        None => None,
+    };
+
     let t = Instant::now();
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
     let design = match &spec.model {
@@ -254,6 +274,36 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         }
         _ => return Err(Error::Internal("the design does not match the model kind".into())),
     };
+
+    // Per-group models, next to the generic one.
+    let groups = match (&spec.partition, &model, &design, &group_keys) {
+        (Some(p), Model::Logistic(generic), Design::OneHot(x, _), Some((train_keys, _))) => {
+            let ModelSpec::Logistic(hyper) = &spec.model else {
+                return Err(Error::Internal("partition without a logistic model".into()));
+            };
+            let started = Instant::now();
+            let fitted = partition::fit(
+                x,
+                &data.train.labels,
+                data.train.weights.as_deref(),
+                train_keys,
+                p,
+                hyper,
+                generic,
+            );
+            let seconds = started.elapsed().as_secs_f64();
+            tracing::info!(
+                phase = "fit",
+                seconds,
+                groups = fitted.models.keys.len(),
+                "fitted {} group models on {:?}",
+                fitted.models.keys.len(),
+                p.by
+            );
+            Some((fitted, seconds))
+        }
+        _ => None,
+    };
     phases.fit = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -265,6 +315,54 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
             (m.predict_proba(x_train, c_train)?, m.predict_proba(x_test, c_test)?)
         }
         _ => return Err(Error::Internal("the design does not match the model kind".into())),
+    };
+    let mut partition_report = None;
+    let mut group_rows = Vec::new();
+    let (p_train, p_test) = match (&groups, &design, &group_keys, &spec.partition) {
+        (
+            Some((fitted, fit_seconds)),
+            Design::OneHot(x_train, x_test),
+            Some((train_keys, test_keys)),
+            Some(p),
+        ) => {
+            let started = Instant::now();
+            let (mut c_train, mut c_test) = (p_train.clone(), p_test.clone());
+            fitted.models.compose(x_train, train_keys, &mut c_train);
+            let by_groups = fitted.models.compose(x_test, test_keys, &mut c_test);
+            let train_side = partition::Side {
+                y: &data.train.labels,
+                keys: train_keys,
+                generic: &p_train,
+                composed: &c_train,
+            };
+            let test_side = partition::Side {
+                y: &data.test.labels,
+                keys: test_keys,
+                generic: &p_test,
+                composed: &c_test,
+            };
+            let (generic, composition, rows) = partition::evaluate(fitted, train_side, test_side);
+            let (train_groups, groups_fitted, groups_not_converged, group_passes) =
+                partition::counts(fitted, &rows);
+            partition_report = Some(PartitionReport {
+                by: p.by.clone(),
+                shrinkage: p.shrinkage.clone(),
+                train_groups,
+                groups_fitted,
+                groups_fell_back: train_groups - groups_fitted,
+                test_rows_group_model: by_groups,
+                test_rows_generic: data.test.len() - by_groups,
+                groups_not_converged,
+                group_passes,
+                generic,
+                composition,
+                fit_seconds: *fit_seconds,
+                evaluate_seconds: started.elapsed().as_secs_f64(),
+            });
+            group_rows = rows;
+            (c_train, c_test)
+        }
+        _ => (p_train, p_test),
     };
     let design_width = design.width();
     drop(design);
@@ -282,7 +380,13 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let t = Instant::now();
     let staging = Staging::new(&target)?;
     let key = dataset::row_key(&checked).map(str::to_string);
-    let card = ModelCard::new(spec.model.clone(), &model, pipeline, data.labels.clone(), key.clone());
+    let mut card = ModelCard::new(spec.model.clone(), &model, pipeline, data.labels.clone(), key.clone());
+    if let (Some(p), Some((fitted, _))) = (&spec.partition, &groups) {
+        card.partition =
+            Some(PartitionCard { by: p.by.clone(), spec: p.clone(), groups: fitted.models.keys.len() });
+        staging.write(partition::GROUPS_WEIGHTS, &fitted.models.to_bytes()?)?;
+        partition::write_table(&staging.path(partition::GROUPS_TABLE), &group_rows)?;
+    }
     staging.write(names::MODEL_JSON, &to_json(&card)?)?;
     staging.write(names::WEIGHTS, &artifact::weights_bytes(&model)?)?;
     let key_column = key.as_deref().and_then(|k| data.test.frame.column(k).map(|c| (k, c)));
@@ -299,6 +403,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         fit_rows_per_second: (train_rows as f64 * passes) / phases.fit.max(1e-9),
         design_width,
         phases,
+        partition: partition_report,
     };
     staging.write(names::METRICS, &to_json(&metrics)?)?;
     let finished_at = chrono::Utc::now();

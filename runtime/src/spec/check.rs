@@ -124,6 +124,7 @@ impl CheckedSpec {
             .collect::<Result<Vec<_>>>()?;
         let holdout = check_holdout(&spec.holdout)?;
         check_model(&spec)?;
+        check_partition(&spec)?;
         check_device(&spec.device)?;
         if let Some(class) = &spec.resources
             && !RESOURCE_CLASSES.contains(&class.as_str())
@@ -321,6 +322,37 @@ fn check_model(spec: &JobSpec) -> Result<()> {
         ModelSpec::Logistic(l) => check_logistic(l),
         ModelSpec::Mlp(m) => check_mlp(m),
     }
+}
+
+fn check_partition(spec: &JobSpec) -> Result<()> {
+    let Some(p) = &spec.partition else { return Ok(()) };
+    if !matches!(spec.model, ModelSpec::Logistic(_)) {
+        return Err(Error::spec(
+            "partition",
+            "per-group models are logistic only; remove partition or use model.logistic",
+        ));
+    }
+    if p.by.is_empty() {
+        return Err(Error::spec("partition.by", "must name the group column"));
+    }
+    if p.min_rows == 0 {
+        return Err(Error::spec("partition.min_rows", "must be >= 1, got 0"));
+    }
+    if p.min_positives == 0 {
+        return Err(Error::spec("partition.min_positives", "must be >= 1, got 0"));
+    }
+    if let Some(l2) = p.l2
+        && !(l2 >= 0.0 && l2.is_finite())
+    {
+        return Err(Error::spec("partition.l2", format!("must be >= 0, got {l2}")));
+    }
+    if !matches!(p.shrinkage.as_str(), "global" | "none") {
+        return Err(Error::spec(
+            "partition.shrinkage",
+            format!("must be \"global\" or \"none\", got {:?}", p.shrinkage),
+        ));
+    }
+    Ok(())
 }
 
 fn check_logistic(l: &LogisticSpec) -> Result<()> {

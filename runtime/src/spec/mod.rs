@@ -45,6 +45,10 @@ pub struct JobSpec {
     /// The model to fit. Default: `{"logistic": {}}` with the logistic defaults.
     #[serde(default)]
     pub model: ModelSpec,
+    /// One logistic model per group of rows next to the generic model (logistic only).
+    /// Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionSpec>,
     /// Free JSON passed through untouched into the manifest. Default: `{}`.
     #[serde(default = "empty_object")]
     pub params: serde_json::Value,
@@ -257,6 +261,42 @@ impl Default for LogisticSpec {
             class_weight: None,
         }
     }
+}
+
+/// `partition`: per-group logistic models next to the generic one. A row of a group with its own
+/// model is scored by it, any other row (small group, null key) by the generic model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionSpec {
+    /// The group column (integers or strings) in the feature files. Required.
+    pub by: String,
+    /// A group gets its own model with at least this many train rows. Default: 200.
+    #[serde(default = "default_min_rows")]
+    pub min_rows: usize,
+    /// ... and at least this many positive and this many negative train rows. Default: 5.
+    #[serde(default = "default_min_positives")]
+    pub min_positives: usize,
+    /// `"global"`: the penalty is (l2/2)·‖w_g − w_generic‖², so small groups stay near the
+    /// generic model; `"none"`: (l2/2)·‖w_g‖², each group on its own. Default: `"global"`.
+    #[serde(default = "default_shrinkage")]
+    pub shrinkage: String,
+    /// L2 strength of the group models (of the pull toward the generic model with `global`
+    /// shrinkage). Default: none, the model's `l2`. Larger keeps groups closer to the generic
+    /// model.
+    #[serde(default)]
+    pub l2: Option<f64>,
+}
+
+fn default_min_rows() -> usize {
+    200
+}
+
+fn default_min_positives() -> usize {
+    5
+}
+
+fn default_shrinkage() -> String {
+    "global".into()
 }
 
 /// `model.mlp`: numeric features (standardized, with missing indicators) concatenated with one

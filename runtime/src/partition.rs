@@ -1,0 +1,562 @@
+//! Per-group logistic models next to the generic model (`partition` in the spec).
+//!
+//! One pass groups the train rows by key; every group that meets the thresholds gets its own
+//! model, fitted on a gathered copy of its rows with the same fused kernel and solver as the
+//! generic model, groups taken largest first by whichever thread is free. With
+//! `shrinkage: "global"` the penalty pulls each group's coefficients toward the generic ones.
+//! Scoring composes: a row of a group with its own model is scored by it, every other row (a
+//! group below the thresholds, a group unseen in training, a null key) by the generic model.
+//! Each row's score depends only on the row and its model, so `predict` reproduces training.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use crate::data::{self, Column, KeyRef, ParquetFile};
+use crate::error::{Error, Result};
+use crate::features::Matrix;
+use crate::logistic::{self, LogisticModel};
+use crate::metrics::{SplitMetrics, nan_as_null};
+use crate::spec::{LogisticSpec, PartitionSpec};
+
+/// File names in the run directory.
+pub const GROUPS_WEIGHTS: &str = "groups.safetensors";
+/// Per-group statistics, and which coefficient row each fitted group uses.
+pub const GROUPS_TABLE: &str = "groups.parquet";
+const COEF: &str = "coef";
+const INTERCEPT: &str = "intercept";
+
+/// A group's key: the value of the `by` column.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GroupKey {
+    /// Integer, boolean or time column values.
+    Int(i64),
+    /// String column values.
+    Str(String),
+}
+
+impl std::fmt::Display for GroupKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GroupKey::Int(v) => write!(f, "{v}"),
+            GroupKey::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// The group key of every row of `column` (`None` for nulls).
+pub fn keys(column: &Column, by: &str) -> Result<Vec<Option<GroupKey>>> {
+    (0..column.len())
+        .map(|i| match column.key_at(i) {
+            None => Ok(None),
+            Some(KeyRef::Int(v)) => Ok(Some(GroupKey::Int(v))),
+            Some(KeyRef::Str(s)) => Ok(Some(GroupKey::Str(s.to_string()))),
+            Some(KeyRef::UInt(v)) => Err(Error::data(format!(
+                "partition.by: column {by:?} has value {v}, above the largest supported group key {}",
+                i64::MAX
+            ))),
+        })
+        .collect()
+}
+
+/// Every group's fitted model, one coefficient row per group, groups in key order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupModels {
+    /// Keys of the groups with a model, sorted.
+    pub keys: Vec<GroupKey>,
+    /// Design-matrix width.
+    pub cols: usize,
+    /// `keys.len() * cols` coefficients, row after row.
+    pub coef: Vec<f64>,
+    /// One intercept per group.
+    pub intercept: Vec<f64>,
+}
+
+impl GroupModels {
+    /// Group `g`'s model.
+    pub fn model(&self, g: usize) -> LogisticModel {
+        LogisticModel {
+            coef: self.coef[g * self.cols..(g + 1) * self.cols].to_vec(),
+            intercept: self.intercept[g],
+        }
+    }
+
+    /// Replaces the generic model's score with the group model's for every row whose group has
+    /// one. `generic` holds the generic model's scores of `x`'s rows; returns how many rows a
+    /// group model scored.
+    pub fn compose(&self, x: &Matrix, keys: &[Option<GroupKey>], scores: &mut [f64]) -> usize {
+        let index: HashMap<&GroupKey, usize> = self.keys.iter().enumerate().map(|(g, k)| (k, g)).collect();
+        let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); self.keys.len()];
+        for (i, k) in keys.iter().enumerate() {
+            if let Some(&g) = k.as_ref().and_then(|k| index.get(k)) {
+                rows_of[g].push(i);
+            }
+        }
+        let scored: Vec<(usize, Vec<f64>)> = rows_of
+            .par_iter()
+            .enumerate()
+            .filter(|(_, rows)| !rows.is_empty())
+            .map(|(g, rows)| (g, self.model(g).predict_proba(&gather(x, rows))))
+            .collect();
+        let mut n = 0;
+        for (g, p) in scored {
+            for (&i, v) in rows_of[g].iter().zip(p) {
+                scores[i] = v;
+            }
+            n += rows_of[g].len();
+        }
+        n
+    }
+
+    /// The bytes of `groups.safetensors`: `coef` `[groups, cols]` and `intercept` `[groups]`,
+    /// both f64.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let coef: Vec<u8> = self.coef.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let intercept: Vec<u8> = self.intercept.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let internal =
+            |e: safetensors::SafeTensorError| Error::Internal(format!("serializing group weights: {e}"));
+        let g = self.keys.len();
+        let tensors = vec![
+            (COEF, TensorView::new(Dtype::F64, vec![g, self.cols], &coef).map_err(internal)?),
+            (INTERCEPT, TensorView::new(Dtype::F64, vec![g], &intercept).map_err(internal)?),
+        ];
+        safetensors::serialize(tensors, None).map_err(internal)
+    }
+
+    /// Reads `groups.safetensors` and the fitted groups' keys from `groups.parquet` in `run`.
+    pub fn load(run: &Path, cols: usize) -> Result<GroupModels> {
+        let table = run.join(GROUPS_TABLE);
+        let files = ParquetFile::open_all(std::slice::from_ref(&table))?;
+        let columns = vec!["group".to_string(), "model_row".to_string()];
+        let kinds = data::column_kinds(&files, &columns)?;
+        let (frame, _) = data::read(&files, &columns, &kinds, &[])?;
+        let bad = |what: String| Error::data(format!("{}: {what}", table.display()));
+        let (group, row) = match (frame.column("group"), frame.column("model_row")) {
+            (Some(g), Some(r)) => (g, r),
+            _ => return Err(bad("needs columns group and model_row".into())),
+        };
+        let group_keys = keys(group, "group")?;
+        let mut fitted: Vec<(usize, GroupKey)> = Vec::new();
+        for (i, key) in group_keys.into_iter().enumerate() {
+            if let (Some(k), Some(KeyRef::Int(r))) = (key, row.key_at(i)) {
+                let r = usize::try_from(r).map_err(|_| bad(format!("model_row {r} is negative")))?;
+                fitted.push((r, k));
+            }
+        }
+        fitted.sort();
+        if fitted.iter().enumerate().any(|(i, (r, _))| *r != i) {
+            return Err(bad("model_row must number the fitted groups 0, 1, 2, ...".into()));
+        }
+        let path = run.join(GROUPS_WEIGHTS);
+        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let bad = |what: String| Error::data(format!("{}: {what}", path.display()));
+        let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
+        let read = |name: &str| -> Result<Vec<f64>> {
+            let t = st.tensor(name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+            if t.dtype() != Dtype::F64 {
+                return Err(bad(format!("tensor {name} is {:?}, expected F64", t.dtype())));
+            }
+            Ok(t.data()
+                .chunks_exact(8)
+                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect())
+        };
+        let (coef, intercept) = (read(COEF)?, read(INTERCEPT)?);
+        let g = fitted.len();
+        if coef.len() != g * cols || intercept.len() != g {
+            return Err(bad(format!(
+                "{} coefficients and {} intercepts for {g} groups of {cols} design columns",
+                coef.len(),
+                intercept.len()
+            )));
+        }
+        Ok(GroupModels { keys: fitted.into_iter().map(|(_, k)| k).collect(), cols, coef, intercept })
+    }
+}
+
+/// One row of `groups.parquet`: a group seen in the train or test rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRow {
+    /// The key.
+    pub key: GroupKey,
+    /// Row of the group's model in `groups.safetensors`, `None` when it falls back.
+    pub model_row: Option<usize>,
+    /// Train rows and positives.
+    pub train_rows: usize,
+    /// Positive train rows.
+    pub train_positives: usize,
+    /// Test rows.
+    pub test_rows: usize,
+    /// Positive test rows.
+    pub test_positives: usize,
+    /// The scores the composition gives this group (its model, or the generic one): train ROC
+    /// AUC (NaN with one class) and log loss (NaN without rows).
+    pub train_roc_auc: f64,
+    /// Train log loss.
+    pub train_log_loss: f64,
+    /// Test ROC AUC of the composition.
+    pub test_roc_auc: f64,
+    /// Test log loss of the composition.
+    pub test_log_loss: f64,
+    /// Test ROC AUC of the generic model alone.
+    pub generic_test_roc_auc: f64,
+    /// Test log loss of the generic model alone.
+    pub generic_test_log_loss: f64,
+    /// L-BFGS passes of the group's fit (0 when it falls back).
+    pub passes: u32,
+    /// Whether the group's fit converged (false when it falls back).
+    pub converged: bool,
+}
+
+/// Headline metrics of one scoring of the test rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Headline {
+    /// ROC AUC over all test rows.
+    #[serde(with = "nan_as_null")]
+    pub roc_auc: f64,
+    /// PR AUC (average precision) over all test rows.
+    #[serde(with = "nan_as_null")]
+    pub pr_auc: f64,
+    /// Log loss over all test rows.
+    #[serde(with = "nan_as_null")]
+    pub log_loss: f64,
+    /// Mean over groups of each group's test ROC AUC, weighted by its test rows (groups with
+    /// both classes in the test rows).
+    #[serde(with = "nan_as_null")]
+    pub group_mean_roc_auc: f64,
+    /// Mean over groups of each group's test log loss, weighted by its test rows.
+    #[serde(with = "nan_as_null")]
+    pub group_mean_log_loss: f64,
+}
+
+/// `partition` in `metrics.json`: the generic model alone against the composition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartitionReport {
+    /// The group column.
+    pub by: String,
+    /// `global` or `none`.
+    pub shrinkage: String,
+    /// Groups in the train rows.
+    pub train_groups: usize,
+    /// Groups that got their own model.
+    pub groups_fitted: usize,
+    /// Train groups below the thresholds, scored by the generic model.
+    pub groups_fell_back: usize,
+    /// Test rows scored by a group model.
+    pub test_rows_group_model: usize,
+    /// Test rows scored by the generic model (small, unseen or null groups).
+    pub test_rows_generic: usize,
+    /// Group fits that did not converge.
+    pub groups_not_converged: usize,
+    /// Objective passes over all group fits.
+    pub group_passes: u64,
+    /// The generic model on the test rows.
+    pub generic: Headline,
+    /// The composition on the test rows.
+    pub composition: Headline,
+    /// Seconds grouping the train rows and fitting every group.
+    pub fit_seconds: f64,
+    /// Seconds scoring the composition and computing per-group metrics.
+    pub evaluate_seconds: f64,
+}
+
+/// Rows `rows` of `x`, gathered into a matrix of their own.
+fn gather(x: &Matrix, rows: &[usize]) -> Matrix {
+    let mut data = Vec::with_capacity(rows.len() * x.cols);
+    for &i in rows {
+        data.extend_from_slice(x.row(i));
+    }
+    Matrix { data, rows: rows.len(), cols: x.cols }
+}
+
+/// Row indices of every non-null key, groups in key order.
+fn index(keys: &[Option<GroupKey>]) -> Vec<(GroupKey, Vec<usize>)> {
+    let mut at: HashMap<&GroupKey, usize> = HashMap::new();
+    let mut groups: Vec<(GroupKey, Vec<usize>)> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        if let Some(k) = k {
+            let g = *at.entry(k).or_insert_with(|| {
+                groups.push((k.clone(), Vec::new()));
+                groups.len() - 1
+            });
+            groups[g].1.push(i);
+        }
+    }
+    groups.sort_by(|a, b| a.0.cmp(&b.0));
+    groups
+}
+
+/// How one eligible group's fit went.
+#[derive(Debug, Clone)]
+struct GroupFit {
+    model: LogisticModel,
+    passes: u32,
+    converged: bool,
+    train_roc_auc: f64,
+    train_log_loss: f64,
+}
+
+/// What [`fit`] returns: the models and the train-side facts of every train group.
+#[derive(Debug, Clone)]
+pub struct Fitted {
+    /// The group models.
+    pub models: GroupModels,
+    /// Train groups in key order: key, train rows, positives, and the fit when there is one.
+    groups: Vec<(GroupKey, usize, usize, Option<GroupFit>)>,
+}
+
+/// Fits one model per train group that has at least `min_rows` rows and `min_positives`
+/// positive and negative rows. Results do not depend on the thread count: each group's fit sees
+/// only its own rows, in their original order.
+pub fn fit(
+    x: &Matrix,
+    y: &[f32],
+    weights: Option<&[f32]>,
+    keys: &[Option<GroupKey>],
+    part: &PartitionSpec,
+    hyper: &LogisticSpec,
+    generic: &LogisticModel,
+) -> Fitted {
+    let groups = index(keys);
+    let eligible: Vec<usize> = {
+        let mut e: Vec<usize> = (0..groups.len())
+            .filter(|&g| {
+                let rows = &groups[g].1;
+                let pos = rows.iter().filter(|&&i| y[i] == 1.0).count();
+                rows.len() >= part.min_rows
+                    && pos >= part.min_positives
+                    && rows.len() - pos >= part.min_positives
+            })
+            .collect();
+        // Largest first, so the long fits start early and the small ones fill the gaps.
+        e.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
+        e
+    };
+    let anchor = (part.shrinkage == "global").then_some(generic);
+    let hyper = &LogisticSpec { l2: part.l2.unwrap_or(hyper.l2), ..hyper.clone() };
+    let mut fits: Vec<(usize, GroupFit)> = eligible
+        .iter()
+        .par_bridge()
+        .map(|&g| {
+            let rows = &groups[g].1;
+            let gx = gather(x, rows);
+            let gy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
+            let gw: Option<Vec<f32>> = weights.map(|w| rows.iter().map(|&i| w[i]).collect());
+            let (model, report) =
+                logistic::fit_anchored(&gx.data, gx.cols, &gy, gw.as_deref(), hyper, anchor);
+            let p = model.predict_proba(&gx);
+            let m = SplitMetrics::compute(&gy, &p);
+            let fit = GroupFit {
+                model,
+                passes: report.objective_passes,
+                converged: report.converged,
+                train_roc_auc: m.roc_auc,
+                train_log_loss: m.log_loss,
+            };
+            (g, fit)
+        })
+        .collect();
+    fits.sort_by_key(|(g, _)| *g);
+    let mut by_group: Vec<Option<GroupFit>> = vec![None; groups.len()];
+    for (g, f) in fits {
+        by_group[g] = Some(f);
+    }
+    let mut models = GroupModels { keys: Vec::new(), cols: x.cols, coef: Vec::new(), intercept: Vec::new() };
+    let groups = groups
+        .into_iter()
+        .zip(by_group)
+        .map(|((key, rows), fit)| {
+            if let Some(f) = &fit {
+                models.keys.push(key.clone());
+                models.coef.extend_from_slice(&f.model.coef);
+                models.intercept.push(f.model.intercept);
+            }
+            let pos = rows.iter().filter(|&&i| y[i] == 1.0).count();
+            (key, rows.len(), pos, fit)
+        })
+        .collect();
+    Fitted { models, groups }
+}
+
+/// The scores of one side of the split, with each row's group.
+#[derive(Debug, Clone, Copy)]
+pub struct Side<'a> {
+    /// Labels, 0.0 or 1.0.
+    pub y: &'a [f32],
+    /// Group of each row.
+    pub keys: &'a [Option<GroupKey>],
+    /// The generic model's scores.
+    pub generic: &'a [f64],
+    /// The composition's scores.
+    pub composed: &'a [f64],
+}
+
+/// ROC AUC and log loss of `p` on `rows`.
+fn group_metrics(y: &[f32], p: &[f64], rows: &[usize]) -> (f64, f64) {
+    let gy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
+    let gp: Vec<f64> = rows.iter().map(|&i| p[i]).collect();
+    let m = SplitMetrics::compute(&gy, &gp);
+    (m.roc_auc, m.log_loss)
+}
+
+/// The generic model alone against the composition on the test rows, overall and per group.
+/// Returns both headlines and one row per group seen on either side, in key order.
+pub fn evaluate(fitted: &Fitted, train: Side<'_>, test: Side<'_>) -> (Headline, Headline, Vec<GroupRow>) {
+    let y = test.y;
+    let test_groups = index(test.keys);
+    let train_groups = index(train.keys);
+    let per_group = |p: &[f64], rows: &[usize]| group_metrics(y, p, rows);
+    let mut rows_out: Vec<GroupRow> = Vec::new();
+    let mut test_at: HashMap<&GroupKey, &Vec<usize>> = test_groups.iter().map(|(k, r)| (k, r)).collect();
+    let mut model_row = 0;
+    // `fitted.groups` and `train_groups` both list the train groups in key order.
+    for ((key, n, pos, fit), (_, train_rows)) in fitted.groups.iter().zip(&train_groups) {
+        let in_test = test_at.remove(key);
+        let (t_rows, t_pos) =
+            in_test.map_or((0, 0), |r| (r.len(), r.iter().filter(|&&i| y[i] == 1.0).count()));
+        let ((auc, ll), (gauc, gll)) = match in_test {
+            Some(r) => (per_group(test.composed, r), per_group(test.generic, r)),
+            None => ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN)),
+        };
+        let row = fit.as_ref().map(|_| {
+            model_row += 1;
+            model_row - 1
+        });
+        let (train_auc, train_ll) = match fit {
+            Some(f) => (f.train_roc_auc, f.train_log_loss),
+            None => group_metrics(train.y, train.generic, train_rows),
+        };
+        rows_out.push(GroupRow {
+            key: key.clone(),
+            model_row: row,
+            train_rows: *n,
+            train_positives: *pos,
+            test_rows: t_rows,
+            test_positives: t_pos,
+            train_roc_auc: train_auc,
+            train_log_loss: train_ll,
+            test_roc_auc: auc,
+            test_log_loss: ll,
+            generic_test_roc_auc: gauc,
+            generic_test_log_loss: gll,
+            passes: fit.as_ref().map_or(0, |f| f.passes),
+            converged: fit.as_ref().is_some_and(|f| f.converged),
+        });
+    }
+    // Groups only in the test rows: scored by the generic model.
+    for (key, r) in &test_groups {
+        if test_at.contains_key(key) {
+            let (auc, ll) = per_group(test.generic, r);
+            rows_out.push(GroupRow {
+                key: key.clone(),
+                model_row: None,
+                train_rows: 0,
+                train_positives: 0,
+                test_rows: r.len(),
+                test_positives: r.iter().filter(|&&i| y[i] == 1.0).count(),
+                train_roc_auc: f64::NAN,
+                train_log_loss: f64::NAN,
+                test_roc_auc: auc,
+                test_log_loss: ll,
+                generic_test_roc_auc: auc,
+                generic_test_log_loss: ll,
+                passes: 0,
+                converged: false,
+            });
+        }
+    }
+    rows_out.sort_by(|a, b| a.key.cmp(&b.key));
+    let headline = |p: &[f64], pick: fn(&GroupRow) -> (f64, f64)| {
+        let m = SplitMetrics::compute(y, p);
+        let (mut auc_sum, mut auc_n, mut ll_sum, mut ll_n) = (0.0, 0usize, 0.0, 0usize);
+        for g in &rows_out {
+            let (auc, ll) = pick(g);
+            if g.test_rows > 0 && auc.is_finite() {
+                auc_sum += auc * g.test_rows as f64;
+                auc_n += g.test_rows;
+            }
+            if g.test_rows > 0 && ll.is_finite() {
+                ll_sum += ll * g.test_rows as f64;
+                ll_n += g.test_rows;
+            }
+        }
+        Headline {
+            roc_auc: m.roc_auc,
+            pr_auc: m.pr_auc,
+            log_loss: m.log_loss,
+            group_mean_roc_auc: if auc_n > 0 { auc_sum / auc_n as f64 } else { f64::NAN },
+            group_mean_log_loss: if ll_n > 0 { ll_sum / ll_n as f64 } else { f64::NAN },
+        }
+    };
+    let g = headline(test.generic, |r| (r.generic_test_roc_auc, r.generic_test_log_loss));
+    let c = headline(test.composed, |r| (r.test_roc_auc, r.test_log_loss));
+    (g, c, rows_out)
+}
+
+/// Writes `groups.parquet`: one row per group, in key order.
+pub fn write_table(path: &Path, rows: &[GroupRow]) -> Result<()> {
+    use arrow::array::{ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray};
+    let ints = |f: fn(&GroupRow) -> usize| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| f(r) as i64)))
+    };
+    // NaN (one class, or no rows) is written as null: "not defined", not a number.
+    let floats = |f: fn(&GroupRow) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter(rows.iter().map(|r| Some(f(r)).filter(|v| v.is_finite()))))
+    };
+    let group: ArrayRef = if rows.iter().all(|r| matches!(r.key, GroupKey::Int(_))) {
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| match r.key {
+            GroupKey::Int(v) => v,
+            GroupKey::Str(_) => 0,
+        })))
+    } else {
+        Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.key.to_string())))
+    };
+    let columns: Vec<(&str, ArrayRef)> = vec![
+        ("group", group),
+        ("fitted", Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.model_row.is_some()))))),
+        ("model_row", Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.model_row.map(|v| v as i64))))),
+        ("train_rows", ints(|r| r.train_rows)),
+        ("train_positives", ints(|r| r.train_positives)),
+        ("test_rows", ints(|r| r.test_rows)),
+        ("test_positives", ints(|r| r.test_positives)),
+        ("train_roc_auc", floats(|r| r.train_roc_auc)),
+        ("train_log_loss", floats(|r| r.train_log_loss)),
+        ("test_roc_auc", floats(|r| r.test_roc_auc)),
+        ("test_log_loss", floats(|r| r.test_log_loss)),
+        ("generic_test_roc_auc", floats(|r| r.generic_test_roc_auc)),
+        ("generic_test_log_loss", floats(|r| r.generic_test_log_loss)),
+        ("passes", ints(|r| r.passes as usize)),
+        ("converged", Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.converged))))),
+    ];
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns)
+        .map_err(|e| Error::Internal(format!("building {GROUPS_TABLE}: {e}")))?;
+    data::write_parquet(path, batch, 1 << 20)
+}
+
+/// The test-row counts and group counts of a fit, for [`PartitionReport`].
+pub fn counts(fitted: &Fitted, rows: &[GroupRow]) -> (usize, usize, usize, u64) {
+    let train_groups = fitted.groups.len();
+    let fitted_n = fitted.models.keys.len();
+    let not_converged = rows.iter().filter(|r| r.model_row.is_some() && !r.converged).count();
+    let passes = rows.iter().map(|r| u64::from(r.passes)).sum();
+    (train_groups, fitted_n, not_converged, passes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_groups_rows_by_key_in_key_order_and_skips_nulls() {
+        let k = |v: i64| Some(GroupKey::Int(v));
+        let keys = vec![k(3), None, k(1), k(3), k(2), None, k(1)];
+        let groups = index(&keys);
+        let expect =
+            vec![(GroupKey::Int(1), vec![2, 6]), (GroupKey::Int(2), vec![4]), (GroupKey::Int(3), vec![0, 3])];
+        assert_eq!(groups, expect);
+    }
+}
