@@ -86,7 +86,7 @@ impl GroupModels {
     }
 
     /// Replaces the generic model's score with the group model's for every row whose group has
-    /// one. `generic` holds the generic model's scores of `x`'s rows; returns how many rows a
+    /// one. `scores` holds the generic model's scores of `x`'s rows; returns how many rows a
     /// group model scored.
     pub fn compose(&self, x: &Matrix, keys: &[Option<GroupKey>], scores: &mut [f64]) -> usize {
         let index: HashMap<&GroupKey, usize> = self.keys.iter().enumerate().map(|(g, k)| (k, g)).collect();
