@@ -8,28 +8,14 @@
 //! its gradient back on the host); elsewhere that group is skipped with a line saying why.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use trainyard_benches::objective_data;
 use trainyard_kernels::cuda;
 use trainyard_kernels::logistic::{LossGrad, Problem, loss_grad, predict_proba};
-
-/// Seeded data, built outside the timed closure.
-fn data(rows: usize, cols: usize) -> (Vec<f32>, Vec<f32>, Vec<f64>) {
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
-    let x = (0..rows * cols).map(|_| next()).collect();
-    let y = (0..rows).map(|_| if next() > 0.45 { 1.0 } else { 0.0 }).collect();
-    let beta = (0..cols).map(|j| (j as f64 * 0.37).sin() * 0.1).collect();
-    (x, y, beta)
-}
 
 fn objective(c: &mut Criterion) {
     let mut group = c.benchmark_group("logistic_loss_grad");
     for (rows, cols) in [(100_000, 32), (1_000_000, 32), (250_000, 128)] {
-        let (x, y, beta) = data(rows, cols);
+        let (x, y, beta) = objective_data(rows, cols);
         let p = Problem { x: &x, rows, cols, y: &y, weights: None };
         let mut grad = vec![0.0; cols];
         group.throughput(Throughput::Bytes((rows * cols * 4) as u64));
@@ -44,7 +30,7 @@ fn objective(c: &mut Criterion) {
         Ok(()) => {
             let mut group = c.benchmark_group("logistic_loss_grad_cuda");
             for (rows, cols) in [(100_000, 32), (1_000_000, 32), (250_000, 128), (3_200_000, 64)] {
-                let (x, y, beta) = data(rows, cols);
+                let (x, y, beta) = objective_data(rows, cols);
                 let p = Problem { x: &x, rows, cols, y: &y, weights: None };
                 let mut gpu = match cuda::logistic::Objective::new(0, &p) {
                     Ok(g) => g,
@@ -65,7 +51,7 @@ fn objective(c: &mut Criterion) {
 
     let mut group = c.benchmark_group("logistic_predict_proba");
     let (rows, cols) = (1_000_000, 32);
-    let (x, _, beta) = data(rows, cols);
+    let (x, _, beta) = objective_data(rows, cols);
     let mut out = vec![0.0; rows];
     group.throughput(Throughput::Bytes((rows * cols * 4) as u64));
     group.bench_function(format!("{rows}x{cols}"), |b| {

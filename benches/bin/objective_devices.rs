@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use trainyard_benches::objective_data;
 use trainyard_kernels::cuda;
 use trainyard_kernels::logistic::{Cpu, LossGrad, Problem};
 
@@ -26,16 +27,7 @@ fn main() {
     let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>().ok());
     let rows = args.next().flatten().unwrap_or(3_200_000);
     let cols = args.next().flatten().unwrap_or(64);
-    let mut s = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
-        s ^= s << 13;
-        s ^= s >> 7;
-        s ^= s << 17;
-        (s >> 40) as f32 / (1u64 << 24) as f32 - 0.5
-    };
-    let x: Vec<f32> = (0..rows * cols).map(|_| next()).collect();
-    let y: Vec<f32> = (0..rows).map(|_| if next() > 0.45 { 1.0 } else { 0.0 }).collect();
-    let beta: Vec<f64> = (0..cols).map(|j| (j as f64 * 0.37).sin() * 0.1).collect();
+    let (x, y, beta) = objective_data(rows, cols);
     let p = Problem { x: &x, rows, cols, y: &y, weights: None };
     let gb = (rows * cols * 4) as f64 / 1e9;
 

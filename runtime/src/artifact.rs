@@ -102,14 +102,35 @@ pub fn weights_bytes(model: &Model) -> Result<Vec<u8>> {
 }
 
 fn logistic_bytes(model: &LogisticModel) -> Result<Vec<u8>> {
-    let coef: Vec<u8> = model.coef.iter().flat_map(|v| v.to_le_bytes()).collect();
-    let intercept = model.intercept.to_le_bytes();
+    f64_safetensors(&[(COEF, vec![model.coef.len()], &model.coef), (INTERCEPT, vec![1], &[model.intercept])])
+}
+
+/// A safetensors file of f64 tensors `(name, shape, values)`, little-endian as the format says.
+pub(crate) fn f64_safetensors(tensors: &[(&str, Vec<usize>, &[f64])]) -> Result<Vec<u8>> {
     let internal = |e: safetensors::SafeTensorError| Error::Internal(format!("serializing weights: {e}"));
-    let tensors = vec![
-        (COEF, TensorView::new(Dtype::F64, vec![model.coef.len()], &coef).map_err(internal)?),
-        (INTERCEPT, TensorView::new(Dtype::F64, vec![1], &intercept).map_err(internal)?),
-    ];
-    safetensors::serialize(tensors, None).map_err(internal)
+    let bytes: Vec<Vec<u8>> =
+        tensors.iter().map(|(_, _, v)| v.iter().flat_map(|x| x.to_le_bytes()).collect()).collect();
+    let views = tensors
+        .iter()
+        .zip(&bytes)
+        .map(|((name, shape, _), b)| {
+            Ok((*name, TensorView::new(Dtype::F64, shape.clone(), b).map_err(internal)?))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    safetensors::serialize(views, None).map_err(internal)
+}
+
+/// Tensor `name` of `st` as f64 values; anything else is a data error naming `path`.
+pub(crate) fn read_f64_tensor(st: &SafeTensors<'_>, name: &str, path: &Path) -> Result<Vec<f64>> {
+    let bad = |what: String| Error::data(format!("{}: {what}", path.display()));
+    let t = st.tensor(name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
+    if t.dtype() != Dtype::F64 {
+        return Err(bad(format!("tensor {name} is {:?}, expected F64", t.dtype())));
+    }
+    Ok(t.data()
+        .chunks_exact(8)
+        .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect())
 }
 
 /// Reads `model.json` and `model.safetensors` from a run directory.
@@ -155,18 +176,8 @@ pub fn load(run: &Path) -> Result<(ModelCard, Model)> {
     }
     let bad = |what: String| Error::data(format!("{}: {what}", weights_path.display()));
     let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-    let read = |name: &str| -> Result<Vec<f64>> {
-        let t = st.tensor(name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
-        if t.dtype() != Dtype::F64 {
-            return Err(bad(format!("tensor {name} is {:?}, expected F64", t.dtype())));
-        }
-        Ok(t.data()
-            .chunks_exact(8)
-            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-            .collect())
-    };
-    let coef = read(COEF)?;
-    let intercept = read(INTERCEPT)?;
+    let coef = read_f64_tensor(&st, COEF, &weights_path)?;
+    let intercept = read_f64_tensor(&st, INTERCEPT, &weights_path)?;
     if coef.len() != card.pipeline.width() || intercept.len() != 1 {
         return Err(bad(format!("{} coefficients for {} design columns", coef.len(), card.pipeline.width())));
     }

@@ -55,34 +55,52 @@ pub fn cuda_unusable(ordinal: usize, workload: Workload) -> Option<String> {
     }
 }
 
-/// Resolves the spec's `device` (`auto`, `cpu`, `cuda`, `cuda:N`, already checked for form).
-/// `cuda` where no GPU is usable is a spec error naming the reason (exit 2); `auto` falls back to
-/// the CPU and logs why.
+/// What the spec's `device` asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request {
+    /// A GPU when one is usable, else the CPU.
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device N (`cuda` is `cuda:0`).
+    Cuda(usize),
+}
+
+/// Parses `auto`, `cpu`, `cuda` or `cuda:N`; anything else is a spec error on `device`.
+pub fn parse(requested: &str) -> Result<Request> {
+    match requested {
+        "auto" => Ok(Request::Auto),
+        "cpu" => Ok(Request::Cpu),
+        "cuda" => Ok(Request::Cuda(0)),
+        other => {
+            other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()).map(Request::Cuda).ok_or_else(
+                || Error::spec("device", format!("must be auto, cpu, cuda or cuda:N, got {other:?}")),
+            )
+        }
+    }
+}
+
+/// Resolves the spec's `device` against what this process can use. `cuda` where no GPU is
+/// usable is a spec error naming the reason (exit 2); `auto` falls back to the CPU and logs why.
 pub fn resolve(requested: &str, workload: Workload) -> Result<Device> {
-    let ordinal = match requested {
-        "cpu" => return Ok(Device::Cpu),
-        "auto" => {
-            return Ok(match cuda_unusable(0, workload) {
-                None => {
-                    tracing::info!("device auto: using cuda:0");
-                    Device::Cuda(0)
-                }
-                Some(why) => {
-                    tracing::info!(reason = %why, "device auto: using cpu ({why})");
-                    Device::Cpu
-                }
-            });
-        }
-        "cuda" => 0,
-        other => other.strip_prefix("cuda:").and_then(|n| n.parse::<usize>().ok()).ok_or_else(|| {
-            Error::spec("device", format!("must be auto, cpu, cuda or cuda:N, got {other:?}"))
-        })?,
-    };
-    match cuda_unusable(ordinal, workload) {
-        None => Ok(Device::Cuda(ordinal)),
-        Some(why) => {
-            Err(Error::spec("device", format!("{requested} requested, but no GPU is usable: {why}")))
-        }
+    match parse(requested)? {
+        Request::Cpu => Ok(Device::Cpu),
+        Request::Auto => Ok(match cuda_unusable(0, workload) {
+            None => {
+                tracing::info!("device auto: using cuda:0");
+                Device::Cuda(0)
+            }
+            Some(why) => {
+                tracing::info!(reason = %why, "device auto: using cpu ({why})");
+                Device::Cpu
+            }
+        }),
+        Request::Cuda(ordinal) => match cuda_unusable(ordinal, workload) {
+            None => Ok(Device::Cuda(ordinal)),
+            Some(why) => {
+                Err(Error::spec("device", format!("{requested} requested, but no GPU is usable: {why}")))
+            }
+        },
     }
 }
 

@@ -58,12 +58,7 @@ pub fn fit(
     weights: Option<&[f32]>,
     spec: &LogisticSpec,
 ) -> (LogisticModel, FitReport) {
-    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
-    let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
-    match solve(&mut kernel::Cpu(problem), &problem, spec, None) {
-        Ok(fitted) => fitted,
-        Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
-    }
+    fit_anchored(&x.data, x.cols, y, weights, spec, None)
 }
 
 /// [`fit`] on a row-major block of `cols`-wide rows, with the penalty (l2/2)·‖β − anchor.β‖²

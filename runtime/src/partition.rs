@@ -13,9 +13,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rayon::prelude::*;
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
+use crate::artifact;
 use crate::data::{self, Column, KeyRef, ParquetFile};
 use crate::error::{Error, Result};
 use crate::features::Matrix;
@@ -115,16 +116,11 @@ impl GroupModels {
     /// The bytes of `groups.safetensors`: `coef` `[groups, cols]` and `intercept` `[groups]`,
     /// both f64.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        let coef: Vec<u8> = self.coef.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let intercept: Vec<u8> = self.intercept.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let internal =
-            |e: safetensors::SafeTensorError| Error::Internal(format!("serializing group weights: {e}"));
         let g = self.keys.len();
-        let tensors = vec![
-            (COEF, TensorView::new(Dtype::F64, vec![g, self.cols], &coef).map_err(internal)?),
-            (INTERCEPT, TensorView::new(Dtype::F64, vec![g], &intercept).map_err(internal)?),
-        ];
-        safetensors::serialize(tensors, None).map_err(internal)
+        artifact::f64_safetensors(&[
+            (COEF, vec![g, self.cols], &self.coef),
+            (INTERCEPT, vec![g], &self.intercept),
+        ])
     }
 
     /// Reads `groups.safetensors` and the fitted groups' keys from `groups.parquet` in `run`.
@@ -155,17 +151,8 @@ impl GroupModels {
         let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
         let bad = |what: String| Error::data(format!("{}: {what}", path.display()));
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let read = |name: &str| -> Result<Vec<f64>> {
-            let t = st.tensor(name).map_err(|e| bad(format!("tensor {name}: {e}")))?;
-            if t.dtype() != Dtype::F64 {
-                return Err(bad(format!("tensor {name} is {:?}, expected F64", t.dtype())));
-            }
-            Ok(t.data()
-                .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
-                .collect())
-        };
-        let (coef, intercept) = (read(COEF)?, read(INTERCEPT)?);
+        let coef = artifact::read_f64_tensor(&st, COEF, &path)?;
+        let intercept = artifact::read_f64_tensor(&st, INTERCEPT, &path)?;
         let g = fitted.len();
         if coef.len() != g * cols || intercept.len() != g {
             return Err(bad(format!(
@@ -300,13 +287,21 @@ struct GroupFit {
     train_log_loss: f64,
 }
 
-/// What [`fit`] returns: the models and the train-side facts of every train group.
+/// A train group: its rows, positives, and its fit when it met the thresholds.
+#[derive(Debug, Clone)]
+struct TrainGroup {
+    key: GroupKey,
+    rows: Vec<usize>,
+    positives: usize,
+    fit: Option<GroupFit>,
+}
+
+/// What [`fit`] returns: the models and every train group, in key order.
 #[derive(Debug, Clone)]
 pub struct Fitted {
     /// The group models.
     pub models: GroupModels,
-    /// Train groups in key order: key, train rows, positives, and the fit when there is one.
-    groups: Vec<(GroupKey, usize, usize, Option<GroupFit>)>,
+    groups: Vec<TrainGroup>,
 }
 
 /// Fits one model per train group that has at least `min_rows` rows and `min_positives`
@@ -321,28 +316,28 @@ pub fn fit(
     hyper: &LogisticSpec,
     generic: &LogisticModel,
 ) -> Fitted {
-    let groups = index(keys);
-    let eligible: Vec<usize> = {
-        let mut e: Vec<usize> = (0..groups.len())
-            .filter(|&g| {
-                let rows = &groups[g].1;
-                let pos = rows.iter().filter(|&&i| y[i] == 1.0).count();
-                rows.len() >= part.min_rows
-                    && pos >= part.min_positives
-                    && rows.len() - pos >= part.min_positives
-            })
-            .collect();
-        // Largest first, so the long fits start early and the small ones fill the gaps.
-        e.sort_by_key(|&g| std::cmp::Reverse(groups[g].1.len()));
-        e
-    };
+    let mut groups: Vec<TrainGroup> = index(keys)
+        .into_iter()
+        .map(|(key, rows)| {
+            let positives = rows.iter().filter(|&&i| y[i] == 1.0).count();
+            TrainGroup { key, rows, positives, fit: None }
+        })
+        .collect();
+    let mut eligible: Vec<usize> = (0..groups.len())
+        .filter(|&g| {
+            let (n, pos) = (groups[g].rows.len(), groups[g].positives);
+            n >= part.min_rows && pos >= part.min_positives && n - pos >= part.min_positives
+        })
+        .collect();
+    // Largest first, so the long fits start early and the small ones fill the gaps.
+    eligible.sort_by_key(|&g| std::cmp::Reverse(groups[g].rows.len()));
     let anchor = (part.shrinkage == "global").then_some(generic);
     let hyper = &LogisticSpec { l2: part.l2.unwrap_or(hyper.l2), ..hyper.clone() };
-    let mut fits: Vec<(usize, GroupFit)> = eligible
+    let fits: Vec<(usize, GroupFit)> = eligible
         .iter()
         .par_bridge()
         .map(|&g| {
-            let rows = &groups[g].1;
+            let rows = &groups[g].rows;
             let gx = gather(x, rows);
             let gy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
             let gw: Option<Vec<f32>> = weights.map(|w| rows.iter().map(|&i| w[i]).collect());
@@ -360,39 +355,44 @@ pub fn fit(
             (g, fit)
         })
         .collect();
-    fits.sort_by_key(|(g, _)| *g);
-    let mut by_group: Vec<Option<GroupFit>> = vec![None; groups.len()];
     for (g, f) in fits {
-        by_group[g] = Some(f);
+        groups[g].fit = Some(f);
     }
     let mut models = GroupModels { keys: Vec::new(), cols: x.cols, coef: Vec::new(), intercept: Vec::new() };
-    let groups = groups
-        .into_iter()
-        .zip(by_group)
-        .map(|((key, rows), fit)| {
-            if let Some(f) = &fit {
-                models.keys.push(key.clone());
-                models.coef.extend_from_slice(&f.model.coef);
-                models.intercept.push(f.model.intercept);
-            }
-            let pos = rows.iter().filter(|&&i| y[i] == 1.0).count();
-            (key, rows.len(), pos, fit)
-        })
-        .collect();
+    for group in &groups {
+        if let Some(f) = &group.fit {
+            models.keys.push(group.key.clone());
+            models.coef.extend_from_slice(&f.model.coef);
+            models.intercept.push(f.model.intercept);
+        }
+    }
     Fitted { models, groups }
 }
 
-/// The scores of one side of the split, with each row's group.
+/// One side of the split as the generic model scored it.
 #[derive(Debug, Clone, Copy)]
 pub struct Side<'a> {
+    /// The design matrix.
+    pub x: &'a Matrix,
     /// Labels, 0.0 or 1.0.
     pub y: &'a [f32],
     /// Group of each row.
     pub keys: &'a [Option<GroupKey>],
     /// The generic model's scores.
     pub generic: &'a [f64],
-    /// The composition's scores.
-    pub composed: &'a [f64],
+}
+
+/// What [`evaluate`] returns.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    /// The composition's train scores.
+    pub train: Vec<f64>,
+    /// The composition's test scores.
+    pub test: Vec<f64>,
+    /// `partition` in `metrics.json`.
+    pub report: PartitionReport,
+    /// The rows of `groups.parquet`.
+    pub rows: Vec<GroupRow>,
 }
 
 /// ROC AUC and log loss of `p` on `rows`.
@@ -403,23 +403,33 @@ fn group_metrics(y: &[f32], p: &[f64], rows: &[usize]) -> (f64, f64) {
     (m.roc_auc, m.log_loss)
 }
 
-/// The generic model alone against the composition on the test rows, overall and per group.
-/// Returns both headlines and one row per group seen on either side, in key order.
-pub fn evaluate(fitted: &Fitted, train: Side<'_>, test: Side<'_>) -> (Headline, Headline, Vec<GroupRow>) {
+/// Scores both sides with the composition and sets it against the generic model alone on the
+/// test rows, overall and per group (one row per group seen on either side, in key order).
+/// `fit_seconds` is what [`fit`] took, for the report.
+pub fn evaluate(
+    fitted: &Fitted,
+    part: &PartitionSpec,
+    fit_seconds: f64,
+    train: Side<'_>,
+    test: Side<'_>,
+) -> Evaluation {
+    let started = std::time::Instant::now();
+    let mut composed_train = train.generic.to_vec();
+    fitted.models.compose(train.x, train.keys, &mut composed_train);
+    let mut composed = test.generic.to_vec();
+    let test_rows_group_model = fitted.models.compose(test.x, test.keys, &mut composed);
     let y = test.y;
     let test_groups = index(test.keys);
-    let train_groups = index(train.keys);
     let per_group = |p: &[f64], rows: &[usize]| group_metrics(y, p, rows);
     let mut rows_out: Vec<GroupRow> = Vec::new();
     let mut test_at: HashMap<&GroupKey, &Vec<usize>> = test_groups.iter().map(|(k, r)| (k, r)).collect();
     let mut model_row = 0;
-    // `fitted.groups` and `train_groups` both list the train groups in key order.
-    for ((key, n, pos, fit), (_, train_rows)) in fitted.groups.iter().zip(&train_groups) {
+    for TrainGroup { key, rows: train_rows, positives, fit } in &fitted.groups {
         let in_test = test_at.remove(key);
         let (t_rows, t_pos) =
             in_test.map_or((0, 0), |r| (r.len(), r.iter().filter(|&&i| y[i] == 1.0).count()));
         let ((auc, ll), (gauc, gll)) = match in_test {
-            Some(r) => (per_group(test.composed, r), per_group(test.generic, r)),
+            Some(r) => (per_group(&composed, r), per_group(test.generic, r)),
             None => ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN)),
         };
         let row = fit.as_ref().map(|_| {
@@ -433,8 +443,8 @@ pub fn evaluate(fitted: &Fitted, train: Side<'_>, test: Side<'_>) -> (Headline, 
         rows_out.push(GroupRow {
             key: key.clone(),
             model_row: row,
-            train_rows: *n,
-            train_positives: *pos,
+            train_rows: train_rows.len(),
+            train_positives: *positives,
             test_rows: t_rows,
             test_positives: t_pos,
             train_roc_auc: train_auc,
@@ -492,9 +502,23 @@ pub fn evaluate(fitted: &Fitted, train: Side<'_>, test: Side<'_>) -> (Headline, 
             group_mean_log_loss: if ll_n > 0 { ll_sum / ll_n as f64 } else { f64::NAN },
         }
     };
-    let g = headline(test.generic, |r| (r.generic_test_roc_auc, r.generic_test_log_loss));
-    let c = headline(test.composed, |r| (r.test_roc_auc, r.test_log_loss));
-    (g, c, rows_out)
+    let groups_fitted = fitted.models.keys.len();
+    let report = PartitionReport {
+        by: part.by.clone(),
+        shrinkage: part.shrinkage.clone(),
+        train_groups: fitted.groups.len(),
+        groups_fitted,
+        groups_fell_back: fitted.groups.len() - groups_fitted,
+        test_rows_group_model,
+        test_rows_generic: y.len() - test_rows_group_model,
+        groups_not_converged: rows_out.iter().filter(|r| r.model_row.is_some() && !r.converged).count(),
+        group_passes: rows_out.iter().map(|r| u64::from(r.passes)).sum(),
+        generic: headline(test.generic, |r| (r.generic_test_roc_auc, r.generic_test_log_loss)),
+        composition: headline(&composed, |r| (r.test_roc_auc, r.test_log_loss)),
+        fit_seconds,
+        evaluate_seconds: started.elapsed().as_secs_f64(),
+    };
+    Evaluation { train: composed_train, test: composed, report, rows: rows_out }
 }
 
 /// Writes `groups.parquet`: one row per group, in key order.
@@ -535,15 +559,6 @@ pub fn write_table(path: &Path, rows: &[GroupRow]) -> Result<()> {
     let batch = arrow::record_batch::RecordBatch::try_from_iter(columns)
         .map_err(|e| Error::Internal(format!("building {GROUPS_TABLE}: {e}")))?;
     data::write_parquet(path, batch, 1 << 20)
-}
-
-/// The test-row counts and group counts of a fit, for [`PartitionReport`].
-pub fn counts(fitted: &Fitted, rows: &[GroupRow]) -> (usize, usize, usize, u64) {
-    let train_groups = fitted.groups.len();
-    let fitted_n = fitted.models.keys.len();
-    let not_converged = rows.iter().filter(|r| r.model_row.is_some() && !r.converged).count();
-    let passes = rows.iter().map(|r| u64::from(r.passes)).sum();
-    (train_groups, fitted_n, not_converged, passes)
 }
 
 #[cfg(test)]

@@ -320,47 +320,18 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let mut group_rows = Vec::new();
     let (p_train, p_test) = match (&groups, &design, &group_keys, &spec.partition) {
         (
-            Some((fitted, fit_seconds)),
+            Some((fitted, seconds)),
             Design::OneHot(x_train, x_test),
             Some((train_keys, test_keys)),
             Some(p),
         ) => {
-            let started = Instant::now();
-            let (mut c_train, mut c_test) = (p_train.clone(), p_test.clone());
-            fitted.models.compose(x_train, train_keys, &mut c_train);
-            let by_groups = fitted.models.compose(x_test, test_keys, &mut c_test);
-            let train_side = partition::Side {
-                y: &data.train.labels,
-                keys: train_keys,
-                generic: &p_train,
-                composed: &c_train,
-            };
-            let test_side = partition::Side {
-                y: &data.test.labels,
-                keys: test_keys,
-                generic: &p_test,
-                composed: &c_test,
-            };
-            let (generic, composition, rows) = partition::evaluate(fitted, train_side, test_side);
-            let (train_groups, groups_fitted, groups_not_converged, group_passes) =
-                partition::counts(fitted, &rows);
-            partition_report = Some(PartitionReport {
-                by: p.by.clone(),
-                shrinkage: p.shrinkage.clone(),
-                train_groups,
-                groups_fitted,
-                groups_fell_back: train_groups - groups_fitted,
-                test_rows_group_model: by_groups,
-                test_rows_generic: data.test.len() - by_groups,
-                groups_not_converged,
-                group_passes,
-                generic,
-                composition,
-                fit_seconds: *fit_seconds,
-                evaluate_seconds: started.elapsed().as_secs_f64(),
-            });
-            group_rows = rows;
-            (c_train, c_test)
+            let train =
+                partition::Side { x: x_train, y: &data.train.labels, keys: train_keys, generic: &p_train };
+            let test = partition::Side { x: x_test, y: &data.test.labels, keys: test_keys, generic: &p_test };
+            let eval = partition::evaluate(fitted, p, *seconds, train, test);
+            partition_report = Some(eval.report);
+            group_rows = eval.rows;
+            (eval.train, eval.test)
         }
         _ => (p_train, p_test),
     };

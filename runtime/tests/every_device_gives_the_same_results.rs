@@ -12,7 +12,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{datasets_dir, outcome, references};
+use common::{datasets_dir, outcome, reference_spec, references};
 use serde_json::{Value, json};
 use trainyard::device::{self, Device, Workload};
 use trainyard_kernels::cuda;
@@ -85,18 +85,8 @@ fn objective_equals_the_f64_reference_on_every_device() {
 fn train(name: &str, model: Value, dev: Device) -> Option<(Value, Value)> {
     let root = datasets_dir()?;
     let (dir, reference) = references(&root).into_iter().find(|(_, r)| r["dataset"] == name)?;
-    let mut features = reference["features"].clone();
-    features["min_category_count"] = json!(1);
-    features["categorical_nulls"] = json!("most_frequent");
-    let spec = json!({
-        "name": name,
-        "data": {"features": [dir.join("train.parquet")]},
-        "label": reference["label_column"],
-        "features": features,
-        "holdout": {"files": [dir.join("test.parquet")]},
-        "model": model,
-        "device": dev.to_string(),
-    });
+    let mut spec = reference_spec(&dir, &reference, model);
+    spec["device"] = json!(dev.to_string());
     let tmp = tempfile::tempdir().unwrap();
     let spec_path = tmp.path().join("spec.json");
     std::fs::write(&spec_path, spec.to_string()).unwrap();

@@ -9,7 +9,7 @@ mod common;
 
 use std::process::Command;
 
-use common::{datasets_dir, outcome, read_f64_column, references};
+use common::{datasets_dir, outcome, read_f64_column, reference_spec, references};
 use serde_json::{Value, json};
 
 #[test]
@@ -24,17 +24,7 @@ fn test_auc_and_log_loss_match_scikit_learn_on_every_binary_dataset() {
         let name = reference["dataset"].as_str().unwrap();
         let lr = &reference["models"]["logistic_regression"];
         assert_eq!(lr["params"]["C"], 1.0, "{name}: the spec below assumes C = 1");
-        let mut features = reference["features"].clone();
-        features["min_category_count"] = json!(1);
-        features["categorical_nulls"] = json!("most_frequent");
-        let spec = json!({
-            "name": name,
-            "data": {"features": [dir.join("train.parquet")]},
-            "label": reference["label_column"],
-            "features": features,
-            "holdout": {"files": [dir.join("test.parquet")]},
-            "model": {"logistic": {"l2": 1.0, "max_iter": 2000}},
-        });
+        let spec = reference_spec(&dir, &reference, json!({"logistic": {"l2": 1.0, "max_iter": 2000}}));
         let tmp = tempfile::tempdir().unwrap();
         let spec_path = tmp.path().join("spec.json");
         std::fs::write(&spec_path, spec.to_string()).unwrap();

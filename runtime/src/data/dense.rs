@@ -6,12 +6,8 @@
 //! without loss, so the design matrix is bit for bit what the frame path builds (and what
 //! `predict` builds from the same files). Other numeric columns go through the frame.
 
-use std::fs::File;
-
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float32Type};
-use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 
 use super::reader::{Origins, ParquetFile};
@@ -153,22 +149,7 @@ fn decode_unit(
 ) -> Result<()> {
     let path = &file.path;
     let cols = names.len();
-    let handle = File::open(path).map_err(|e| Error::io(path, e))?;
-    let roots: Vec<usize> = names
-        .iter()
-        .map(|c| {
-            file.schema()
-                .index_of(c)
-                .map_err(|_| Error::Internal(format!("column {c} vanished from {}", path.display())))
-        })
-        .collect::<Result<_>>()?;
-    let mask = ProjectionMask::roots(file.meta().metadata().file_metadata().schema_descr(), roots);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, file.meta().clone())
-        .with_projection(mask)
-        .with_row_groups(vec![rg])
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))?;
+    let reader = file.row_group_reader(rg, names)?;
     // `kept` is sorted: walk it alongside the batches.
     let mut cursor = 0usize;
     let mut offset = 0u32;

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ProjectionMask;
-use parquet::arrow::arrow_reader::{ArrowReaderMetadata, ParquetRecordBatchReaderBuilder};
+use parquet::arrow::arrow_reader::{
+    ArrowReaderMetadata, ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder,
+};
 use rayon::prelude::*;
 
 use super::column::{Column, Kind};
@@ -29,6 +31,27 @@ pub struct ParquetFile {
 }
 
 impl ParquetFile {
+    /// A reader of `columns` in row group `rg`, in batches of [`BATCH_ROWS`].
+    pub(crate) fn row_group_reader(&self, rg: usize, columns: &[String]) -> Result<ParquetRecordBatchReader> {
+        let path = &self.path;
+        let handle = File::open(path).map_err(|e| Error::io(path, e))?;
+        let roots: Vec<usize> = columns
+            .iter()
+            .map(|c| {
+                self.schema()
+                    .index_of(c)
+                    .map_err(|_| Error::Internal(format!("column {c} vanished from {}", path.display())))
+            })
+            .collect::<Result<_>>()?;
+        let mask = ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), roots);
+        ParquetRecordBatchReaderBuilder::new_with_metadata(handle, self.meta.clone())
+            .with_projection(mask)
+            .with_row_groups(vec![rg])
+            .with_batch_size(BATCH_ROWS)
+            .build()
+            .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))
+    }
+
     /// Opens `path` and reads its footer. A file that is not Parquet, or is truncated, is a data
     /// error naming the file.
     pub fn open(path: &Path) -> Result<Self> {
@@ -83,10 +106,6 @@ impl ParquetFile {
                 field.data_type()
             ))
         })
-    }
-
-    pub(super) fn meta(&self) -> &ArrowReaderMetadata {
-        &self.meta
     }
 
     fn leaf_index(&self, name: &str) -> Option<usize> {
@@ -258,22 +277,7 @@ fn read_row_group(
     predicates: &[Predicate],
 ) -> Result<(Vec<Column>, Vec<u32>)> {
     let path = &file.path;
-    let handle = File::open(path).map_err(|e| Error::io(path, e))?;
-    let roots: Vec<usize> = columns
-        .iter()
-        .map(|c| {
-            file.schema()
-                .index_of(c)
-                .map_err(|_| Error::Internal(format!("column {c} vanished from {}", path.display())))
-        })
-        .collect::<Result<_>>()?;
-    let mask = ProjectionMask::roots(file.meta.metadata().file_metadata().schema_descr(), roots);
-    let reader = ParquetRecordBatchReaderBuilder::new_with_metadata(handle, file.meta.clone())
-        .with_projection(mask)
-        .with_row_groups(vec![rg])
-        .with_batch_size(BATCH_ROWS)
-        .build()
-        .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))?;
+    let reader = file.row_group_reader(rg, columns)?;
 
     let mut parts: Vec<Vec<Column>> = vec![Vec::new(); columns.len()];
     let mut kept: Vec<u32> = Vec::new();

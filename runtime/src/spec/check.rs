@@ -428,13 +428,7 @@ fn check_mlp(m: &MlpSpec) -> Result<()> {
 }
 
 fn check_device(device: &str) -> Result<()> {
-    let ok = matches!(device, "auto" | "cpu" | "cuda")
-        || device.strip_prefix("cuda:").is_some_and(|n| n.parse::<u32>().is_ok());
-    if ok {
-        Ok(())
-    } else {
-        Err(Error::spec("device", format!("must be auto, cpu, cuda or cuda:N, got {device:?}")))
-    }
+    crate::device::parse(device).map(|_| ())
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp into microseconds since the Unix

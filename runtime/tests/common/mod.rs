@@ -133,3 +133,19 @@ pub fn references(root: &Path) -> Vec<(PathBuf, Value)> {
         })
         .collect()
 }
+
+/// A spec that trains `model` on a reference dataset the way scikit-learn's reference did: its
+/// train and test files, every category kept, null categories imputed with the most frequent.
+pub fn reference_spec(dir: &Path, reference: &Value, model: Value) -> Value {
+    let mut features = reference["features"].clone();
+    features["min_category_count"] = json!(1);
+    features["categorical_nulls"] = json!("most_frequent");
+    json!({
+        "name": reference["dataset"],
+        "data": {"features": [dir.join("train.parquet")]},
+        "label": reference["label_column"],
+        "features": features,
+        "holdout": {"files": [dir.join("test.parquet")]},
+        "model": model,
+    })
+}
