@@ -1,10 +1,12 @@
 //! The model artifact: `model.json` (kind, hyperparameters, feature pipeline, label mapping,
 //! tensor names) and `model.safetensors` (weights). Everything `predict` needs, nothing else.
 
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::features::Pipeline;
@@ -133,17 +135,114 @@ pub(crate) fn read_f64_tensor(st: &SafeTensors<'_>, name: &str, path: &Path) -> 
         .collect())
 }
 
-/// Reads `model.json` and `model.safetensors` from a run directory.
+/// SHA-256 (hex) of every file in the staged run directory `dir`, by file name: what the
+/// manifest records so that a reader can tell a corrupt or changed artifact from a good one.
+pub fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name == names::MANIFEST || !path.is_file() {
+            continue;
+        }
+        let mut file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(&path, e))?;
+        out.insert(name, hex(&hasher.finalize()));
+    }
+    Ok(out)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A run directory whose manifest has been read: the artifact digests it records.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    dir: PathBuf,
+    digests: BTreeMap<String, String>,
+}
+
+impl RunFiles {
+    /// Opens the run directory `run`: it must be a directory with a `manifest.json` that lists
+    /// artifact digests (exit 2 otherwise, naming what is wrong).
+    pub fn open(run: &Path) -> Result<Self> {
+        match std::fs::metadata(run) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Usage(format!("run directory {} not found", run.display())));
+            }
+            Err(e) => return Err(Error::io(run, e)),
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Usage(format!(
+                    "{} is a file, not a run directory (pass the directory `train` wrote)",
+                    run.display()
+                )));
+            }
+            Ok(_) => {}
+        }
+        let path = run.join(names::MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Usage(format!(
+                "{} is not a trainyard run directory (no {})",
+                run.display(),
+                names::MANIFEST
+            )),
+            _ => Error::io(&path, e),
+        })?;
+        let manifest: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::data(format!("{}: not a trainyard manifest: {e}", path.display())))?;
+        let digests = manifest
+            .get("artifacts")
+            .and_then(|a| serde_json::from_value::<BTreeMap<String, String>>(a.clone()).ok())
+            .ok_or_else(|| {
+                Error::data(format!(
+                    "{}: no artifact digests (\"artifacts\"); the run was written by an older trainyard \
+                     or the manifest was edited, retrain it",
+                    path.display()
+                ))
+            })?;
+        Ok(RunFiles { dir: run.to_path_buf(), digests })
+    }
+
+    /// Path of `name` in the run.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The bytes of `name`, checked against the manifest's digest: a missing, corrupt or changed
+    /// file is exit 2 naming it.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Usage(format!("{} is missing; the run directory is incomplete", path.display()))
+            }
+            _ => Error::io(&path, e),
+        })?;
+        let expected = self.digests.get(name).ok_or_else(|| {
+            Error::data(format!("{}: the manifest records no digest for this file", path.display()))
+        })?;
+        let actual = hex(&Sha256::digest(&bytes));
+        if &actual != expected {
+            return Err(Error::data(format!(
+                "{}: sha256 {} does not match the manifest's {}; the file is corrupt or was changed",
+                path.display(),
+                &actual[..16],
+                &expected[..expected.len().min(16)]
+            )));
+        }
+        Ok(bytes)
+    }
+}
+
+/// Reads `model.json` and `model.safetensors` from a run directory, each checked against the
+/// manifest's digests (and the group models' files of a partitioned run).
 pub fn load(run: &Path) -> Result<(ModelCard, Model)> {
-    let card_path = run.join(names::MODEL_JSON);
-    let text = std::fs::read_to_string(&card_path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::Usage(format!(
-            "{} is not a trainyard run directory (no {})",
-            run.display(),
-            names::MODEL_JSON
-        )),
-        _ => Error::io(&card_path, e),
-    })?;
+    let files = RunFiles::open(run)?;
+    let card_path = files.path(names::MODEL_JSON);
+    let text = String::from_utf8(files.read(names::MODEL_JSON)?)
+        .map_err(|e| Error::data(format!("{}: not UTF-8: {e}", card_path.display())))?;
     let card: ModelCard = serde_json::from_str(&text)
         .map_err(|e| Error::data(format!("{}: not a trainyard model card: {e}", card_path.display())))?;
     let supported = match (&card.hyperparameters, &card.architecture) {
@@ -160,8 +259,13 @@ pub fn load(run: &Path) -> Result<(ModelCard, Model)> {
             env!("CARGO_PKG_VERSION")
         )));
     }
-    let weights_path = run.join(names::WEIGHTS);
-    let bytes = std::fs::read(&weights_path).map_err(|e| Error::io(&weights_path, e))?;
+    if card.partition.is_some() {
+        // Read again by the group loader; verified here so that every scoring path checks them.
+        files.read(crate::partition::GROUPS_WEIGHTS)?;
+        files.read(crate::partition::GROUPS_TABLE)?;
+    }
+    let weights_path = files.path(names::WEIGHTS);
+    let bytes = files.read(names::WEIGHTS)?;
     if let Some(arch) = &card.architecture {
         if arch.numeric != card.pipeline.numeric_width()
             || arch.cardinalities != card.pipeline.cardinalities()

@@ -200,7 +200,10 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             }
             let label_kinds = data::column_kinds(files, &cols)?;
             let (fk, lk) = (kind_of(key).unwrap_or(Kind::String), label_kinds[0]);
-            if (fk == Kind::String) != (lk == Kind::String) {
+            // Integer and unsigned keys compare by value; any other pair of kinds never matches,
+            // so it is an error now rather than "no feature row has a label" after the read.
+            let integer = |k: Kind| matches!(k, Kind::Integer | Kind::Unsigned);
+            if fk != lk && !(integer(fk) && integer(lk)) {
                 return Err(Error::data(format!(
                     "data.join_key: column {key:?} is {} in the feature files but {} in the label files",
                     fk.name(),
@@ -214,10 +217,18 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         None => None,
     };
 
+    let numeric_fields: Vec<(String, String)> = spec
+        .features
+        .numeric
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("features.numeric[{i}]"), c.clone()))
+        .collect();
     // Each row remembers its position in the read, so the dense columns can be placed after the
     // join and the split have chosen rows.
     let read_side = |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats, Origins)> {
         let (mut frame, stats, origins) = data::read_tracked(files, &columns, &kinds, &predicates)?;
+        data::check_finite(files, &origins, &frame, &numeric_fields)?;
         let positions = Values::Int((0..frame.rows as i64).collect());
         frame.push(READ_ROW, Column { kind: Kind::Integer, values: positions, nulls: None });
         let frame = match (&label_frame, &spec.data.join_key) {
@@ -324,6 +335,9 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
                 if pos == 0 { &mapping.negative } else { &mapping.positive }
             )));
         }
+    }
+    if let (Some(w), Some(weights)) = (&spec.weight, &train.weights) {
+        check_weights(w, weights, &train.labels, &mapping)?;
     }
     report.train_rows = train.len();
     report.train_positives = train.positives();
@@ -503,6 +517,29 @@ fn join(
     Ok((joined, dropped))
 }
 
+/// The train rows' weights must give both classes some weight, and their total must stay a
+/// float32 number: otherwise the fit has nothing to learn from (all weight on one class, or
+/// none) or its sums overflow, and would end at a constant model.
+fn check_weights(column: &str, weights: &[f32], labels: &[f32], mapping: &LabelMapping) -> Result<()> {
+    let (mut positive, mut negative) = (0f64, 0f64);
+    for (&w, &y) in weights.iter().zip(labels) {
+        if y == 1.0 { positive += f64::from(w) } else { negative += f64::from(w) }
+    }
+    let total = positive + negative;
+    let problem = if total == 0.0 {
+        "every train row has weight 0".to_string()
+    } else if positive == 0.0 {
+        format!("every positive ({}) train row has weight 0", mapping.positive)
+    } else if negative == 0.0 {
+        format!("every negative ({}) train row has weight 0", mapping.negative)
+    } else if total > f64::from(f32::MAX) {
+        format!("the train weights sum to {total:e}, beyond float32 range (3.4e38); rescale them")
+    } else {
+        return Ok(());
+    };
+    Err(Error::data(format!("weight: column {column:?}: {problem}; a model needs weight on both classes")))
+}
+
 fn rows(frame: Frame, labels: &[f32], weight: Option<&str>) -> Result<Rows> {
     let weights = match weight {
         None => None,
@@ -511,10 +548,11 @@ fn rows(frame: Frame, labels: &[f32], weight: Option<&str>) -> Result<Rows> {
             let mut out = Vec::with_capacity(c.len());
             for i in 0..c.len() {
                 match c.f64_at(i) {
-                    Some(x) if x >= 0.0 && x.is_finite() => out.push(x as f32),
+                    // Weights are float32 in the kernels: a finite f64 beyond its range is inf.
+                    Some(x) if x >= 0.0 && (x as f32).is_finite() => out.push(x as f32),
                     other => {
                         return Err(Error::data(format!(
-                            "weight column {w:?} has {} at row {i}; weights must be finite and >= 0",
+                            "weight column {w:?} has {} at row {i}; weights must be finite, >= 0 and at most 3.4e38 (float32)",
                             other.map_or("null".to_string(), |x| x.to_string())
                         )));
                     }

@@ -172,7 +172,7 @@ impl Pipeline {
         if self.categorical.is_empty()
             && let Some(m) = self.standardize_in_place(frame)
         {
-            return Ok(m);
+            return m;
         }
         let m = self.transform(frame);
         frame.dense = Dense::default();
@@ -183,6 +183,7 @@ impl Pipeline {
     /// [`transform_owned`](Self::transform_owned).
     pub fn transform_embedded_owned(&self, frame: &mut Frame) -> Result<(Matrix, Vec<u32>)> {
         if let Some(m) = self.standardize_in_place(frame) {
+            let m = m?;
             let mut codes_only = Pipeline { numeric: Vec::new(), ..self.clone() };
             codes_only.names.clear();
             let (_, codes) = codes_only.encode(frame, Encoding::Index)?;
@@ -193,7 +194,7 @@ impl Pipeline {
         out
     }
 
-    fn standardize_in_place(&self, frame: &mut Frame) -> Option<Matrix> {
+    fn standardize_in_place(&self, frame: &mut Frame) -> Option<Result<Matrix>> {
         let same_layout = frame.dense.cols() == self.numeric.len()
             && self.numeric.iter().zip(&frame.dense.names).all(|(n, d)| &n.column == d && !n.indicator);
         if !same_layout || self.numeric.is_empty() {
@@ -201,14 +202,27 @@ impl Pipeline {
         }
         let cols = self.numeric.len();
         let mut data = std::mem::take(&mut frame.dense).data;
-        data.par_chunks_mut(ROW_BLOCK * cols).for_each(|block| {
-            for row in block.chunks_exact_mut(cols) {
-                for (x, n) in row.iter_mut().zip(&self.numeric) {
-                    *x = standardize(n, Some(f64::from(*x)).filter(|v| !v.is_nan()));
+        let first_bad = data
+            .par_chunks_mut(ROW_BLOCK * cols)
+            .enumerate()
+            .map(|(b, block)| {
+                let mut bad = None;
+                for (r, row) in block.chunks_exact_mut(cols).enumerate() {
+                    for (j, (x, n)) in row.iter_mut().zip(&self.numeric).enumerate() {
+                        let raw = *x;
+                        *x = standardize(n, Some(f64::from(raw)).filter(|v| !v.is_nan()));
+                        if !x.is_finite() && bad.is_none() {
+                            bad = Some(NonFinite { feature: j, row: b * ROW_BLOCK + r, value: f64::from(raw) });
+                        }
+                    }
                 }
-            }
-        });
-        Some(Matrix { data, rows: frame.rows, cols })
+                bad
+            })
+            .reduce(|| None, |a, b| a.or(b));
+        Some(match first_bad {
+            Some(bad) => Err(bad.error(self)),
+            None => Ok(Matrix { data, rows: frame.rows, cols }),
+        })
     }
 
     fn encode(&self, frame: &Frame, encoding: Encoding) -> Result<(Matrix, Vec<u32>)> {
@@ -251,11 +265,16 @@ impl Pipeline {
         let fill = |first: usize, block: &mut [f32], block_codes: &mut [u32]| {
             let block_rows = block.len().checked_div(cols).unwrap_or_else(|| block_codes.len() / ncat.max(1));
             let mut off = 0;
-            for (n, source) in &numeric {
-                let write = |out: &mut [f32], r: usize, v: Option<f64>| {
-                    out[r * cols + off] = standardize(n, v);
+            let mut bad: Option<NonFinite> = None;
+            for (feature, (n, source)) in numeric.iter().enumerate() {
+                let mut write = |out: &mut [f32], r: usize, v: Option<f64>| {
+                    let z = standardize(n, v);
+                    out[r * cols + off] = z;
                     if n.indicator {
                         out[r * cols + off + 1] = f32::from(u8::from(v.is_none()));
+                    }
+                    if !z.is_finite() && bad.is_none() {
+                        bad = Some(NonFinite { feature, row: first + r, value: v.unwrap_or(f64::NAN) });
                     }
                 };
                 let c = match source {
@@ -301,12 +320,14 @@ impl Pipeline {
                     off += slots.other as usize + 1;
                 }
             }
+            bad
         };
-        match encoding {
+        let first_bad = match encoding {
             Encoding::OneHot if cols > 0 => data
                 .par_chunks_mut(ROW_BLOCK * cols)
                 .enumerate()
-                .for_each(|(b, block)| fill(b * ROW_BLOCK, block, &mut [])),
+                .map(|(b, block)| fill(b * ROW_BLOCK, block, &mut []))
+                .reduce(|| None, |a, b| a.or(b)),
             Encoding::Index if cols > 0 || ncat > 0 => {
                 // Chunk both outputs by the same row blocks; a side with no columns gets empty
                 // chunks of the right count.
@@ -325,11 +346,37 @@ impl Pipeline {
                     .par_iter_mut()
                     .zip(code_chunks.par_iter_mut())
                     .enumerate()
-                    .for_each(|(b, (block, block_codes))| fill(b * ROW_BLOCK, block, block_codes));
+                    .map(|(b, (block, block_codes))| fill(b * ROW_BLOCK, block, block_codes))
+                    .reduce(|| None, |a, b| a.or(b))
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some(bad) = first_bad {
+            return Err(bad.error(self));
         }
         Ok((Matrix { data, rows, cols }, codes))
+    }
+}
+
+/// The first numeric value that standardizes to ±inf in f32: a value far outside the train
+/// rows' range (|x − mean| > 3.4e38 · scale). Infinite inputs are refused when the data is read.
+struct NonFinite {
+    /// Index into the pipeline's numeric steps.
+    feature: usize,
+    /// Row of the frame being transformed.
+    row: usize,
+    /// The raw value.
+    value: f64,
+}
+
+impl NonFinite {
+    fn error(&self, pipeline: &Pipeline) -> Error {
+        let n = &pipeline.numeric[self.feature];
+        Error::data(format!(
+            "column {:?}: the value {:e} at row {} standardizes to infinity in float32 (train mean {:e}, \
+             scale {:e}); numeric features must be finite and within float32 range once standardized",
+            n.column, self.value, self.row, n.mean, n.scale
+        ))
     }
 }
 
@@ -460,6 +507,15 @@ fn summarize<T: Copy + Into<f64>>(
     let mean = (lane_sum(present, |x| x) + missing as f64 * median) / total;
     let var =
         (lane_sum(present, |x| (x - mean) * (x - mean)) + missing as f64 * (median - mean).powi(2)) / total;
+    if !(mean.is_finite() && var.is_finite()) {
+        // Infinite values are refused when the data is read; finite ones this large (|x| near
+        // 1e154 and up) still overflow the variance, and a scale of inf would zero the feature.
+        let largest = present.iter().map(|&x| x.into().abs()).fold(0.0, f64::max);
+        return Err(Error::data(format!(
+            "features.numeric[{index}]: column {name:?} is too large to standardize: the variance \
+             of its train values overflows (largest |value| {largest:e}); rescale the column"
+        )));
+    }
     let std = var.sqrt();
     // Like scikit-learn, a std that is rounding noise relative to the mean counts as constant.
     let scale = if std <= 10.0 * f64::EPSILON * mean.abs().max(1.0) { 1.0 } else { std };

@@ -23,7 +23,9 @@ fn read_json<T: serde::de::DeserializeOwned>(run: &Path, name: &str) -> Result<T
 
 /// Renders the summary of the run in `run`.
 pub fn inspect(run: &Path) -> Result<String> {
+    let files = artifact::RunFiles::open(run)?;
     let manifest: Manifest = read_json(run, names::MANIFEST)?;
+    files.read(names::METRICS)?;
     let metrics: MetricsFile = read_json(run, names::METRICS)?;
     let (card, model) = artifact::load(run)?;
     let mut s = String::new();

@@ -9,6 +9,7 @@
 //! | read Parquet (projection, filters, statistics pruning) | [`data`] | [`data::read`] |
 //! | join labels, split train/test, encode labels | [`dataset`], [`split`], [`label`] | [`dataset::load`] |
 //! | fit the feature pipeline, build the design matrix | [`features`] | [`features::Pipeline::fit`] |
+//! | estimate the run's memory against the process's limit | [`memory`] | [`memory::estimate`] |
 //! | resolve `device` against the GPUs this process can use | [`device`] | [`device::resolve`] |
 //! | fit logistic regression (L-BFGS over the fused kernel) | [`logistic`], [`solver`] | [`logistic::fit`] |
 //! | fit one logistic model per group next to the generic one, and compose them | [`partition`] | [`partition::fit`] |
@@ -34,6 +35,7 @@ pub mod features;
 pub mod inspect;
 pub mod label;
 pub mod logistic;
+pub mod memory;
 pub mod metrics;
 pub mod mlp;
 pub mod model;

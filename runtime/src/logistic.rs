@@ -89,15 +89,28 @@ pub fn fit_on(
     weights: Option<&[f32]>,
     spec: &LogisticSpec,
 ) -> Result<(LogisticModel, FitReport)> {
-    let Device::Cuda(ordinal) = device else {
-        return Ok(fit(x, y, weights, spec));
+    let fitted = match device {
+        Device::Cpu => fit(x, y, weights, spec),
+        Device::Cuda(ordinal) => {
+            let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
+            let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
+            let mut gpu = cuda::logistic::Objective::new(ordinal, &problem).map_err(|e| {
+                Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}"))
+            })?;
+            solve(&mut gpu, &problem, spec, None)
+                .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))?
+        }
     };
-    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
-    let problem = Problem { x: &x.data, rows: x.rows, cols: x.cols, y, weights: weights.as_deref() };
-    let mut gpu = cuda::logistic::Objective::new(ordinal, &problem)
-        .map_err(|e| Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}")))?;
-    solve(&mut gpu, &problem, spec, None)
-        .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))
+    // The design matrix is checked finite before the fit, so this is a guard, not a path users
+    // take: a model fitted from a NaN objective must never be written as a run.
+    if fitted.1.stop == Stop::NonFinite || !fitted.0.coef.iter().chain([&fitted.0.intercept]).all(|v| v.is_finite()) {
+        return Err(Error::data(format!(
+            "model.logistic: the objective became {} after {} iterations; no run was written \
+             (check the features and weights for extreme values)",
+            fitted.1.final_objective, fitted.1.iterations
+        )));
+    }
+    Ok(fitted)
 }
 
 /// L-BFGS over `objective`, which evaluates `problem` wherever its data lives; with an anchor,

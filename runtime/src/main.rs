@@ -1,6 +1,7 @@
 //! The `trainyard` command line: parses arguments, calls one library function per command, and
 //! turns the error, if any, into the exit code in one place.
 
+use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -132,8 +133,79 @@ enum Format {
     Json,
 }
 
+/// The system allocator, except that a failed allocation ends the process with exit 1 and a
+/// one-line message instead of Rust's abort (exit 134 with a backtrace): out of memory is an
+/// infrastructure failure that a retry on a bigger node can fix (DESIGN.md's exit codes). Runs
+/// are sized against the memory limit before they allocate, so this is the last line.
+struct ExitOnOutOfMemory;
+
+// SAFETY: every method forwards to `System` with the same arguments; the failure path only
+// writes to stderr from a stack buffer and exits, without allocating.
+unsafe impl GlobalAlloc for ExitOnOutOfMemory {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as given.
+        checked(unsafe { System.alloc(layout) }, layout.size())
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as given.
+        checked(unsafe { System.alloc_zeroed(layout) }, layout.size())
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as given.
+        checked(unsafe { System.realloc(ptr, layout, new_size) }, new_size)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as given.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: ExitOnOutOfMemory = ExitOnOutOfMemory;
+
+fn checked(ptr: *mut u8, size: usize) -> *mut u8 {
+    if ptr.is_null() {
+        out_of_memory(size);
+    }
+    ptr
+}
+
+#[cold]
+fn out_of_memory(size: usize) -> ! {
+    let mut buf = [0u8; 128];
+    let mut len = 0;
+    let mut put = |bytes: &[u8]| {
+        for &b in bytes {
+            if len < buf.len() {
+                buf[len] = b;
+                len += 1;
+            }
+        }
+    };
+    put(b"error: out of memory: allocating ");
+    let mut digits = [0u8; 20];
+    let mut n = size;
+    let mut d = digits.len();
+    loop {
+        d -= 1;
+        digits[d] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    put(&digits[d..]);
+    put(b" bytes failed; give the job more memory (a larger resource class)\n");
+    // SAFETY: writing a valid buffer to stderr and exiting; neither allocates.
+    unsafe {
+        libc::write(2, buf.as_ptr().cast(), len);
+        libc::_exit(1);
+    }
+}
+
 fn main() -> ExitCode {
     keep_freed_memory();
+    exit_1_on_panic();
     let cli = Cli::parse();
     let human = init_logging(cli.log_format);
     let termination_log = cli.termination_log.clone();
@@ -159,6 +231,22 @@ fn keep_freed_memory() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
     }
+}
+
+/// A panic is a bug, never the input's fault: one line naming where it happened, and exit 1
+/// (an internal error, as DESIGN.md's table says), not exit 101 and a backtrace nobody asked for.
+fn exit_1_on_panic() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let _ = writeln!(std::io::stderr(), "error: internal error: {message}{place}; please report this");
+        std::process::exit(1);
+    }));
 }
 
 /// Sets up logging; returns whether logs are for a person at a terminal (progress bars then).

@@ -26,8 +26,21 @@ pub struct PredictSummary {
 /// `out`: the model's key column when the data has it, then `score`. The output appears only
 /// once complete.
 pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary> {
+    if out.is_dir() {
+        return Err(Error::Usage(format!("--out {} is a directory; name the output Parquet file", out.display())));
+    }
     let (card, model) = artifact::load(run)?;
     let paths = data::expand("--data", data, |p| PathBuf::from(p))?;
+    // Writing the scores over an input would destroy it (the rename replaces the file).
+    if let Ok(target) = out.canonicalize()
+        && let Some(input) = paths.iter().find(|p| p.canonicalize().is_ok_and(|c| c == target))
+    {
+        return Err(Error::Usage(format!(
+            "--out {} is one of the --data files ({}); write the scores elsewhere",
+            out.display(),
+            input.display()
+        )));
+    }
     let files = ParquetFile::open_all(&paths)?;
     let mut columns: Vec<String> = card
         .pipeline
@@ -46,7 +59,10 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
         columns.push(p.by.clone());
     }
     let kinds = data::column_kinds(&files, &columns)?;
-    let (frame, _) = data::read(&files, &columns, &kinds, &[])?;
+    let (frame, _, origins) = data::read_tracked(&files, &columns, &kinds, &[])?;
+    let numeric: Vec<(String, String)> =
+        card.pipeline.numeric.iter().map(|n| ("--data".to_string(), n.column.clone())).collect();
+    data::check_finite(&files, &origins, &frame, &numeric)?;
     let scores = match (&card.partition, &model) {
         (Some(p), Model::Logistic(generic)) => {
             let groups = GroupModels::load(run, card.pipeline.width())?;

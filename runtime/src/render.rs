@@ -69,6 +69,14 @@ pub struct RenderOptions {
 
 /// The ConfigMap, the NetworkPolicy and the Job as a three-document YAML stream.
 pub fn render(checked: &CheckedSpec, opts: &RenderOptions) -> Result<String> {
+    // Checked here, not left to the API server: a newline in either would otherwise be written
+    // into the YAML, and a bad value would surface only at `kubectl apply`, far from the flag.
+    if let Some(namespace) = &opts.namespace {
+        checked_namespace(namespace)?;
+    }
+    if let Some(image) = &opts.image {
+        checked_image(image)?;
+    }
     let class_name = opts.class.clone().or_else(|| checked.spec.resources.clone()).ok_or_else(|| {
         Error::Usage(format!(
             "no resource class: pass --class or set \"resources\" in the spec; known: {}",
@@ -143,6 +151,123 @@ fn checked_name(name: &str) -> Result<String> {
         Err(Error::Usage(format!(
             "job name {name:?} is not a valid Kubernetes name (1-52 lower-case letters, digits and '-', starting with a letter); pass --name"
         )))
+    }
+}
+
+/// `--namespace`: Kubernetes requires an RFC 1123 label.
+fn checked_namespace(namespace: &str) -> Result<()> {
+    let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    let ok = (1..=63).contains(&namespace.len())
+        && namespace.chars().all(|c| alphanumeric(c) || c == '-')
+        && namespace.starts_with(alphanumeric)
+        && namespace.ends_with(alphanumeric);
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "--namespace {namespace:?} is not a valid Kubernetes namespace (an RFC 1123 label: 1-63 \
+             lower-case letters, digits and '-', starting and ending with a letter or digit)"
+        )))
+    }
+}
+
+/// `--image`: an image reference as the container runtime parses it (the grammar of
+/// github.com/distribution/reference), `[host[:port]/]path[:tag][@sha256:<64 hex>]`. IPv6
+/// registry addresses (`[::1]:5000/...`) are not accepted.
+fn checked_image(image: &str) -> Result<()> {
+    let bad =
+        |rule: &str| Err(Error::Usage(format!("--image {image:?} is not a valid image reference: {rule}")));
+    if image.is_empty() {
+        return bad("it is empty");
+    }
+    if image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return bad("it contains whitespace or control characters");
+    }
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    if let Some(digest) = digest {
+        let hex = digest.strip_prefix("sha256:").unwrap_or_default();
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+            return bad("the digest after '@' must be sha256: and 64 lower-case hex digits");
+        }
+    }
+    // The tag follows the last ':' after the last '/'; an earlier ':' belongs to a port.
+    let last_slash = rest.rfind('/').map_or(0, |i| i + 1);
+    let (name, tag) = match rest[last_slash..].rfind(':') {
+        Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+        None => (rest, None),
+    };
+    if let Some(tag) = tag {
+        let ok = (1..=128).contains(&tag.len())
+            && tag.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+            && !tag.starts_with(['.', '-']);
+        if !ok {
+            return bad(
+                "the tag after ':' must be 1-128 letters, digits, '_', '.' and '-', not starting with '.' or '-'",
+            );
+        }
+    }
+    let mut components: Vec<&str> = name.split('/').collect();
+    // Docker's rule: the first of several components is a registry when it has a '.', a ':' or
+    // an upper-case letter, or is `localhost`; otherwise `team/app` is a path on Docker Hub.
+    let first = components[0];
+    if components.len() > 1
+        && (first.contains(['.', ':'])
+            || first == "localhost"
+            || first.chars().any(|c| c.is_ascii_uppercase()))
+    {
+        let (host, port) = first.split_once(':').map_or((first, None), |(h, p)| (h, Some(p)));
+        let host_part = |p: &str| {
+            !p.is_empty()
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                && !p.starts_with('-')
+                && !p.ends_with('-')
+        };
+        let port_ok = port.is_none_or(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+        if !host.split('.').all(host_part) || !port_ok {
+            return bad(&format!(
+                "registry {first:?} must be a host name ('.'-separated parts of letters, digits and '-') \
+                 with an optional :port"
+            ));
+        }
+        components.remove(0);
+    }
+    match components.iter().find(|c| !path_component(c)) {
+        Some(c) => bad(&format!(
+            "path component {c:?} must be lower-case letters and digits, separated by '.', '_', '__' \
+             or '-'"
+        )),
+        None => Ok(()),
+    }
+}
+
+/// One `/`-separated component of an image path: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
+fn path_component(component: &str) -> bool {
+    let alphanumeric = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+    let bytes = component.as_bytes();
+    let mut i = 0;
+    loop {
+        let run = i;
+        while i < bytes.len() && alphanumeric(bytes[i]) {
+            i += 1;
+        }
+        if i == run {
+            return false;
+        }
+        if i == bytes.len() {
+            return true;
+        }
+        let separator = i;
+        while i < bytes.len() && !alphanumeric(bytes[i]) {
+            i += 1;
+        }
+        if !matches!(&bytes[separator..i], b"." | b"_" | b"__")
+            && !bytes[separator..i].iter().all(|&b| b == b'-')
+        {
+            return false;
+        }
     }
 }
 
@@ -399,5 +524,61 @@ mod tests {
         let bad =
             RenderOptions { class: Some("gpu".into()), name: Some("Bad_Name".into()), ..Default::default() };
         assert_eq!(render(&checked(None), &bad).unwrap_err().exit_code(), 2);
+    }
+
+    #[test]
+    fn namespaces_are_rfc_1123_labels() {
+        for ok in ["trainyard", "a", "team-1", "0ab", &"a".repeat(63)] {
+            checked_namespace(ok).unwrap();
+        }
+        for bad in ["", "Trainyard", "a b", "-a", "a-", "a.b", "a_b", "a\nb", &"a".repeat(64)] {
+            let err = checked_namespace(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            assert!(err.to_string().starts_with(&format!("--namespace {bad:?} is not a valid")), "{err}");
+        }
+    }
+
+    #[test]
+    fn images_are_checked_against_the_reference_grammar() {
+        let digest = "0123456789abcdef".repeat(4);
+        for ok in [
+            "trainyard".to_string(),
+            "ghcr.io/trainyard/trainyard:0.1.0".into(),
+            "localhost:5000/team/app:latest".into(),
+            "registry.example.com:443/a__b/c-d.e_f--g:V1_2.3-rc".into(),
+            format!("ghcr.io/trainyard/trainyard@sha256:{digest}"),
+            format!("trainyard:1@sha256:{digest}"),
+            "Registry/app".into(),
+            format!("app:{}", "t".repeat(128)),
+        ] {
+            checked_image(&ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (bad, rule) in [
+            ("", "it is empty"),
+            ("ghcr.io/x/y:tag evil", "whitespace or control"),
+            ("ghcr.io/x/y\n", "whitespace or control"),
+            ("ghcr.io/Trainyard/x", "path component \"Trainyard\""),
+            ("Upper/Case", "path component \"Case\""),
+            ("a..b", "path component \"a..b\""),
+            ("a/-b", "path component \"-b\""),
+            ("a___b", "path component"),
+            (":tag", "path component \"\""),
+            ("a//b", "path component \"\""),
+            ("app:", "the tag"),
+            ("app:-x", "the tag"),
+            ("app:a+b", "the tag"),
+            ("app@sha256:abc", "the digest"),
+            ("app@md5:0123", "the digest"),
+            ("-host.io/app", "registry \"-host.io\""),
+            ("host.io:80a/app", "registry \"host.io:80a\""),
+        ] {
+            let err = checked_image(bad).unwrap_err();
+            assert_eq!(err.exit_code(), 2);
+            let err = err.to_string();
+            assert!(err.starts_with(&format!("--image {bad:?} is not a valid image reference: ")), "{err}");
+            assert!(err.contains(rule), "{bad:?}: {err}");
+        }
+        let long_tag = format!("app:{}", "t".repeat(129));
+        assert!(checked_image(&long_tag).unwrap_err().to_string().contains("the tag"));
     }
 }

@@ -51,6 +51,9 @@ pub enum Stop {
     /// The line search found no acceptable step (usually: the optimum is already reached to
     /// machine precision).
     LineSearch,
+    /// The objective or its gradient is NaN or infinite at the current point: nothing the
+    /// solver does from there means anything. Never a convergence.
+    NonFinite,
 }
 
 /// The result of a minimization.
@@ -101,6 +104,10 @@ pub fn minimize(f: &mut dyn Objective, x0: Vec<f64>, opts: &Options) -> Solution
     let mut g_new = vec![0.0; n];
 
     let stop = loop {
+        // Checked first: `max_abs` of a NaN gradient would otherwise read as 0, "converged".
+        if !value.is_finite() || g.iter().any(|v| !v.is_finite()) {
+            break Stop::NonFinite;
+        }
         if max_abs(&g) <= opts.gtol {
             break Stop::Gradient;
         }
@@ -294,6 +301,18 @@ fn cubic_min((a, fa, ga): (f64, f64, f64), (b, fb, gb): (f64, f64, f64)) -> f64 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nan_objective_never_reads_as_converged() {
+        // A NaN gradient once made max |g| read as 0: "converged" at iteration 0.
+        let mut f = |_: &[f64], g: &mut [f64]| {
+            g.iter_mut().for_each(|v| *v = f64::NAN);
+            f64::NAN
+        };
+        let sol = minimize(&mut f, vec![0.0; 3], &Options::default());
+        assert_eq!(sol.stop, Stop::NonFinite);
+        assert!(!sol.converged());
+    }
 
     #[test]
     fn minimizes_the_rosenbrock_function() {

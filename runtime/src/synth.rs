@@ -125,6 +125,26 @@ impl Rng {
     }
 }
 
+/// Refuses before generating anything: an output that exists and is not a directory, and a
+/// dataset whose generation needs more memory (`bytes`) than the process may use.
+fn check_size(out: &Path, flag: &str, bytes: u128) -> Result<()> {
+    if out.exists() && !out.is_dir() {
+        return Err(Error::Usage(format!("synth: --out {} exists and is not a directory", out.display())));
+    }
+    let budget = crate::memory::budget();
+    let need = u64::try_from(bytes).unwrap_or(u64::MAX);
+    if need > budget.bytes / 2 {
+        return Err(Error::Usage(format!(
+            "synth: generating this dataset needs about {} of memory but the process may use {} ({}); \
+             lower {flag}",
+            crate::memory::human(need),
+            crate::memory::human(budget.bytes),
+            budget.source
+        )));
+    }
+    Ok(())
+}
+
 /// Writes `out/charges/part-NNNNN.parquet` and `out/labels.parquet`.
 pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     if opts.rows < 10 || opts.files == 0 || opts.files > opts.rows {
@@ -133,6 +153,9 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
             opts.rows, opts.files
         )));
     }
+    // Every row is generated in memory first (times are sorted over all rows): about 120 bytes
+    // a row for the columns, logits and times.
+    check_size(out, "--rows", opts.rows as u128 * 120)?;
     let n = opts.rows;
     let mut rng = Rng::new(opts.seed);
     let merchants = (n / 40).clamp(20, 20_000);
@@ -241,6 +264,9 @@ pub fn write_numeric(out: &Path, features: usize, opts: &SynthOptions) -> Result
             opts.rows, opts.files
         )));
     }
+    // One file's columns are in memory at a time, plus Arrow's copy of them.
+    let per_file_rows = opts.rows.div_ceil(opts.files) as u128;
+    check_size(out, "--numeric or --rows, or raise --files", per_file_rows * (features as u128 * 8 + 24))?;
     let mut rng = Rng::new(opts.seed ^ 0x006e_756d_6572_6963);
     let beta: Vec<f64> = (0..features).map(|_| 1.2 * rng.normal() / (features as f64).sqrt()).collect();
     let scale: Vec<f64> = (0..features).map(|j| 10f64.powi((j % 5) as i32 - 2)).collect();

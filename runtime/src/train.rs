@@ -15,6 +15,7 @@ use crate::device::{self, Workload};
 use crate::error::{Error, Result};
 use crate::features::{Matrix, Pipeline};
 use crate::logistic;
+use crate::memory;
 use crate::metrics::SplitMetrics;
 use crate::mlp::{self, checkpoint};
 use crate::model::{FitReport, Model};
@@ -122,6 +123,9 @@ pub struct Manifest {
     pub finished_at: String,
     /// Wall seconds.
     pub seconds: f64,
+    /// SHA-256 of every other file of the run, by name; readers verify what they load.
+    #[serde(default)]
+    pub artifacts: std::collections::BTreeMap<String, String>,
 }
 
 /// What a finished run reports back.
@@ -148,7 +152,14 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         checked.spec.output = Some(out.to_string_lossy().into_owned());
     }
     let target = PathBuf::from(checked.spec.output_dir());
-    rundir::check_target(&target, opts.overwrite)?;
+    let inputs: Vec<PathBuf> = (checked.spec.data.features.iter().chain(&checked.spec.data.labels))
+        .chain(match &checked.holdout {
+            crate::spec::CheckedHoldout::Files(entries) => entries.as_slice(),
+            _ => &[],
+        })
+        .map(|entry| checked.resolve(entry))
+        .collect();
+    let target = rundir::check_output(&target, opts.overwrite, &inputs)?;
     let workload = match &checked.spec.model {
         ModelSpec::Logistic(_) => Workload::Logistic,
         ModelSpec::Mlp(_) => Workload::Mlp,
@@ -194,6 +205,10 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let t = Instant::now();
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
+    // Before the design matrices and the network exist: a run that cannot fit fails now, with
+    // what is too large, instead of being killed for memory later.
+    let estimate = memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len());
+    memory::check(&estimate, &memory::budget(), memory::resident_bytes())?;
     let design = match &spec.model {
         // The frames' dense rows become the design matrices (in place when the layout allows).
         ModelSpec::Logistic(_) => Design::OneHot(
@@ -394,6 +409,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         finished_at: finished_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         seconds: started.elapsed().as_secs_f64(),
+        artifacts: artifact::digests(&staging.path(""))?,
     };
     staging.write(names::MANIFEST, &to_json(&manifest)?)?;
     let run_dir = staging.commit()?;

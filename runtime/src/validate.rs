@@ -12,6 +12,7 @@ use crate::dataset::{self, Dataset, LoadReport};
 use crate::error::Result;
 use crate::features::Pipeline;
 use crate::label::LabelMapping;
+use crate::memory;
 use crate::spec::CheckedSpec;
 
 /// One feature column as seen in the train rows.
@@ -48,6 +49,8 @@ pub struct ValidateReport {
     pub features: Vec<FeatureSummary>,
     /// Columns of the design matrix.
     pub design_width: usize,
+    /// The memory estimate of training this spec on this data.
+    pub memory: Option<MemoryReport>,
 }
 
 /// Loads, splits and fits the feature pipeline without training.
@@ -55,7 +58,22 @@ pub fn validate(checked: &CheckedSpec) -> Result<ValidateReport> {
     let data = dataset::load(checked)?;
     let spec = &checked.spec;
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
-    Ok(report(checked, &data, &pipeline))
+    let mut report = report(checked, &data, &pipeline);
+    let estimate = memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len());
+    let budget = memory::budget();
+    // What `train` would refuse, `validate` refuses too, with the same message.
+    memory::check(&estimate, &budget, memory::resident_bytes())?;
+    report.memory = Some(MemoryReport { estimate, budget });
+    Ok(report)
+}
+
+/// The run's estimated large allocations and the memory the process may use.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryReport {
+    /// The estimate (see [`memory::estimate`]).
+    pub estimate: memory::Estimate,
+    /// The budget it was checked against.
+    pub budget: memory::Budget,
 }
 
 fn report(checked: &CheckedSpec, data: &Dataset, pipeline: &Pipeline) -> ValidateReport {
@@ -112,6 +130,7 @@ fn report(checked: &CheckedSpec, data: &Dataset, pipeline: &Pipeline) -> Validat
         labels: data.labels.clone(),
         features,
         design_width: pipeline.width(),
+        memory: None,
     }
 }
 
@@ -213,6 +232,18 @@ impl ValidateReport {
             );
         }
         let _ = writeln!(s, "\ndesign matrix: {} columns", self.design_width);
+        if let Some(m) = &self.memory {
+            let _ = writeln!(
+                s,
+                "memory: about {} for the model and its data, of {} the process may use ({})",
+                memory::human(m.estimate.total_bytes),
+                memory::human(m.budget.bytes),
+                m.budget.source
+            );
+            for i in &m.estimate.items {
+                let _ = writeln!(s, "  {:>10}  {}", memory::human(i.bytes), i.what);
+            }
+        }
         s
     }
 }

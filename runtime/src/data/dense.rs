@@ -181,6 +181,11 @@ fn decode_unit(
                     }
                     let local = (kept[i] - offset) as usize;
                     let v = if nulls.is_some_and(|n| n.is_null(local)) { f32::NAN } else { raw[local] };
+                    if v.is_infinite() {
+                        let row = file.first_row_of_group(rg) + u64::from(kept[i]);
+                        let field = "features.numeric";
+                        return Err(super::finite::infinite_value(field, &names[j], file, row, f64::from(v)));
+                    }
                     let t = &targets[o as usize];
                     let at = r as usize * cols + j;
                     debug_assert!(at < t.len && t.cols == cols);

@@ -5,6 +5,7 @@
 mod column;
 mod dense;
 mod files;
+mod finite;
 mod filter;
 mod reader;
 mod writer;
@@ -12,6 +13,7 @@ mod writer;
 pub use column::{Column, KeyRef, Kind, Values};
 pub use dense::{Dense, NOWHERE, Place, is_f32, scatter};
 pub use files::expand;
+pub use finite::check_finite;
 pub use filter::Predicate;
 pub use reader::{Frame, Origins, ParquetFile, ReadStats, column_kinds, read, read_tracked};
 pub use writer::write_parquet;

@@ -1,7 +1,9 @@
 //! Reading Parquet files into a [`Frame`]: metadata first (schemas, drift, statistics), then only
 //! the needed columns of the row groups that can match the filters, decoded in parallel.
 
+use std::collections::HashSet;
 use std::fs::File;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
@@ -13,6 +15,7 @@ use rayon::prelude::*;
 
 use super::column::{Column, Kind};
 use super::dense::Dense;
+use super::files::describe;
 use super::filter::Predicate;
 use crate::error::{Error, Result};
 
@@ -52,14 +55,38 @@ impl ParquetFile {
             .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))
     }
 
-    /// Opens `path` and reads its footer. A file that is not Parquet, or is truncated, is a data
-    /// error naming the file.
+    /// Opens `path` and reads its footer. A file that is not Parquet, is truncated, is not a
+    /// regular file, or has two top-level columns of one name, is a data error naming the file.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let bytes = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        // Non-blocking, so that a named pipe where a Parquet file was expected is reported below
+        // instead of blocking the open until a writer appears; regular files ignore the flag.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let metadata = file.metadata().map_err(|e| Error::io(path, e))?;
+        if !metadata.is_file() {
+            return Err(Error::data(format!(
+                "{} is {}, not a regular Parquet file",
+                path.display(),
+                describe(metadata.file_type())
+            )));
+        }
         let meta = ArrowReaderMetadata::load(&file, Default::default())
             .map_err(|e| Error::data(format!("{}: not a readable Parquet file: {e}", path.display())))?;
-        Ok(ParquetFile { path: path.to_path_buf(), bytes, meta })
+        // Columns are looked up by name everywhere, and a lookup would silently take the first.
+        let names: Vec<&str> = meta.schema().fields().iter().map(|f| f.name().as_str()).collect();
+        let mut seen = HashSet::new();
+        if let Some(dup) = names.iter().find(|n| !seen.insert(**n)) {
+            let times = names.iter().filter(|n| *n == dup).count();
+            return Err(Error::data(format!(
+                "{}: column {dup:?} appears {times} times in the schema; trainyard cannot tell which \
+                 one is meant (rename the duplicates when writing the file)",
+                path.display()
+            )));
+        }
+        Ok(ParquetFile { path: path.to_path_buf(), bytes: metadata.len(), meta })
     }
 
     /// Opens several files in parallel, keeping their order.
@@ -106,6 +133,12 @@ impl ParquetFile {
                 field.data_type()
             ))
         })
+    }
+
+    /// The file row at which row group `rg` starts.
+    pub(crate) fn first_row_of_group(&self, rg: usize) -> u64 {
+        let meta = self.meta.metadata();
+        (0..rg.min(meta.num_row_groups())).map(|g| meta.row_group(g).num_rows().max(0) as u64).sum()
     }
 
     fn leaf_index(&self, name: &str) -> Option<usize> {
@@ -319,4 +352,48 @@ fn read_row_group(
         .map(|(p, &kind)| if p.is_empty() { Column::empty(kind) } else { Column::concat(p) })
         .collect();
     Ok((columns, kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Float64Array};
+    use arrow::datatypes::{DataType, Field, Schema};
+    use arrow::record_batch::RecordBatch;
+
+    use super::*;
+
+    #[test]
+    fn duplicate_column_names_are_rejected_naming_the_file_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dup.parquet");
+        let schema = Schema::new(vec![
+            Field::new("amount", DataType::Float64, false),
+            Field::new("id", DataType::Float64, false),
+            Field::new("amount", DataType::Float64, false),
+        ]);
+        let column: ArrayRef = Arc::new(Float64Array::from(vec![1.0, 2.0]));
+        let batch =
+            RecordBatch::try_new(Arc::new(schema), vec![column.clone(), column.clone(), column]).unwrap();
+        crate::data::write_parquet(&path, batch, 10).unwrap();
+        let err = ParquetFile::open(&path).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let message = err.to_string();
+        assert!(
+            message.starts_with(&format!("{}: column \"amount\" appears 2 times", path.display())),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_named_pipe_is_reported_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("pipe.parquet");
+        let c = std::ffi::CString::new(path.clone().into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo only creates the node.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let err = ParquetFile::open(&path).unwrap_err().to_string();
+        assert!(err.ends_with("is a named pipe (FIFO), not a regular Parquet file"), "{err}");
+    }
 }

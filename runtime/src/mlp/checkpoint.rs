@@ -9,7 +9,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
+use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::EpochRecord;
 use super::tensors;
@@ -17,6 +19,8 @@ use crate::error::{Error, Result};
 
 const FILE: &str = "checkpoint.safetensors";
 const STATE_KEY: &str = "trainyard.state";
+/// Metadata key of the checkpoint's content digest, checked on load.
+const DIGEST_KEY: &str = "trainyard.sha256";
 
 /// Where the loop stood when the checkpoint was written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,8 +86,13 @@ pub fn save(
         all.extend(set.iter().map(|(n, t)| (format!("{prefix}/{n}"), t.clone())));
     }
     let state_json = serde_json::to_string(state).map_err(|e| Error::Internal(e.to_string()))?;
-    let bytes = tensors::encode(&all, Some(HashMap::from([(STATE_KEY.to_string(), state_json)])))
-        .map_err(|e| Error::Internal(format!("serializing the checkpoint: {e}")))?;
+    let internal = |e: String| Error::Internal(format!("serializing the checkpoint: {e}"));
+    let mut metadata = HashMap::from([(STATE_KEY.to_string(), state_json)]);
+    // The digest covers what `load` will use (state and tensors), not the encoding, so it is
+    // computed from a first encoding and stored in the second.
+    let unsigned = tensors::encode(&all, Some(metadata.clone())).map_err(internal)?;
+    metadata.insert(DIGEST_KEY.to_string(), content_digest(&unsigned).map_err(internal)?);
+    let bytes = tensors::encode(&all, Some(metadata)).map_err(internal)?;
     let path = dir.join(FILE);
     let tmp = dir.join(format!(".{FILE}.tmp-{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -109,6 +118,21 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
             path.display()
         ))
     };
+    let recorded = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| unusable(e.to_string()))?
+        .1
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get(DIGEST_KEY).cloned())
+        .ok_or_else(|| unusable(format!("no {DIGEST_KEY} metadata")))?;
+    let actual = content_digest(&bytes).map_err(&unusable)?;
+    if actual != recorded {
+        return Err(unusable(format!(
+            "its sha256 {} does not match the recorded {}: the file is corrupt",
+            &actual[..16],
+            &recorded[..recorded.len().min(16)]
+        )));
+    }
     let (all, metadata) = tensors::decode(&bytes, device).map_err(unusable)?;
     let state: LoopState = metadata
         .get(STATE_KEY)
@@ -135,11 +159,89 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
     Ok(Some(ckpt))
 }
 
+/// SHA-256 (hex) over the loop state and every tensor (name, dtype, shape, bytes, in name
+/// order) of an encoded checkpoint: everything a resume uses.
+fn content_digest(bytes: &[u8]) -> Result<String, String> {
+    let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
+    let state = header.metadata().as_ref().and_then(|m| m.get(STATE_KEY)).cloned().unwrap_or_default();
+    let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;
+    let mut views = st.tensors();
+    views.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut hasher = Sha256::new();
+    hasher.update((state.len() as u64).to_le_bytes());
+    hasher.update(state.as_bytes());
+    for (name, view) in views {
+        hasher.update((name.len() as u64).to_le_bytes());
+        hasher.update(name.as_bytes());
+        hasher.update(format!("{:?}", view.dtype()).as_bytes());
+        hasher.update((view.shape().len() as u64).to_le_bytes());
+        for &d in view.shape() {
+            hasher.update((d as u64).to_le_bytes());
+        }
+        hasher.update((view.data().len() as u64).to_le_bytes());
+        hasher.update(view.data());
+    }
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
 /// Removes the checkpoint directory (after the run directory is committed).
 pub fn remove(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(Error::io(dir, e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> LoopState {
+        LoopState {
+            spec_sha256: "ab".repeat(32),
+            train_rows: 10,
+            validation_rows: 2,
+            epoch: 1,
+            batch: 3,
+            step: 7,
+            epoch_loss: 0.5,
+            epoch_weight: 3.0,
+            best: Some((1, 0.4)),
+            bad_epochs: 0,
+            history: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_corrupt_checkpoint_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let dev = Device::Cpu;
+        let w = Tensor::from_vec((0..64).map(|i| i as f32).collect::<Vec<_>>(), (8, 8), &dev).unwrap();
+        let params = vec![("hidden.0.weight".to_string(), w)];
+        save(dir.path(), &state(), &params, &params, &params, &params).unwrap();
+        let loaded = load(dir.path(), &dev).unwrap().unwrap();
+        assert_eq!(loaded.state, state());
+
+        let path = dir.path().join(FILE);
+        let good = std::fs::read(&path).unwrap();
+        // 64 flipped bytes in the tensor data, as in the issue: parseable, but not the weights.
+        let mut bad = good.clone();
+        let n = bad.len();
+        bad[n - 200..n - 136].iter_mut().for_each(|b| *b ^= 0xff);
+        std::fs::write(&path, &bad).unwrap();
+        let err = load(dir.path(), &dev).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.to_string();
+        assert!(text.contains("checkpoint.safetensors: not a usable checkpoint"), "{text}");
+        assert!(text.contains("does not match the recorded"), "{text}");
+
+        // An edited loop state (epoch 1 -> 9) is caught too.
+        let needle = b"\\\"epoch\\\":1";
+        let at = good.windows(needle.len()).position(|w| w == needle).expect("the state's epoch");
+        let mut edited = good.clone();
+        edited[at + needle.len() - 1] = b'9';
+        std::fs::write(&path, &edited).unwrap();
+        assert!(load(dir.path(), &dev).unwrap_err().to_string().contains("does not match"));
     }
 }

@@ -100,8 +100,15 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         dropout: spec.dropout,
     };
     let balanced = spec.class_weight.as_deref() == Some("balanced");
-    let weights = crate::logistic::effective_weights(data.labels, data.weights, balanced)
+    let mut weights = crate::logistic::effective_weights(data.labels, data.weights, balanced)
         .unwrap_or_else(|| vec![1.0; rows]);
+    // The loss is a weighted mean, so scaling every weight changes nothing but the range of the
+    // float32 products: weights of 1e30 would overflow a batch's sum. Far from 1, bring the
+    // mean weight to 1.
+    let mean_weight = weights.iter().map(|&w| f64::from(w)).sum::<f64>() / rows.max(1) as f64;
+    if mean_weight > 0.0 && !(1e-6..=1e6).contains(&mean_weight) {
+        weights.iter_mut().for_each(|w| *w = (f64::from(*w) / mean_weight) as f32);
+    }
 
     // Validation rows: a seeded share of the train rows, decided per row position.
     let (mut train_idx, mut val_idx) = (Vec::with_capacity(rows), Vec::new());
@@ -256,8 +263,9 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
             .map_err(candle_error)?;
             if !loss.is_finite() {
                 return Err(Error::data(format!(
-                    "model.mlp: the training loss became {loss} at epoch {} step {}; lower \
-                     model.mlp.learning_rate or check the features for extreme values",
+                    "model.mlp: the training loss became {loss} at epoch {} step {}; no run was \
+                     written (the inputs are finite and in range, so the optimizer diverged: lower \
+                     model.mlp.learning_rate or set model.mlp.grad_clip_norm)",
                     epoch + 1,
                     state.step + 1
                 )));

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use candle_core::Device;
 use serde::{Deserialize, Serialize};
 
-pub use fit::{FitOptions, TrainData, fit};
+pub use fit::{FitOptions, TrainData, default_batch_size, fit};
 pub use net::{Architecture, Net, embedding_rule};
 
 use crate::error::{Error, Result};

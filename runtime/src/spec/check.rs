@@ -335,6 +335,26 @@ fn check_partition(spec: &JobSpec) -> Result<()> {
     if p.by.is_empty() {
         return Err(Error::spec("partition.by", "must name the group column"));
     }
+    // A group column may also be a feature (merchant_id as both is common); as the label, the
+    // weight or a row key it would make one group per class, per weight or per row.
+    let role = if p.by == spec.label {
+        Some("the label")
+    } else if spec.weight.as_ref() == Some(&p.by) {
+        Some("the weight")
+    } else if spec.data.join_key.as_ref() == Some(&p.by) {
+        Some("data.join_key (one group per row)")
+    } else {
+        None
+    };
+    if let Some(role) = role {
+        return Err(Error::spec(
+            "partition.by",
+            format!(
+                "column {:?} is {role}; group by a column such as a merchant id (features are allowed)",
+                p.by
+            ),
+        ));
+    }
     if p.min_rows == 0 {
         return Err(Error::spec("partition.min_rows", "must be >= 1, got 0"));
     }
@@ -385,6 +405,33 @@ fn check_mlp(m: &MlpSpec) -> Result<()> {
     }
     if !(0.0..1.0).contains(&m.dropout) {
         return bad("dropout", format!("must be in [0, 1), got {}", m.dropout));
+    }
+    // Sizes whose float32 weights could not even be addressed are spec errors here; sizes
+    // that are merely too large for this machine are caught by the memory estimate once the
+    // data's cardinalities are known.
+    let addressable = isize::MAX as u128 / 4;
+    let mut fan_in: u128 = 1;
+    for (i, &h) in m.hidden.iter().enumerate() {
+        if (h as u128).saturating_mul(fan_in) > addressable {
+            return bad(
+                &format!("hidden[{i}]"),
+                format!("{h} units: the layer's weights would not fit in memory on any machine"),
+            );
+        }
+        fan_in = h as u128;
+    }
+    if let Some(d) = m.embedding_dim
+        && d as u128 > addressable
+    {
+        return bad("embedding_dim", format!("{d} is too large to allocate on any machine"));
+    }
+    if let Some(b) = m.batch_size
+        && (b as u128).saturating_mul(m.hidden.iter().map(|&h| h as u128).max().unwrap_or(1)) > addressable
+    {
+        return bad(
+            "batch_size",
+            format!("{b} rows x the widest layer would not fit in memory on any machine"),
+        );
     }
     if m.embedding_dim == Some(0) {
         return bad("embedding_dim", "must be >= 1 or null, got 0".into());

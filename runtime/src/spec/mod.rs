@@ -1,7 +1,8 @@
 //! The JSON job spec: serde types named exactly as DESIGN.md names the fields, their defaults,
 //! `--set` overrides, and validation into [`CheckedSpec`].
 //!
-//! Unknown fields are rejected everywhere. Every error names the JSON path of the field that was
+//! Unknown fields, keys given twice and arrays in place of objects are rejected everywhere
+//! (see [`JobSpec::from_json`]). Every error names the JSON path of the field that was
 //! wrong. The resolved spec (every default filled in, see [`JobSpec::resolved_json`]) is what a
 //! run records in its manifest.
 
@@ -13,6 +14,7 @@ pub use check::{
 };
 pub use overrides::apply_override;
 
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -453,20 +455,52 @@ fn default_tol() -> f64 {
 
 impl JobSpec {
     /// Parses a spec from JSON text, applying `--set` overrides first. Errors name the JSON path.
+    ///
+    /// Stricter than serde_json: the document must be an object, a key may appear only once per
+    /// object (serde_json would keep the last silently, also inside `params`), and an object of
+    /// the spec may not be written as an array of its fields' values.
     pub fn from_json(text: &str, overrides: &[String]) -> Result<Self> {
-        let mut value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
-            Error::spec("spec", format!("malformed JSON at line {} column {}: {e}", e.line(), e.column()))
+        let mut value = strict_json::parse(text).map_err(|e| match e {
+            strict_json::Error::Syntax(e) => {
+                Error::spec("spec", format!("malformed JSON at line {} column {}: {e}", e.line(), e.column()))
+            }
+            strict_json::Error::DuplicateKey { path, key, line, column } => {
+                Error::spec(path, format!("duplicate key {key:?} at line {line} column {column}"))
+            }
         })?;
+        // Before the overrides, which would otherwise replace a non-object document by an object.
+        if !value.is_object() {
+            return Err(Error::spec("spec", format!("must be a JSON object, got {}", json_type(&value))));
+        }
         for o in overrides {
             apply_override(&mut value, o)?;
         }
         Self::from_value(value)
     }
 
-    /// Reads and parses a spec file.
+    /// Reads and parses a spec file: a regular file, or a pipe (`validate <(jq ... spec.json)`,
+    /// `/dev/stdin`). A directory or a device is a usage error naming the path.
     pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self> {
+        let not_found = || Error::Usage(format!("spec file {} not found", path.display()));
+        let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => not_found(),
+            _ => Error::io(path, e),
+        })?;
+        let kind = metadata.file_type();
+        // A device would be read forever (/dev/zero) or read as nothing (/dev/null): neither is
+        // what was meant, so say what the path is instead.
+        if !(kind.is_file() || kind.is_fifo()) {
+            return Err(Error::Usage(format!(
+                "spec file {} is {}, not a JSON file",
+                path.display(),
+                file_kind(kind)
+            )));
+        }
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::Usage(format!("spec file {} not found", path.display())),
+            std::io::ErrorKind::NotFound => not_found(),
+            std::io::ErrorKind::InvalidData => {
+                Error::spec("spec", format!("{} is not UTF-8 text", path.display()))
+            }
             _ => Error::io(path, e),
         })?;
         Self::from_json(&text, overrides).map_err(|e| match e {
@@ -476,11 +510,15 @@ impl JobSpec {
     }
 
     fn from_value(value: serde_json::Value) -> Result<Self> {
-        serde_path_to_error::deserialize(value).map_err(|e| {
+        let spec: JobSpec = serde_path_to_error::deserialize(&value).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { "spec".to_string() } else { path };
             Error::spec(path, e.into_inner().to_string())
-        })
+        })?;
+        // Serializing a plain data struct cannot fail.
+        let typed = serde_json::to_value(&spec).unwrap_or(serde_json::Value::Null);
+        reject_positional_objects(&value, &typed, "")?;
+        Ok(spec)
     }
 
     /// The spec with every default filled in: what the manifest records and what its sha256 is
@@ -502,6 +540,241 @@ impl JobSpec {
         match &self.model {
             ModelSpec::Logistic(l) => Some(l),
             ModelSpec::Mlp(_) => None,
+        }
+    }
+}
+
+/// Rejects an array where the spec has an object. serde fills a struct from an array of its
+/// fields' values in declaration order, so `"model": {"logistic": [1.0, 500]}` would parse as
+/// `l2 = 1.0, max_iter = 500`: an accident, not a notation, and one that breaks silently when a
+/// field is added. Rather than list the struct-typed fields, compare the document with the parsed
+/// spec serialized back: every place where that is an object (a struct, or an enum's
+/// `{"variant": ...}`) must be an object in the document too. Free JSON (`params`,
+/// `positive_label`) serializes as it was given, so it is never flagged.
+fn reject_positional_objects(doc: &serde_json::Value, typed: &serde_json::Value, path: &str) -> Result<()> {
+    use serde_json::Value;
+    match (doc, typed) {
+        (Value::Array(_), Value::Object(_)) => Err(Error::spec(
+            if path.is_empty() { "spec" } else { path },
+            "must be a JSON object, got an array",
+        )),
+        (Value::Object(doc), Value::Object(typed)) => {
+            for (key, t) in typed {
+                if let Some(d) = doc.get(key) {
+                    let here = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    reject_positional_objects(d, t, &here)?;
+                }
+            }
+            Ok(())
+        }
+        (Value::Array(doc), Value::Array(typed)) => {
+            for (i, (d, t)) in doc.iter().zip(typed).enumerate() {
+                reject_positional_objects(d, t, &format!("{path}[{i}]"))?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// "an array", "a string", ... for messages.
+fn json_type(value: &serde_json::Value) -> &'static str {
+    use serde_json::Value;
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// What a path that is neither a regular file nor a pipe is, for messages.
+fn file_kind(kind: std::fs::FileType) -> &'static str {
+    if kind.is_dir() {
+        "a directory"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "a special file"
+    }
+}
+
+/// JSON text to a [`serde_json::Value`], rejecting a key that appears twice in one object.
+///
+/// serde_json keeps the last of two equal keys without a word, so `{"l2": 0.1, ..., "l2": 10}`
+/// trains with 10 while a reader of the file sees 0.1. The document is deserialized through a
+/// visitor that builds the value itself and knows the JSON path of every node, so the error can
+/// name where the duplicate is.
+pub(crate) mod strict_json {
+    use std::cell::RefCell;
+    use std::fmt;
+
+    use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    /// Why text is not an acceptable JSON document.
+    #[derive(Debug)]
+    pub(crate) enum Error {
+        /// Not JSON (or nested too deeply), as serde_json reports it.
+        Syntax(serde_json::Error),
+        /// `key` appears twice in the object at the parent of `path` (the path of the key).
+        DuplicateKey {
+            /// JSON path of the duplicated key, e.g. `params.owner` or `data.filters[0].column`.
+            path: String,
+            /// The key.
+            key: String,
+            /// Line of the second occurrence.
+            line: usize,
+            /// Column just after the second occurrence.
+            column: usize,
+        },
+    }
+
+    /// Parses `text` as one JSON value.
+    pub(crate) fn parse(text: &str) -> Result<Value, Error> {
+        let duplicate = RefCell::new(None);
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parsed = Node { path: String::new(), duplicate: &duplicate }.deserialize(&mut de).and_then(|v| {
+            de.end()?;
+            Ok(v)
+        });
+        parsed.map_err(|e| match duplicate.into_inner() {
+            // The visitor's error carries serde_json's position of the second key.
+            Some((path, key)) => Error::DuplicateKey { path, key, line: e.line(), column: e.column() },
+            None => Error::Syntax(e),
+        })
+    }
+
+    /// One node of the document: its path, and where to record a duplicate key (serde errors
+    /// carry only a message, and the path would otherwise have to be parsed back out of it).
+    struct Node<'a> {
+        path: String,
+        duplicate: &'a RefCell<Option<(String, String)>>,
+    }
+
+    impl<'a> Node<'a> {
+        fn child(&self, path: String) -> Node<'a> {
+            Node { path, duplicate: self.duplicate }
+        }
+    }
+
+    impl<'de> DeserializeSeed<'de> for Node<'_> {
+        type Value = Value;
+
+        fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+            deserializer.deserialize_any(self)
+        }
+    }
+
+    impl<'de> Visitor<'de> for Node<'_> {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON value")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            // serde_json produces only finite numbers, which `from` keeps as numbers.
+            Ok(Value::from(v))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_owned()))
+        }
+
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(item) =
+                seq.next_element_seed(self.child(format!("{}[{}]", self.path, items.len())))?
+            {
+                items.push(item);
+            }
+            Ok(Value::Array(items))
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut object = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+                if object.contains_key(&key) {
+                    *self.duplicate.borrow_mut() = Some((path, key));
+                    return Err(de::Error::custom("duplicate key"));
+                }
+                let value = map.next_value_seed(self.child(path))?;
+                object.insert(key, value);
+            }
+            Ok(Value::Object(object))
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn duplicate(text: &str) -> (String, String) {
+            match parse(text) {
+                Err(Error::DuplicateKey { path, key, .. }) => (path, key),
+                other => panic!("expected a duplicate key in {text}, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn parses_what_serde_json_parses() {
+            let text = r#"{"a": [1, -2, 3.5, 1e300, 18446744073709551615, "x\u00e9", true, null, {}], "b": {"c": []}}"#;
+            assert_eq!(parse(text).unwrap(), serde_json::from_str::<Value>(text).unwrap());
+            let order: Vec<_> =
+                parse(r#"{"z": 1, "a": 2}"#).unwrap().as_object().unwrap().keys().cloned().collect();
+            assert_eq!(order, ["z", "a"], "key order is kept");
+        }
+
+        #[test]
+        fn duplicate_keys_are_named_with_their_path() {
+            assert_eq!(duplicate(r#"{"a": 1, "a": 2}"#), ("a".into(), "a".into()));
+            assert_eq!(
+                duplicate(r#"{"params": {"owner": "x", "owner": "y"}}"#),
+                ("params.owner".into(), "owner".into())
+            );
+            assert_eq!(
+                duplicate(r#"{"data": {"filters": [{"column": "a"}, {"column": "b", "column": "c"}]}}"#),
+                ("data.filters[1].column".into(), "column".into())
+            );
+            // Escapes are decoded before comparing.
+            assert_eq!(duplicate(r#"{"k": 1, "\u006b": 2}"#), ("k".into(), "k".into()));
+        }
+
+        #[test]
+        fn syntax_errors_and_trailing_text_are_syntax_errors() {
+            for text in ["{", "{} x", "[1,]", ""] {
+                assert!(matches!(parse(text), Err(Error::Syntax(_))), "{text}");
+            }
+            let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+            assert!(matches!(parse(&deep), Err(Error::Syntax(_))), "serde_json's recursion limit holds");
         }
     }
 }
@@ -587,5 +860,62 @@ mod tests {
             spec.holdout,
             HoldoutSpec::Random(RandomHoldout { fraction: 0.2, key: Some("id".into()) })
         );
+    }
+
+    fn error(text: &str, overrides: &[&str]) -> String {
+        let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
+        let err = JobSpec::from_json(text, &overrides).unwrap_err();
+        assert_eq!(err.exit_code(), 2, "{err}");
+        err.to_string()
+    }
+
+    #[test]
+    fn the_document_must_be_an_object() {
+        let err = error(r#"["t", {"features": ["a.parquet"]}, "y", {"numeric": ["x"]}]"#, &[]);
+        assert_eq!(err, "spec: must be a JSON object, got an array");
+        assert_eq!(error("42", &["name=t"]), "spec: must be a JSON object, got a number");
+    }
+
+    #[test]
+    fn duplicate_keys_are_rejected_with_their_path() {
+        let text =
+            MINIMAL.replace(r#""label": "y""#, r#""label": "y", "params": {"owner": "a", "owner": "b"}"#);
+        let err = error(&text, &[]);
+        assert!(err.starts_with(r#"params.owner: duplicate key "owner" at line 1 column"#), "{err}");
+        let text = MINIMAL
+            .replace(r#""label": "y""#, r#""model": {"logistic": {"l2": 0.1, "l2": 10}}, "label": "y""#);
+        assert!(error(&text, &[]).starts_with(r#"model.logistic.l2: duplicate key "l2""#));
+        let text = MINIMAL.replace(r#""label": "y""#, r#""label": "y", "label": "z""#);
+        assert!(error(&text, &[]).starts_with(r#"label: duplicate key "label""#));
+    }
+
+    #[test]
+    fn arrays_in_place_of_objects_are_rejected_with_their_path() {
+        for (field, path) in [
+            (r#""model": {"logistic": [1.0, 500]}"#, "model.logistic"),
+            (r#""model": {"mlp": {"early_stopping": [3, 0.1]}}"#, "model.mlp.early_stopping"),
+            (r#""holdout": {"random": [0.1]}"#, "holdout.random"),
+            (r#""holdout": {"date_range": ["t", "2024-01-01", "2024-02-01"]}"#, "holdout.date_range"),
+            (r#""partition": ["country"]"#, "partition"),
+        ] {
+            let text = MINIMAL.replace(r#""label": "y""#, &format!(r#""label": "y", {field}"#));
+            assert_eq!(error(&text, &[]), format!("{path}: must be a JSON object, got an array"), "{field}");
+        }
+        let text = r#"{"name": "t", "data": [["a.parquet"]], "label": "y", "features": [["x"]]}"#;
+        assert_eq!(error(text, &[]), "data: must be a JSON object, got an array");
+        let text = r#"{"name": "t", "data": {"features": ["a.parquet"], "filters": [{"column": "a", "eq": 1},
+            ["b"]]}, "label": "y", "features": {"numeric": ["x"]}}"#;
+        assert_eq!(error(text, &[]), "data.filters[1]: must be a JSON object, got an array");
+        // An override is held to the same rule as the file.
+        assert_eq!(
+            error(MINIMAL, &["model.logistic=[1.0, 500]"]),
+            "model.logistic: must be a JSON object, got an array"
+        );
+        // Free JSON and lists of values are arrays by right.
+        let text = MINIMAL.replace(
+            r#""label": "y""#,
+            r#""label": "y", "params": {"tags": [["a"]]}, "holdout": {"files": ["t.parquet"]}"#,
+        );
+        JobSpec::from_json(&text, &[]).unwrap();
     }
 }

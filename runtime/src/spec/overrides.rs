@@ -3,11 +3,13 @@
 
 use serde_json::Value;
 
+use super::strict_json;
 use crate::error::{Error, Result};
 
 /// Applies one `path=value` override. `path` is dot-separated (`model.logistic.l2`); a segment
 /// that is a number indexes an array. `value` is parsed as JSON when it is valid JSON
-/// (`0.5`, `true`, `["a"]`, `{"random": {}}`) and taken as a string otherwise (`cpu`).
+/// (`0.5`, `true`, `["a"]`, `{"random": {}}`) and taken as a string otherwise (`cpu`); JSON
+/// with a key twice in one object is an error, as in the spec file.
 /// Missing objects along the path are created.
 pub fn apply_override(doc: &mut Value, assignment: &str) -> Result<()> {
     let (path, raw) = assignment.split_once('=').ok_or_else(|| {
@@ -17,7 +19,16 @@ pub fn apply_override(doc: &mut Value, assignment: &str) -> Result<()> {
     if path.is_empty() || path.split('.').any(str::is_empty) {
         return Err(Error::Usage(format!("--set {assignment:?}: empty path segment")));
     }
-    let value = serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()));
+    let value = match strict_json::parse(raw) {
+        Ok(value) => value,
+        Err(strict_json::Error::Syntax(_)) => Value::String(raw.to_string()),
+        // Valid JSON, so not meant as a string: reject it as a duplicate in the file would be.
+        Err(strict_json::Error::DuplicateKey { path: inner, key, .. }) => {
+            return Err(Error::Usage(format!(
+                "--set {path}: duplicate key {key:?} in the value (at {inner})"
+            )));
+        }
+    };
 
     let mut node = doc;
     for (depth, segment) in path.split('.').enumerate() {
@@ -74,5 +85,7 @@ mod tests {
         assert!(apply_override(&mut doc, "a.x=1").is_err());
         assert!(apply_override(&mut doc, "a.5=1").is_err());
         assert!(apply_override(&mut doc, "a..b=1").is_err());
+        let err = apply_override(&mut doc, r#"params={"x": {"k": 1, "k": 2}}"#).unwrap_err().to_string();
+        assert_eq!(err, r#"--set params: duplicate key "k" in the value (at x.k)"#);
     }
 }

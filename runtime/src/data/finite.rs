@@ -1,0 +1,53 @@
+//! The rule for numeric feature values: null and NaN are missing (imputed with the train median
+//! plus a missing indicator); ±infinity is a data error naming the column, the file and the row,
+//! found as the data is read, before anything is fitted. An infinite value has no place on a
+//! standardized scale: it would turn the column's mean and scale into inf or NaN and train a
+//! model of zeros.
+
+use super::column::Values;
+use super::reader::{Frame, Origins, ParquetFile};
+use crate::error::{Error, Result};
+
+/// The error for an infinite value of numeric feature `column` at `row` (0-based, counted over
+/// the whole file) of `file`.
+pub(crate) fn infinite_value(field: &str, column: &str, file: &ParquetFile, row: u64, value: f64) -> Error {
+    Error::data(format!(
+        "{field}: column {column:?} in {} has {value} at row {row}; numeric features must be finite \
+         (null and NaN are treated as missing)",
+        file.path.display()
+    ))
+}
+
+/// Checks that the float columns `columns` (`(spec field, column name)`) of a `frame` read from
+/// `files` hold no ±infinity, naming the file and row of the first one.
+pub fn check_finite(
+    files: &[ParquetFile],
+    origins: &Origins,
+    frame: &Frame,
+    columns: &[(String, String)],
+) -> Result<()> {
+    for (field, name) in columns {
+        let Some(column) = frame.column(name) else { continue };
+        let Values::Float(values) = &column.values else { continue };
+        // A null slot's value is unspecified: only non-null values count.
+        let found = values.iter().enumerate().position(|(j, v)| v.is_infinite() && !column.is_null(j));
+        if let Some(i) = found {
+            return Err(locate(files, origins, field, name, i, values[i]));
+        }
+    }
+    Ok(())
+}
+
+/// The error for frame row `i`: which file, and which row of it, the row was read from.
+fn locate(files: &[ParquetFile], origins: &Origins, field: &str, name: &str, i: usize, value: f64) -> Error {
+    let mut first = 0usize;
+    for (fi, rg, kept) in &origins.units {
+        if i < first + kept.len() {
+            let file = &files[*fi];
+            let row = file.first_row_of_group(*rg) + u64::from(kept[i - first]);
+            return infinite_value(field, name, file, row, value);
+        }
+        first += kept.len();
+    }
+    Error::data(format!("{field}: column {name:?} has {value} at read row {i}; numeric features must be finite"))
+}

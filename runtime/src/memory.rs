@@ -1,0 +1,254 @@
+//! How much memory a run will need, estimated from the spec, the fitted feature pipeline and the
+//! row counts before the large allocations (the design matrices, the network and its optimizer
+//! state), and the memory this process may use. A run that cannot fit is an exit-2 error naming
+//! what is too large, not an out-of-memory kill an hour in.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::features::Pipeline;
+use crate::mlp::embedding_rule;
+use crate::spec::ModelSpec;
+
+/// Environment variable that lowers the memory budget below what the process may use (bytes),
+/// e.g. to keep room for a sidecar, or to test the check.
+pub const LIMIT_ENV: &str = "TRAINYARD_MEMORY_LIMIT";
+
+/// One large allocation of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Item {
+    /// What it is, with its dimensions.
+    pub what: String,
+    /// Bytes (saturated at `u64::MAX`).
+    pub bytes: u64,
+    /// The spec field that sizes it, and how to shrink it.
+    pub culprit: String,
+}
+
+/// The estimate of a run's large allocations.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Estimate {
+    /// Each allocation, largest first.
+    pub items: Vec<Item>,
+    /// Their sum.
+    pub total_bytes: u64,
+}
+
+/// The memory this process may use, and where that number comes from.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Budget {
+    /// Bytes.
+    pub bytes: u64,
+    /// `cgroup memory.max`, `physical memory`, or the environment variable.
+    pub source: String,
+}
+
+/// The process's memory budget: the cgroup limit (v2 `memory.max`, else v1
+/// `memory.limit_in_bytes`), else physical memory; [`LIMIT_ENV`] lowers it.
+pub fn budget() -> Budget {
+    let read = |p: &str| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<u64>().ok());
+    let physical = meminfo_total();
+    let mut best = match physical {
+        Some(b) => Budget { bytes: b, source: "physical memory".into() },
+        None => Budget { bytes: u64::MAX, source: "unknown".into() },
+    };
+    for (path, source) in [
+        ("/sys/fs/cgroup/memory.max", "cgroup memory.max"),
+        ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "cgroup memory.limit_in_bytes"),
+    ] {
+        if let Some(b) = read(path)
+            && b < best.bytes
+        {
+            best = Budget { bytes: b, source: source.into() };
+        }
+    }
+    if let Some(b) = std::env::var(LIMIT_ENV).ok().and_then(|s| s.trim().parse::<u64>().ok())
+        && b < best.bytes
+    {
+        best = Budget { bytes: b, source: LIMIT_ENV.into() };
+    }
+    best
+}
+
+fn meminfo_total() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// Resident memory of this process now (what loading already holds), or 0 where unknown.
+pub fn resident_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages.saturating_mul(u64::try_from(page).unwrap_or(4096))
+}
+
+/// Sizes in u128, so that no product of spec values can wrap.
+fn bytes(parts: &[usize], each: u128) -> u64 {
+    let n = parts.iter().fold(each, |acc, &p| acc.saturating_mul(p as u128));
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+/// The large allocations of training `model` with `pipeline` on `train_rows` and `test_rows`.
+pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_rows: usize) -> Estimate {
+    let rows = train_rows.saturating_add(test_rows);
+    let mut items = Vec::new();
+    let widest = pipeline
+        .categorical
+        .iter()
+        .enumerate()
+        .max_by_key(|(_, c)| c.levels.len())
+        .map(|(i, c)| (i, c.column.clone(), c.levels.len() + 1));
+    match model {
+        ModelSpec::Logistic(_) => {
+            let width = pipeline.width();
+            let culprit = match &widest {
+                Some((i, name, k)) if *k * 2 > width => format!(
+                    "features.categorical[{i}] {name:?} has {k} one-hot columns; raise \
+                     features.min_category_count or drop the column"
+                ),
+                _ => "the number of rows and features".into(),
+            };
+            items.push(Item {
+                what: format!("design matrices: {rows} rows x {width} columns of float32"),
+                bytes: bytes(&[rows, width], 4),
+                culprit,
+            });
+        }
+        ModelSpec::Mlp(m) => {
+            let numeric = pipeline.numeric_width();
+            let cards = pipeline.cardinalities();
+            items.push(Item {
+                what: format!(
+                    "numeric blocks and codes: {rows} rows x ({numeric} float32 + {} codes)",
+                    cards.len()
+                ),
+                bytes: bytes(&[rows, numeric + cards.len()], 4),
+                culprit: "the number of rows and features".into(),
+            });
+            // Weights, gradients, the two AdamW moments, the best epoch's copy and the
+            // checkpoint being serialized: six float32 copies of every parameter.
+            let mut params: u128 = 0;
+            let mut input = numeric as u128;
+            for &k in &cards {
+                let d = m.embedding_dim.unwrap_or_else(|| embedding_rule(k)) as u128;
+                params = params.saturating_add((k as u128).saturating_mul(d));
+                input = input.saturating_add(d);
+            }
+            let embeddings = params;
+            let mut fan_in = input;
+            let mut widths: u128 = input;
+            for &h in &m.hidden {
+                let h = h as u128;
+                params = params.saturating_add(h.saturating_mul(fan_in).saturating_add(h));
+                widths = widths.saturating_add(h);
+                fan_in = h;
+            }
+            params = params.saturating_add(fan_in + 1);
+            let embedded = input - numeric as u128;
+            let culprit = if embeddings.saturating_mul(2) > params || embedded > 4096 {
+                format!(
+                    "model.mlp.embedding_dim: the embeddings hold {embeddings} values and make the first \
+                     layer's input {embedded} wide"
+                )
+            } else {
+                "model.mlp.hidden".to_string()
+            };
+            items.push(Item {
+                what: format!("network: {params} parameters x 6 float32 copies (weights, gradients, AdamW, best, checkpoint)"),
+                bytes: u64::try_from(params.saturating_mul(24)).unwrap_or(u64::MAX),
+                culprit,
+            });
+            let batch = m
+                .batch_size
+                .unwrap_or_else(|| crate::mlp::default_batch_size(train_rows))
+                .min(train_rows.max(1)) as u128;
+            // Forward values, ReLU and dropout masks, and their gradients per layer.
+            items.push(Item {
+                what: format!("activations: batch of {batch} rows x {widths} units"),
+                bytes: u64::try_from(batch.saturating_mul(widths).saturating_mul(16)).unwrap_or(u64::MAX),
+                culprit: "model.mlp.batch_size and model.mlp.hidden".into(),
+            });
+        }
+    }
+    items.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    let total_bytes = items.iter().fold(0u64, |t, i| t.saturating_add(i.bytes));
+    Estimate { items, total_bytes }
+}
+
+/// Fails when `estimate` plus what the process already holds exceeds `budget`, naming the
+/// largest allocation and the spec field behind it.
+pub fn check(estimate: &Estimate, budget: &Budget, resident: u64) -> Result<()> {
+    let need = estimate.total_bytes.saturating_add(resident);
+    if need <= budget.bytes {
+        return Ok(());
+    }
+    let largest = estimate.items.first().map_or_else(String::new, |i| {
+        format!("; the largest is {} = {} ({})", i.what, human(i.bytes), i.culprit)
+    });
+    Err(Error::data(format!(
+        "memory: this run needs about {} ({} for the model and its data, {} already loaded) but \
+         the process may use {} ({}){largest}",
+        human(need),
+        human(estimate.total_bytes),
+        human(resident),
+        human(budget.bytes),
+        budget.source
+    )))
+}
+
+/// Bytes for people: `1.5 GiB`.
+pub fn human(bytes: u64) -> String {
+    const UNITS: [&str; 7] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    let mut v = bytes as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{bytes} B") } else { format!("{v:.1} {}", UNITS[u]) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::{CategoricalStep, NumericStep};
+    use crate::spec::{LogisticSpec, MlpSpec};
+
+    fn pipeline(levels: usize) -> Pipeline {
+        let numeric = vec![NumericStep { column: "x".into(), median: 0.0, mean: 0.0, scale: 1.0, indicator: false }];
+        let categorical = vec![CategoricalStep {
+            column: "merchant".into(),
+            levels: (0..levels).map(|l| Some(l.to_string())).collect(),
+            null_as: None,
+        }];
+        let mut names = vec!["x".to_string()];
+        names.extend((0..=levels).map(|l| format!("merchant={l}")));
+        Pipeline { numeric, categorical, names }
+    }
+
+    #[test]
+    fn a_wide_one_hot_design_names_the_categorical_column() {
+        let e = estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000), 400_000, 100_000);
+        assert_eq!(e.total_bytes, 500_000 * 200_002 * 4);
+        let budget = Budget { bytes: 24 << 30, source: "test".into() };
+        let err = check(&e, &budget, 0).unwrap_err().to_string();
+        assert!(err.contains("features.categorical[0] \"merchant\" has 200001 one-hot columns"), "{err}");
+        assert!(err.contains("372.5 GiB"), "{err}");
+        check(&estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(10), 1000, 100), &budget, 0)
+            .unwrap();
+    }
+
+    #[test]
+    fn huge_layers_saturate_instead_of_wrapping() {
+        let spec = MlpSpec { hidden: vec![usize::MAX, usize::MAX], embedding_dim: Some(1 << 40), ..Default::default() };
+        let e = estimate(&ModelSpec::Mlp(spec), &pipeline(3), 100, 10);
+        assert_eq!(e.total_bytes, u64::MAX);
+        let err = check(&e, &Budget { bytes: 1 << 40, source: "test".into() }, 0).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("model.mlp"), "{err}");
+    }
+}
