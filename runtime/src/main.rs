@@ -237,6 +237,10 @@ fn keep_freed_memory() {
 /// (an internal error, as DESIGN.md's table says), not exit 101 and a backtrace nobody asked for.
 fn exit_1_on_panic() {
     std::panic::set_hook(Box::new(|info| {
+        if trainyard::data::panic_is_caught() {
+            // A decoder's panic on a corrupt file, turned into a data error by the caller.
+            return;
+        }
         let message = info
             .payload()
             .downcast_ref::<&str>()

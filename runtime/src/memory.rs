@@ -174,7 +174,7 @@ pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_
             });
         }
     }
-    items.sort_by(|a, b| b.bytes.cmp(&a.bytes));
+    items.sort_by_key(|i| std::cmp::Reverse(i.bytes));
     let total_bytes = items.iter().fold(0u64, |t, i| t.saturating_add(i.bytes));
     Estimate { items, total_bytes }
 }

@@ -175,26 +175,33 @@ fn a_split_with_a_single_class_is_rejected() {
 }
 
 #[test]
-fn existing_output_needs_overwrite() {
+fn existing_output_needs_overwrite_and_only_a_run_is_replaced() {
     let fx = Fixture::new();
-    std::fs::create_dir_all(fx.path("runs/x")).unwrap();
-    std::fs::write(fx.path("runs/x/keep.txt"), "precious").unwrap();
+    let (code, _, stderr) = train(&fx, &fx.base_spec(), &["--output", "runs/x"]);
+    assert_eq!(code, 0, "{stderr}");
     let (code, _, stderr) = train(&fx, &fx.base_spec(), &["--output", "runs/x"]);
     assert_eq!(code, 2);
     assert!(stderr.contains("runs/x already exists and is not empty; pass --overwrite"), "{stderr}");
-    assert_eq!(std::fs::read_to_string(fx.path("runs/x/keep.txt")).unwrap(), "precious");
     let (code, _, stderr) = train(&fx, &fx.base_spec(), &["--output", "runs/x", "--overwrite"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(!fx.path("runs/x/keep.txt").exists() && fx.path("runs/x/manifest.json").exists());
+    assert!(fx.path("runs/x/manifest.json").exists());
+    // A directory of the user's own is never replaced, --overwrite or not.
+    std::fs::create_dir_all(fx.path("runs/mine")).unwrap();
+    std::fs::write(fx.path("runs/mine/keep.txt"), "precious").unwrap();
+    let (code, _, stderr) = train(&fx, &fx.base_spec(), &["--output", "runs/mine", "--overwrite"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("is not a trainyard run"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(fx.path("runs/mine/keep.txt")).unwrap(), "precious");
 }
 
 #[test]
-fn an_unwritable_output_is_an_infrastructure_error() {
+fn an_output_below_a_file_is_refused_before_training() {
     let fx = Fixture::new();
     std::fs::write(fx.path("blocker"), "a file, not a directory").unwrap();
     let (code, _, stderr) = train(&fx, &fx.base_spec(), &["--output", "blocker/run"]);
-    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("blocker"), "{stderr}");
+    assert!(!stderr.contains("\"phase\":\"load\""), "{stderr}");
 }
 
 #[test]

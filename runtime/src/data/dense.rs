@@ -135,7 +135,10 @@ pub fn scatter(
     }
     origins.units.par_iter().zip(&first).try_for_each(|((fi, rg, kept), &first)| {
         let unit_places = &places[first..first + kept.len()];
-        decode_unit(&files[*fi], *rg, names, kept, unit_places, &targets)
+        super::guard::decoding(
+            || format!("{} row group {rg}", files[*fi].path.display()),
+            || decode_unit(&files[*fi], *rg, names, kept, unit_places, &targets),
+        )
     })
 }
 

@@ -73,8 +73,13 @@ impl ParquetFile {
                 describe(metadata.file_type())
             )));
         }
-        let meta = ArrowReaderMetadata::load(&file, Default::default())
-            .map_err(|e| Error::data(format!("{}: not a readable Parquet file: {e}", path.display())))?;
+        let meta = super::guard::decoding(
+            || path.display().to_string(),
+            || {
+                ArrowReaderMetadata::load(&file, Default::default())
+                    .map_err(|e| Error::data(format!("{}: not a readable Parquet file: {e}", path.display())))
+            },
+        )?;
         // Columns are looked up by name everywhere, and a lookup would silently take the first.
         let names: Vec<&str> = meta.schema().fields().iter().map(|f| f.name().as_str()).collect();
         let mut seen = HashSet::new();
@@ -280,7 +285,12 @@ pub fn read_tracked(
 
     let chunks: Vec<(Vec<Column>, Vec<u32>)> = units
         .par_iter()
-        .map(|&(fi, rg)| read_row_group(&files[fi], rg, columns, kinds, predicates))
+        .map(|&(fi, rg)| {
+            super::guard::decoding(
+                || format!("{} row group {rg}", files[fi].path.display()),
+                || read_row_group(&files[fi], rg, columns, kinds, predicates),
+            )
+        })
         .collect::<Result<_>>()?;
 
     let mut per_column: Vec<Vec<Column>> =
