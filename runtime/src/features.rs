@@ -212,7 +212,8 @@ impl Pipeline {
                         let raw = *x;
                         *x = standardize(n, Some(f64::from(raw)).filter(|v| !v.is_nan()));
                         if !x.is_finite() && bad.is_none() {
-                            bad = Some(NonFinite { feature: j, row: b * ROW_BLOCK + r, value: f64::from(raw) });
+                            bad =
+                                Some(NonFinite { feature: j, row: b * ROW_BLOCK + r, value: f64::from(raw) });
                         }
                     }
                 }

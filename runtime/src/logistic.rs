@@ -103,7 +103,9 @@ pub fn fit_on(
     };
     // The design matrix is checked finite before the fit, so this is a guard, not a path users
     // take: a model fitted from a NaN objective must never be written as a run.
-    if fitted.1.stop == Stop::NonFinite || !fitted.0.coef.iter().chain([&fitted.0.intercept]).all(|v| v.is_finite()) {
+    if fitted.1.stop == Stop::NonFinite
+        || !fitted.0.coef.iter().chain([&fitted.0.intercept]).all(|v| v.is_finite())
+    {
         return Err(Error::data(format!(
             "model.logistic: the objective became {} after {} iterations; no run was written \
              (check the features and weights for extreme values)",

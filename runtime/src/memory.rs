@@ -219,7 +219,8 @@ mod tests {
     use crate::spec::{LogisticSpec, MlpSpec};
 
     fn pipeline(levels: usize) -> Pipeline {
-        let numeric = vec![NumericStep { column: "x".into(), median: 0.0, mean: 0.0, scale: 1.0, indicator: false }];
+        let numeric =
+            vec![NumericStep { column: "x".into(), median: 0.0, mean: 0.0, scale: 1.0, indicator: false }];
         let categorical = vec![CategoricalStep {
             column: "merchant".into(),
             levels: (0..levels).map(|l| Some(l.to_string())).collect(),
@@ -244,7 +245,11 @@ mod tests {
 
     #[test]
     fn huge_layers_saturate_instead_of_wrapping() {
-        let spec = MlpSpec { hidden: vec![usize::MAX, usize::MAX], embedding_dim: Some(1 << 40), ..Default::default() };
+        let spec = MlpSpec {
+            hidden: vec![usize::MAX, usize::MAX],
+            embedding_dim: Some(1 << 40),
+            ..Default::default()
+        };
         let e = estimate(&ModelSpec::Mlp(spec), &pipeline(3), 100, 10);
         assert_eq!(e.total_bytes, u64::MAX);
         let err = check(&e, &Budget { bytes: 1 << 40, source: "test".into() }, 0).unwrap_err();

@@ -27,7 +27,10 @@ pub struct PredictSummary {
 /// once complete.
 pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary> {
     if out.is_dir() {
-        return Err(Error::Usage(format!("--out {} is a directory; name the output Parquet file", out.display())));
+        return Err(Error::Usage(format!(
+            "--out {} is a directory; name the output Parquet file",
+            out.display()
+        )));
     }
     let (card, model) = artifact::load(run)?;
     let paths = data::expand("--data", data, |p| PathBuf::from(p))?;

@@ -354,6 +354,16 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     drop(design);
     let train_metrics = SplitMetrics::compute(&data.train.labels, &p_train);
     let test_metrics = SplitMetrics::compute(&data.test.labels, &p_test);
+    // The last line of defence of "no run ends with a non-finite number": inputs are checked
+    // finite and both fits refuse a non-finite objective, so this names a bug, not the data.
+    if let Some(side) = [("train", &p_train), ("test", &p_test)]
+        .iter()
+        .find_map(|(side, p)| p.iter().any(|v| !v.is_finite()).then_some(*side))
+    {
+        return Err(Error::Internal(format!(
+            "the fitted model gives non-finite scores on {side} rows; no run was written"
+        )));
+    }
     phases.evaluate = t.elapsed().as_secs_f64();
     tracing::info!(
         phase = "evaluate",

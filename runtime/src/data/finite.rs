@@ -49,5 +49,7 @@ fn locate(files: &[ParquetFile], origins: &Origins, field: &str, name: &str, i: 
         }
         first += kept.len();
     }
-    Error::data(format!("{field}: column {name:?} has {value} at read row {i}; numeric features must be finite"))
+    Error::data(format!(
+        "{field}: column {name:?} has {value} at read row {i}; numeric features must be finite"
+    ))
 }

@@ -5,17 +5,17 @@
 mod column;
 mod dense;
 mod files;
+mod filter;
 mod finite;
 mod guard;
-mod filter;
 mod reader;
 mod writer;
 
 pub use column::{Column, KeyRef, Kind, Values};
 pub use dense::{Dense, NOWHERE, Place, is_f32, scatter};
 pub use files::expand;
+pub use filter::Predicate;
 pub use finite::check_finite;
 pub use guard::panic_is_caught;
-pub use filter::Predicate;
 pub use reader::{Frame, Origins, ParquetFile, ReadStats, column_kinds, read, read_tracked};
 pub use writer::write_parquet;
