@@ -21,7 +21,12 @@ fn table(fx: &Fixture, name: &str, n: i64, x: impl Fn(i64) -> f64, w: impl Fn(i6
             ("id", Arc::new(Int64Array::from((0..n).collect::<Vec<_>>())) as ArrayRef),
             ("x", Arc::new(Float64Array::from((0..n).map(&x).collect::<Vec<_>>()))),
             ("x32", Arc::new(Float32Array::from((0..n).map(|i| x(i) as f32).collect::<Vec<_>>()))),
-            ("c", Arc::new(StringArray::from((0..n).map(|i| ["a", "b", "c"][(i % 3) as usize]).collect::<Vec<_>>()))),
+            (
+                "c",
+                Arc::new(StringArray::from(
+                    (0..n).map(|i| ["a", "b", "c"][(i % 3) as usize]).collect::<Vec<_>>(),
+                )),
+            ),
             ("y", Arc::new(Int64Array::from((0..n).map(|i| i64::from(i % 4 == 0)).collect::<Vec<_>>()))),
             ("w", Arc::new(Float64Array::from((0..n).map(&w).collect::<Vec<_>>()))),
         ],
@@ -51,7 +56,11 @@ fn train_fails(fx: &Fixture, spec: &Value, code: i32, needles: &[&str]) -> Strin
         assert!(stderr.contains(n), "expected {n:?} in: {stderr}");
     }
     assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(!fx.path("runs").exists(), "something was written: {:?}", std::fs::read_dir(fx.path("runs")).ok());
+    assert!(
+        !fx.path("runs").exists(),
+        "something was written: {:?}",
+        std::fs::read_dir(fx.path("runs")).ok()
+    );
     stderr
 }
 
@@ -89,14 +98,24 @@ fn infinite_float64_feature_names_column_file_and_row() {
 fn infinite_float32_feature_names_column_file_and_row() {
     let fx = Fixture::new();
     table(&fx, "inf32.parquet", 400, |i| if i == 301 { f64::NEG_INFINITY } else { i as f64 }, |_| 1.0);
-    train_fails(&fx, &spec_for("inf32.parquet", "x32"), 2, &["column \"x32\" in", "inf32.parquet has -inf at row 301"]);
+    train_fails(
+        &fx,
+        &spec_for("inf32.parquet", "x32"),
+        2,
+        &["column \"x32\" in", "inf32.parquet has -inf at row 301"],
+    );
 }
 
 #[test]
 fn finite_values_too_large_to_standardize() {
     let fx = Fixture::new();
     table(&fx, "huge.parquet", 400, |i| if i % 50 == 3 { 1e308 } else { i as f64 }, |_| 1.0);
-    train_fails(&fx, &spec_for("huge.parquet", "x"), 2, &["column \"x\" is too large to standardize", "1e308"]);
+    train_fails(
+        &fx,
+        &spec_for("huge.parquet", "x"),
+        2,
+        &["column \"x\" is too large to standardize", "1e308"],
+    );
 }
 
 #[test]
@@ -210,7 +229,8 @@ fn high_cardinality_one_hot_larger_than_memory_is_refused_by_train_and_validate(
         "holdout": {"random": {"fraction": 0.2}},
         "device": "cpu",
     });
-    let needles = ["memory: this run needs about", "features.categorical[0] \"merchant\" has", "one-hot columns"];
+    let needles =
+        ["memory: this run needs about", "features.categorical[0] \"merchant\" has", "one-hot columns"];
     train_fails(&fx, &spec, 2, &needles);
     validate_fails(&fx, &spec, &needles);
 }
@@ -275,7 +295,10 @@ fn corrupt_model_weights_are_refused_by_predict_and_inspect() {
     let (code, _, stderr) =
         outcome(&fx.run(&["predict", "--model", "run", "--data", "data.parquet", "--out", "scores.parquet"]));
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("model.safetensors: sha256") && stderr.contains("does not match the manifest"), "{stderr}");
+    assert!(
+        stderr.contains("model.safetensors: sha256") && stderr.contains("does not match the manifest"),
+        "{stderr}"
+    );
     assert!(!fx.path("scores.parquet").exists());
     let (code, _, stderr) = outcome(&fx.run(&["inspect", "run"]));
     assert_eq!(code, 2, "{stderr}");
@@ -410,7 +433,10 @@ fn float_join_key_against_an_integer_key_names_both_types() {
         &fx.path("float_labels.parquet"),
         vec![
             ("id", Arc::new(Float64Array::from((0..200).map(f64::from).collect::<Vec<_>>())) as ArrayRef),
-            ("label", Arc::new(Int64Array::from((0..200).map(|i| i64::from(i % 4 == 0)).collect::<Vec<_>>()))),
+            (
+                "label",
+                Arc::new(Int64Array::from((0..200).map(|i| i64::from(i % 4 == 0)).collect::<Vec<_>>())),
+            ),
         ],
         1000,
     );
