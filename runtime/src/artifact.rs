@@ -229,7 +229,7 @@ impl RunFiles {
                 "{}: sha256 {} does not match the manifest's {}; the file is corrupt or was changed",
                 path.display(),
                 &actual[..16],
-                &expected[..expected.len().min(16)]
+                expected.chars().take(16).collect::<String>()
             )));
         }
         Ok(bytes)
@@ -266,7 +266,9 @@ pub fn load(run: &Path) -> Result<(ModelCard, Model)> {
     }
     let weights_path = files.path(names::WEIGHTS);
     let bytes = files.read(names::WEIGHTS)?;
+    card.pipeline.check().map_err(|why| Error::data(format!("{}: {why}", card_path.display())))?;
     if let Some(arch) = &card.architecture {
+        arch.check().map_err(|why| Error::data(format!("{}: {why}", card_path.display())))?;
         if arch.numeric != card.pipeline.numeric_width()
             || arch.cardinalities != card.pipeline.cardinalities()
         {

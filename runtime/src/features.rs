@@ -136,6 +136,34 @@ impl Pipeline {
         Self::fit(frame, &spec.numeric, &spec.categorical, spec.min_category_count, spec.categorical_nulls)
     }
 
+    /// Checks a pipeline read from a `model.json` for what the transforms rely on: a design
+    /// column name for every column the steps produce, and finite statistics. A fitted pipeline
+    /// always passes; an edited or corrupt one fails here instead of indexing out of bounds.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let expected = self
+            .categorical
+            .iter()
+            .try_fold(self.numeric.len() + self.numeric.iter().filter(|n| n.indicator).count(), |w, c| {
+                w.checked_add(c.levels.len())?.checked_add(1)
+            })
+            .ok_or("the pipeline's width overflows")?;
+        if expected != self.names.len() {
+            return Err(format!(
+                "the pipeline's steps make {expected} design columns but it names {}",
+                self.names.len()
+            ));
+        }
+        for n in &self.numeric {
+            if !(n.median.is_finite() && n.mean.is_finite() && n.scale.is_finite() && n.scale > 0.0) {
+                return Err(format!(
+                    "numeric step {:?} has median {}, mean {}, scale {}; they must be finite, the scale > 0",
+                    n.column, n.median, n.mean, n.scale
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Width of the design matrix.
     pub fn width(&self) -> usize {
         self.names.len()

@@ -460,7 +460,7 @@ fn find_checkpoint(dir: &Path, spec_sha256: &str) -> Result<Option<checkpoint::C
             "{} holds a checkpoint of a different spec (resolved spec sha256 {}, this one is {}); \
              run the original spec to resume it, or remove the folder to start over",
             dir.display(),
-            &ckpt.state.spec_sha256[..ckpt.state.spec_sha256.len().min(12)],
+            ckpt.state.spec_sha256.chars().take(12).collect::<String>(),
             &spec_sha256[..12]
         )));
     }

@@ -451,3 +451,72 @@ fn float_join_key_against_an_integer_key_names_both_types() {
         &["data.join_key: column \"id\" is integer in the feature files but float in the label files"],
     );
 }
+
+// Crashes the fuzz targets found, each kept as a regression test. The run's files are edited
+// and the manifest's digest refreshed to match, as a hand-edited (or buggy-tool) run would be:
+// the digest check passes, and the content checks must catch what is wrong.
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Replaces `file` of run `run` with `edit(old)` and records its digest in the manifest.
+fn edit_consistently(fx: &Fixture, run: &str, file: &str, edit: impl FnOnce(Value) -> Value) {
+    let path = fx.path(&format!("{run}/{file}"));
+    let value = edit(serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap());
+    let bytes = serde_json::to_vec_pretty(&value).unwrap();
+    std::fs::write(&path, &bytes).unwrap();
+    let manifest_path = fx.path(&format!("{run}/manifest.json"));
+    let mut manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest_path).unwrap()).unwrap();
+    manifest["artifacts"][file] = json!(sha256_hex(&bytes));
+    std::fs::write(&manifest_path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+}
+
+fn predict_fails(fx: &Fixture, run: &str, needles: &[&str]) {
+    let (code, _, stderr) =
+        outcome(&fx.run(&["predict", "--model", run, "--data", "data.parquet", "--out", "scores.parquet"]));
+    assert_eq!(code, 2, "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "expected {n:?} in: {stderr}");
+    }
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!fx.path("scores.parquet").exists());
+}
+
+#[test]
+fn fuzz_finding_model_card_whose_levels_do_not_match_its_design_columns() {
+    let fx = Fixture::new();
+    train_ok(&fx, &fx.base_spec(), "run");
+    edit_consistently(&fx, "run", "model.json", |mut card| {
+        card["pipeline"]["categorical"][0]["levels"].as_array_mut().unwrap().push(json!("XX"));
+        card
+    });
+    predict_fails(&fx, "run", &["model.json: the pipeline's steps make", "design columns but it names"]);
+}
+
+#[test]
+fn fuzz_finding_mlp_architecture_whose_sizes_overflow() {
+    let fx = Fixture::new();
+    let mut spec = fx.base_spec();
+    spec["model"] = json!({"mlp": {"hidden": [4], "epochs": 1}});
+    train_ok(&fx, &spec, "run");
+    edit_consistently(&fx, "run", "model.json", |mut card| {
+        card["architecture"]["embedding_dims"] = json!([u64::MAX]);
+        card
+    });
+    predict_fails(&fx, "run", &["model.json: the architecture's sizes overflow"]);
+}
+
+#[test]
+fn fuzz_finding_manifest_digest_with_a_multibyte_character() {
+    let fx = Fixture::new();
+    train_ok(&fx, &fx.base_spec(), "run");
+    let path = fx.path("run/manifest.json");
+    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["artifacts"]["model.json"] =
+        json!("5b200951a44b6ab🦀a7b8ddec6845cdc6e83a0dbc061e0ed58f1e16d8cd3aa6d58");
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    predict_fails(&fx, "run", &["model.json: sha256", "does not match the manifest's 5b200951a44b6ab🦀"]);
+}

@@ -130,7 +130,7 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
         return Err(unusable(format!(
             "its sha256 {} does not match the recorded {}: the file is corrupt",
             &actual[..16],
-            &recorded[..recorded.len().min(16)]
+            recorded.chars().take(16).collect::<String>()
         )));
     }
     let (all, metadata) = tensors::decode(&bytes, device).map_err(unusable)?;

@@ -30,6 +30,36 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// Checks a shape read from a `model.json`: one embedding width per categorical column, and
+    /// every size and parameter count representable, so that the arithmetic below cannot
+    /// overflow.
+    pub fn check(&self) -> Result<(), String> {
+        if self.embedding_dims.len() != self.cardinalities.len() {
+            return Err(format!(
+                "the architecture has {} embedding widths for {} categorical columns",
+                self.embedding_dims.len(),
+                self.cardinalities.len()
+            ));
+        }
+        if self.hidden.is_empty() || self.hidden.contains(&0) || !(0.0..1.0).contains(&self.dropout) {
+            return Err("the architecture needs non-empty hidden layers and a dropout in [0, 1)".into());
+        }
+        let overflow = || "the architecture's sizes overflow".to_string();
+        let mut total: usize = 0;
+        let mut fan_in = self.numeric;
+        for (&k, &d) in self.cardinalities.iter().zip(&self.embedding_dims) {
+            total = k.checked_mul(d).and_then(|p| total.checked_add(p)).ok_or_else(overflow)?;
+            fan_in = fan_in.checked_add(d).ok_or_else(overflow)?;
+        }
+        for &h in self.hidden.iter().chain([&1]) {
+            let layer = h.checked_mul(fan_in).and_then(|p| p.checked_add(h)).ok_or_else(overflow)?;
+            total = total.checked_add(layer).ok_or_else(overflow)?;
+            fan_in = h;
+        }
+        // Bytes of f32 weights must be addressable too.
+        total.checked_mul(4).filter(|&b| b <= isize::MAX as usize).map(|_| ()).ok_or_else(overflow)
+    }
+
     /// Width of the first layer's input: numeric block plus all embeddings.
     pub fn input_width(&self) -> usize {
         self.numeric + self.embedding_dims.iter().sum::<usize>()
