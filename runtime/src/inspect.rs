@@ -36,7 +36,7 @@ pub fn inspect(run: &Path) -> Result<String> {
         s,
         "  trainyard   {} (commit {})  device {}  threads {}  seed {}",
         manifest.trainyard_version,
-        &manifest.git_commit[..manifest.git_commit.len().min(12)],
+        manifest.git_commit.chars().take(12).collect::<String>(),
         manifest.device,
         manifest.threads,
         manifest.seed
@@ -48,8 +48,14 @@ pub fn inspect(run: &Path) -> Result<String> {
     }
     let _ = writeln!(s, "\ninputs:");
     for f in &manifest.inputs {
-        let _ =
-            writeln!(s, "  {:<14} {}  {} rows  sha256 {}", f.role, f.path.display(), f.rows, &f.sha256[..16]);
+        let _ = writeln!(
+            s,
+            "  {:<14} {}  {} rows  sha256 {}",
+            f.role,
+            f.path.display(),
+            f.rows,
+            f.sha256.chars().take(16).collect::<String>()
+        );
     }
     match (&card.hyperparameters, &metrics.fit, &model) {
         (ModelSpec::Logistic(h), FitReport::Logistic(f), Model::Logistic(m)) => {

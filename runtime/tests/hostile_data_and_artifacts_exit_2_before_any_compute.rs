@@ -520,3 +520,18 @@ fn fuzz_finding_manifest_digest_with_a_multibyte_character() {
     std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
     predict_fails(&fx, "run", &["model.json: sha256", "does not match the manifest's 5b200951a44b6ab🦀"]);
 }
+
+#[test]
+fn fuzz_finding_manifest_with_short_input_digests_and_commit() {
+    let fx = Fixture::new();
+    train_ok(&fx, &fx.base_spec(), "run");
+    let path = fx.path("run/manifest.json");
+    let mut manifest: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    manifest["inputs"][0]["sha256"] = json!("");
+    manifest["git_commit"] = json!("é");
+    std::fs::write(&path, serde_json::to_vec_pretty(&manifest).unwrap()).unwrap();
+    // The manifest is not an artifact with a digest of its own: inspect shows what it says.
+    let (code, stdout, stderr) = outcome(&fx.run(&["inspect", "run"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("(commit é)"), "{stdout}");
+}
