@@ -360,9 +360,17 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         .iter()
         .find_map(|(side, p)| p.iter().any(|v| !v.is_finite()).then_some(*side))
     {
-        return Err(Error::Internal(format!(
-            "the fitted model gives non-finite scores on {side} rows; no run was written"
-        )));
+        return Err(match &model {
+            // Every step's loss was finite, but the last update left NaN or infinite weights.
+            Model::Mlp(_) => Error::data(format!(
+                "model.mlp: the trained network gives non-finite scores on {side} rows; no run was \
+                 written (the optimizer diverged: lower model.mlp.learning_rate or set \
+                 model.mlp.grad_clip_norm)"
+            )),
+            Model::Logistic(_) => Error::Internal(format!(
+                "the fitted model gives non-finite scores on {side} rows; no run was written"
+            )),
+        });
     }
     phases.evaluate = t.elapsed().as_secs_f64();
     tracing::info!(

@@ -535,3 +535,12 @@ fn fuzz_finding_manifest_with_short_input_digests_and_commit() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("(commit é)"), "{stdout}");
 }
+
+#[test]
+fn property_finding_a_diverging_mlp_is_exit_2_and_writes_nothing() {
+    let fx = Fixture::new();
+    let mut spec = fx.base_spec();
+    spec["model"] = json!({"mlp": {"hidden": [16], "epochs": 3, "learning_rate": 1e30,
+                                   "grad_clip_norm": null, "schedule": "constant"}});
+    train_fails(&fx, &spec, 2, &["model.mlp: the ", "the optimizer diverged"]);
+}

@@ -189,12 +189,22 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         }
         network =
             Net::from_tensors(&arch, &ckpt.params).map_err(|e| mismatch(format!("another network: {e}")))?;
+        // A checkpoint's tensors are the user's file: a shape that does not fit the network is
+        // a wrong input (exit 2), not a failed tensor operation later (exit 1).
+        let check_shape = |n: &str, t: &Tensor, var: &candle_core::Var| {
+            if t.dims() == var.dims() {
+                Ok(())
+            } else {
+                Err(mismatch(format!("a network whose {n} is {:?}, not {:?}", t.dims(), var.dims())))
+            }
+        };
         let moments = |set: &std::collections::HashMap<String, Tensor>| -> Result<Vec<candle_core::Var>> {
             network
                 .vars
                 .iter()
-                .map(|(n, _)| {
+                .map(|(n, var)| {
                     let t = set.get(n).ok_or_else(|| mismatch(format!("a network without {n}")))?;
+                    check_shape(n, t, var)?;
                     candle_core::Var::from_tensor(t).map_err(candle_error)
                 })
                 .collect()
@@ -202,11 +212,13 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         optimizer.m = moments(&ckpt.m)?;
         optimizer.v = moments(&ckpt.v)?;
         optimizer.step = ckpt.state.step;
-        best = network
-            .vars
-            .iter()
-            .filter_map(|(n, _)| ckpt.best.get(n).map(|t| (n.clone(), t.clone())))
-            .collect();
+        best = Vec::new();
+        for (n, var) in &network.vars {
+            if let Some(t) = ckpt.best.get(n) {
+                check_shape(n, t, var)?;
+                best.push((n.clone(), t.clone()));
+            }
+        }
         resumed_from = Some((ckpt.state.epoch, ckpt.state.step));
         tracing::info!(
             epoch = ckpt.state.epoch + 1,
