@@ -16,9 +16,7 @@ use std::time::{Duration, Instant};
 use fuzzing::Mutator;
 use fuzzing::binary::{self, Ended};
 use fuzzing::runs::{quickstart_spec, synth_data};
-use safetensors::SafeTensors;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use trainyard::mlp::checkpoint;
 
 /// Share of the time for the in-process loader; a resume runs the binary and costs a hundred
@@ -33,35 +31,14 @@ fn mutate(m: &mut Mutator, input: &[u8], other: &[u8]) -> Vec<u8> {
     if m.rng.chance(80) { resign(&mutated).unwrap_or(mutated) } else { mutated }
 }
 
-const STATE_KEY: &str = "trainyard.state";
-const DIGEST_KEY: &str = "trainyard.sha256";
+use trainyard::mlp::checkpoint::DIGEST_KEY;
 
-/// `bytes` with the digest in its metadata recomputed the way `checkpoint::save` computes it
-/// (SHA-256 over the state and every tensor's name, dtype, shape and data, in name order), or
+/// `bytes` with the digest in its metadata recomputed by `checkpoint::content_digest`, or
 /// `None` when the file does not parse far enough to have one. The test checks that re-signing
 /// the real checkpoint changes nothing, so a change to the digest cannot silently make this a
 /// no-op.
 fn resign(bytes: &[u8]) -> Option<Vec<u8>> {
-    let (_, header) = SafeTensors::read_metadata(bytes).ok()?;
-    let state = header.metadata().as_ref().and_then(|m| m.get(STATE_KEY)).cloned().unwrap_or_default();
-    let st = SafeTensors::deserialize(bytes).ok()?;
-    let mut views = st.tensors();
-    views.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut hasher = Sha256::new();
-    hasher.update((state.len() as u64).to_le_bytes());
-    hasher.update(state.as_bytes());
-    for (name, view) in views {
-        hasher.update((name.len() as u64).to_le_bytes());
-        hasher.update(name.as_bytes());
-        hasher.update(format!("{:?}", view.dtype()).as_bytes());
-        hasher.update((view.shape().len() as u64).to_le_bytes());
-        for &d in view.shape() {
-            hasher.update((d as u64).to_le_bytes());
-        }
-        hasher.update((view.data().len() as u64).to_le_bytes());
-        hasher.update(view.data());
-    }
-    let digest: String = hasher.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let digest = checkpoint::content_digest(bytes).ok()?;
 
     let n = u64::from_le_bytes(bytes[..8].try_into().ok()?) as usize;
     let mut doc: Value = serde_json::from_slice(&bytes[8..8 + n]).ok()?;

@@ -13,6 +13,7 @@ mod writer;
 
 pub use column::{Column, KeyRef, Kind, Values};
 pub use dense::{Dense, NOWHERE, Place, is_f32, scatter};
+pub(crate) use files::describe;
 pub use files::expand;
 pub use filter::Predicate;
 pub use finite::check_finite;

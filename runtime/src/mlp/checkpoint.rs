@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 const FILE: &str = "checkpoint.safetensors";
 const STATE_KEY: &str = "trainyard.state";
 /// Metadata key of the checkpoint's content digest, checked on load.
-const DIGEST_KEY: &str = "trainyard.sha256";
+pub const DIGEST_KEY: &str = "trainyard.sha256";
 
 /// Where the loop stood when the checkpoint was written.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,8 +160,9 @@ pub fn load(dir: &Path, device: &Device) -> Result<Option<Checkpoint>> {
 }
 
 /// SHA-256 (hex) over the loop state and every tensor (name, dtype, shape, bytes, in name
-/// order) of an encoded checkpoint: everything a resume uses.
-fn content_digest(bytes: &[u8]) -> Result<String, String> {
+/// order) of an encoded checkpoint: everything a resume uses. [`load`] compares it with the
+/// [`DIGEST_KEY`] metadata that [`save`] wrote.
+pub fn content_digest(bytes: &[u8]) -> Result<String, String> {
     let (_, header) = SafeTensors::read_metadata(bytes).map_err(|e| e.to_string())?;
     let state = header.metadata().as_ref().and_then(|m| m.get(STATE_KEY)).cloned().unwrap_or_default();
     let st = SafeTensors::deserialize(bytes).map_err(|e| e.to_string())?;

@@ -493,7 +493,7 @@ impl JobSpec {
             return Err(Error::Usage(format!(
                 "spec file {} is {}, not a JSON file",
                 path.display(),
-                file_kind(kind)
+                crate::data::describe(kind)
             )));
         }
         let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
@@ -587,21 +587,6 @@ fn json_type(value: &serde_json::Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
-    }
-}
-
-/// What a path that is neither a regular file nor a pipe is, for messages.
-fn file_kind(kind: std::fs::FileType) -> &'static str {
-    if kind.is_dir() {
-        "a directory"
-    } else if kind.is_char_device() {
-        "a character device"
-    } else if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "a special file"
     }
 }
 
