@@ -134,6 +134,18 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     let holdout_files = match &checked.holdout {
         CheckedHoldout::Files(entries) => {
             let paths = data::expand("holdout.files", entries, |p| checked.resolve(p))?;
+            // A file on both sides puts the same rows in train and test: metrics that flatter.
+            let canonical = |p: &PathBuf| p.canonicalize().unwrap_or_else(|_| p.clone());
+            let train: Vec<PathBuf> = feature_paths.iter().map(canonical).collect();
+            if let Some(both) = paths.iter().find(|p| train.contains(&canonical(p))) {
+                return Err(Error::spec(
+                    "holdout.files",
+                    format!(
+                        "{} is also read by data.features; its rows would be in train and test alike",
+                        both.display()
+                    ),
+                ));
+            }
             Some(ParquetFile::open_all(&paths)?)
         }
         _ => None,

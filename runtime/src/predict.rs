@@ -33,6 +33,18 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
         )));
     }
     let (card, model) = artifact::load(run)?;
+    // Scores written into the run would replace or sit beside its verified artifacts.
+    if let (Ok(run_dir), Some(parent)) = (run.canonicalize(), out.parent())
+        && (if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
+            .canonicalize()
+            .is_ok_and(|p| p.starts_with(&run_dir))
+    {
+        return Err(Error::Usage(format!(
+            "--out {} is inside the run directory {}; write the scores elsewhere",
+            out.display(),
+            run.display()
+        )));
+    }
     let paths = data::expand("--data", data, |p| PathBuf::from(p))?;
     // Writing the scores over an input would destroy it (the rename replaces the file).
     if let Ok(target) = out.canonicalize()

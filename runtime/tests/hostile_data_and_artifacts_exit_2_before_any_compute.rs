@@ -544,3 +544,28 @@ fn property_finding_a_diverging_mlp_is_exit_2_and_writes_nothing() {
                                    "grad_clip_norm": null, "schedule": "constant"}});
     train_fails(&fx, &spec, 2, &["model.mlp: the ", "the optimizer diverged"]);
 }
+
+#[test]
+fn predict_out_inside_the_run_directory_is_refused() {
+    let fx = Fixture::new();
+    train_ok(&fx, &fx.base_spec(), "run");
+    let before = std::fs::read(fx.path("run/predictions.parquet")).unwrap();
+    for out in ["run/predictions.parquet", "run/scores.parquet"] {
+        let (code, _, stderr) =
+            outcome(&fx.run(&["predict", "--model", "run", "--data", "data.parquet", "--out", out]));
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains("is inside the run directory run"), "{stderr}");
+    }
+    assert_eq!(std::fs::read(fx.path("run/predictions.parquet")).unwrap(), before);
+    assert!(!fx.path("run/scores.parquet").exists());
+}
+
+#[test]
+fn a_holdout_file_also_read_for_training_is_refused() {
+    let fx = Fixture::new();
+    let mut spec = fx.base_spec();
+    spec["data"]["features"] = json!(["*.parquet"]);
+    spec["holdout"] = json!({"files": ["./data.parquet"]});
+    spec["features"]["categorical"] = json!([]);
+    train_fails(&fx, &spec, 2, &["holdout.files:", "data.parquet is also read by data.features"]);
+}
