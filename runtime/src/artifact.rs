@@ -142,25 +142,32 @@ pub fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
     for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let path = entry.map_err(|e| Error::io(dir, e))?.path();
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        if name == names::MANIFEST || !path.is_file() {
-            continue;
+        if name != names::MANIFEST && path.is_file() {
+            out.insert(name, sha256_file(&path)?);
         }
-        let mut file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
-        let mut hasher = Sha256::new();
-        std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(&path, e))?;
-        out.insert(name, hex(&hasher.finalize()));
     }
     Ok(out)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// SHA-256 (hex) of a file's content, streamed.
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Lower-case hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A run directory whose manifest has been read: the artifact digests it records.
+/// A run directory whose manifest has been read once: the manifest and the artifact digests it
+/// records, through which every other file of the run is read and verified.
 #[derive(Debug, Clone)]
 pub struct RunFiles {
     dir: PathBuf,
+    manifest: serde_json::Value,
     digests: BTreeMap<String, String>,
 }
 
@@ -202,7 +209,12 @@ impl RunFiles {
                     path.display()
                 ))
             })?;
-        Ok(RunFiles { dir: run.to_path_buf(), digests })
+        Ok(RunFiles { dir: run.to_path_buf(), manifest, digests })
+    }
+
+    /// The manifest as read by [`RunFiles::open`].
+    pub fn manifest(&self) -> &serde_json::Value {
+        &self.manifest
     }
 
     /// Path of `name` in the run.
@@ -234,12 +246,22 @@ impl RunFiles {
         }
         Ok(bytes)
     }
+
+    /// JSON file `name`, verified as [`RunFiles::read`] does, then parsed.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let bytes = self.read(name)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::data(format!("{}: {e}", self.path(name).display())))
+    }
 }
 
 /// Reads `model.json` and `model.safetensors` from a run directory, each checked against the
-/// manifest's digests (and the group models' files of a partitioned run).
+/// manifest's digests.
 pub fn load(run: &Path) -> Result<(ModelCard, Model)> {
-    let files = RunFiles::open(run)?;
+    load_from(&RunFiles::open(run)?)
+}
+
+/// [`load`] from a run directory already opened.
+pub fn load_from(files: &RunFiles) -> Result<(ModelCard, Model)> {
     let card_path = files.path(names::MODEL_JSON);
     let text = String::from_utf8(files.read(names::MODEL_JSON)?)
         .map_err(|e| Error::data(format!("{}: not UTF-8: {e}", card_path.display())))?;
@@ -258,11 +280,6 @@ pub fn load(run: &Path) -> Result<(ModelCard, Model)> {
             card.format_version,
             env!("CARGO_PKG_VERSION")
         )));
-    }
-    if card.partition.is_some() {
-        // Read again by the group loader; verified here so that every scoring path checks them.
-        files.read(crate::partition::GROUPS_WEIGHTS)?;
-        files.read(crate::partition::GROUPS_TABLE)?;
     }
     let weights_path = files.path(names::WEIGHTS);
     let bytes = files.read(names::WEIGHTS)?;

@@ -10,24 +10,13 @@ use crate::rundir::names;
 use crate::spec::ModelSpec;
 use crate::train::{Manifest, MetricsFile};
 
-fn read_json<T: serde::de::DeserializeOwned>(run: &Path, name: &str) -> Result<T> {
-    let path = run.join(name);
-    let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => {
-            Error::Usage(format!("{} is not a trainyard run directory (no {name})", run.display()))
-        }
-        _ => Error::io(&path, e),
-    })?;
-    serde_json::from_str(&text).map_err(|e| Error::data(format!("{}: {e}", path.display())))
-}
-
 /// Renders the summary of the run in `run`.
 pub fn inspect(run: &Path) -> Result<String> {
     let files = artifact::RunFiles::open(run)?;
-    let manifest: Manifest = read_json(run, names::MANIFEST)?;
-    files.read(names::METRICS)?;
-    let metrics: MetricsFile = read_json(run, names::METRICS)?;
-    let (card, model) = artifact::load(run)?;
+    let manifest: Manifest = serde_json::from_value(files.manifest().clone())
+        .map_err(|e| Error::data(format!("{}: {e}", files.path(names::MANIFEST).display())))?;
+    let metrics: MetricsFile = files.read_json(names::METRICS)?;
+    let (card, model) = artifact::load_from(&files)?;
     let mut s = String::new();
     let _ = writeln!(s, "run {}  ({})", manifest.run_id, manifest.status);
     let _ = writeln!(s, "  path        {}", run.display());

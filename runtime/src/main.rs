@@ -241,12 +241,7 @@ fn exit_1_on_panic() {
             // A decoder's panic on a corrupt file, turned into a data error by the caller.
             return;
         }
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "unknown panic".into());
+        let message = trainyard::data::panic_message(info.payload());
         let place = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
         let _ = writeln!(std::io::stderr(), "error: internal error: {message}{place}; please report this");
         std::process::exit(1);

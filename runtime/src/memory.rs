@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::features::Pipeline;
-use crate::mlp::embedding_rule;
+use crate::mlp::Architecture;
 use crate::spec::ModelSpec;
 
 /// Environment variable that lowers the memory budget below what the process may use (bytes),
@@ -131,35 +131,24 @@ pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_
             });
             // Weights, gradients, the two AdamW moments, the best epoch's copy and the
             // checkpoint being serialized: six float32 copies of every parameter.
-            let mut params: u128 = 0;
-            let mut input = numeric as u128;
-            for &k in &cards {
-                let d = m.embedding_dim.unwrap_or_else(|| embedding_rule(k)) as u128;
-                params = params.saturating_add((k as u128).saturating_mul(d));
-                input = input.saturating_add(d);
-            }
-            let embeddings = params;
-            let mut fan_in = input;
-            let mut widths: u128 = input;
-            for &h in &m.hidden {
-                let h = h as u128;
-                params = params.saturating_add(h.saturating_mul(fan_in).saturating_add(h));
-                widths = widths.saturating_add(h);
-                fan_in = h;
-            }
-            params = params.saturating_add(fan_in + 1);
-            let embedded = input - numeric as u128;
-            let culprit = if embeddings.saturating_mul(2) > params || embedded > 4096 {
+            let arch = Architecture::new(m, numeric, cards);
+            let sizes = arch.sizes();
+            let embedded = sizes.input - numeric as u128;
+            let culprit = if sizes.embeddings.saturating_mul(2) > sizes.parameters || embedded > 4096 {
                 format!(
-                    "model.mlp.embedding_dim: the embeddings hold {embeddings} values and make the first \
-                     layer's input {embedded} wide"
+                    "model.mlp.embedding_dim: the embeddings hold {} values and make the first \
+                     layer's input {embedded} wide",
+                    sizes.embeddings
                 )
             } else {
                 "model.mlp.hidden".to_string()
             };
             items.push(Item {
-                what: format!("network: {params} parameters x 6 float32 copies (weights, gradients, AdamW, best, checkpoint)"),
-                bytes: u64::try_from(params.saturating_mul(24)).unwrap_or(u64::MAX),
+                what: format!(
+                    "network: {} parameters x 6 float32 copies (weights, gradients, AdamW, best, checkpoint)",
+                    sizes.parameters
+                ),
+                bytes: u64::try_from(sizes.parameters.saturating_mul(24)).unwrap_or(u64::MAX),
                 culprit,
             });
             let batch = m
@@ -168,8 +157,9 @@ pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_
                 .min(train_rows.max(1)) as u128;
             // Forward values, ReLU and dropout masks, and their gradients per layer.
             items.push(Item {
-                what: format!("activations: batch of {batch} rows x {widths} units"),
-                bytes: u64::try_from(batch.saturating_mul(widths).saturating_mul(16)).unwrap_or(u64::MAX),
+                what: format!("activations: batch of {batch} rows x {} units", sizes.units),
+                bytes: u64::try_from(batch.saturating_mul(sizes.units).saturating_mul(16))
+                    .unwrap_or(u64::MAX),
                 culprit: "model.mlp.batch_size and model.mlp.hidden".into(),
             });
         }

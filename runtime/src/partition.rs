@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact;
+use crate::artifact::{self, RunFiles};
 use crate::data::{self, Column, KeyRef, ParquetFile};
 use crate::error::{Error, Result};
 use crate::features::Matrix;
@@ -124,8 +124,10 @@ impl GroupModels {
     }
 
     /// Reads `groups.safetensors` and the fitted groups' keys from `groups.parquet` in `run`.
-    pub fn load(run: &Path, cols: usize) -> Result<GroupModels> {
-        let table = run.join(GROUPS_TABLE);
+    pub fn load(run: &RunFiles, cols: usize) -> Result<GroupModels> {
+        // The table is small: verified from its bytes, then read as Parquet from its path.
+        run.read(GROUPS_TABLE)?;
+        let table = run.path(GROUPS_TABLE);
         let files = ParquetFile::open_all(std::slice::from_ref(&table))?;
         let columns = vec!["group".to_string(), "model_row".to_string()];
         let kinds = data::column_kinds(&files, &columns)?;
@@ -147,8 +149,8 @@ impl GroupModels {
         if fitted.iter().enumerate().any(|(i, (r, _))| *r != i) {
             return Err(bad("model_row must number the fitted groups 0, 1, 2, ...".into()));
         }
-        let path = run.join(GROUPS_WEIGHTS);
-        let bytes = std::fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        let path = run.path(GROUPS_WEIGHTS);
+        let bytes = run.read(GROUPS_WEIGHTS)?;
         let bad = |what: String| Error::data(format!("{}: {what}", path.display()));
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
         let coef = artifact::read_f64_tensor(&st, COEF, &path)?;

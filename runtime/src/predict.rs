@@ -32,7 +32,8 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
             out.display()
         )));
     }
-    let (card, model) = artifact::load(run)?;
+    let run_files = artifact::RunFiles::open(run)?;
+    let (card, model) = artifact::load_from(&run_files)?;
     // Scores written into the run would replace or sit beside its verified artifacts.
     if let (Ok(run_dir), Some(parent)) = (run.canonicalize(), out.parent())
         && (if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
@@ -80,7 +81,7 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
     data::check_finite(&files, &origins, &frame, &numeric)?;
     let scores = match (&card.partition, &model) {
         (Some(p), Model::Logistic(generic)) => {
-            let groups = GroupModels::load(run, card.pipeline.width())?;
+            let groups = GroupModels::load(&run_files, card.pipeline.width())?;
             let x = card.pipeline.transform(&frame)?;
             let mut scores = generic.predict_proba(&x);
             let column = frame.column(&p.by).ok_or_else(|| Error::Internal(format!("{} not read", p.by)))?;

@@ -168,7 +168,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let spec = &checked.spec;
     let mut phases = PhaseSeconds::default();
     let resolved = spec.resolved_json();
-    let spec_sha256 = hex(&Sha256::digest(resolved.to_string().as_bytes()));
+    let spec_sha256 = artifact::hex(&Sha256::digest(resolved.to_string().as_bytes()));
     let checkpoint_dir = checkpoint::dir_for(&target);
     let mut resume = match &spec.model {
         ModelSpec::Mlp(_) => find_checkpoint(&checkpoint_dir, &spec_sha256)?,
@@ -481,25 +481,18 @@ fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Hashes every input file (in parallel) for the manifest.
 fn fingerprint(report: &LoadReport) -> Result<Vec<InputFile>> {
     report
         .files
         .par_iter()
         .map(|f| {
-            let mut file = std::fs::File::open(&f.path).map_err(|e| Error::io(&f.path, e))?;
-            let mut hasher = Sha256::new();
-            std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(&f.path, e))?;
             Ok(InputFile {
                 role: f.role.clone(),
                 path: f.path.clone(),
                 bytes: f.bytes,
                 rows: f.rows,
-                sha256: hex(&hasher.finalize()),
+                sha256: artifact::sha256_file(&f.path)?,
             })
         })
         .collect()

@@ -17,6 +17,6 @@ pub(crate) use files::describe;
 pub use files::expand;
 pub use filter::Predicate;
 pub use finite::check_finite;
-pub use guard::panic_is_caught;
+pub use guard::{panic_is_caught, panic_message};
 pub use reader::{Frame, Origins, ParquetFile, ReadStats, column_kinds, read, read_tracked};
 pub use writer::write_parquet;

@@ -88,17 +88,7 @@ impl Part {
 pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(MlpModel, MlpReport)> {
     let started = Instant::now();
     let rows = data.labels.len();
-    let arch = Architecture {
-        numeric: data.numeric.cols,
-        cardinalities: data.cardinalities.to_vec(),
-        embedding_dims: data
-            .cardinalities
-            .iter()
-            .map(|&k| spec.embedding_dim.unwrap_or_else(|| net::embedding_rule(k)))
-            .collect(),
-        hidden: spec.hidden.clone(),
-        dropout: spec.dropout,
-    };
+    let arch = Architecture::new(spec, data.numeric.cols, data.cardinalities.to_vec());
     let balanced = spec.class_weight.as_deref() == Some("balanced");
     let mut weights = crate::logistic::effective_weights(data.labels, data.weights, balanced)
         .unwrap_or_else(|| vec![1.0; rows]);

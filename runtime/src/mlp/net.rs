@@ -7,6 +7,8 @@ use std::sync::Arc;
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 
+use crate::spec::MlpSpec;
+
 use super::random::{self, Stream};
 
 /// Rows per forward pass when scoring. Fixed, so a row's score never depends on how many rows
@@ -44,20 +46,45 @@ impl Architecture {
         if self.hidden.is_empty() || self.hidden.contains(&0) || !(0.0..1.0).contains(&self.dropout) {
             return Err("the architecture needs non-empty hidden layers and a dropout in [0, 1)".into());
         }
-        let overflow = || "the architecture's sizes overflow".to_string();
-        let mut total: usize = 0;
-        let mut fan_in = self.numeric;
-        for (&k, &d) in self.cardinalities.iter().zip(&self.embedding_dims) {
-            total = k.checked_mul(d).and_then(|p| total.checked_add(p)).ok_or_else(overflow)?;
-            fan_in = fan_in.checked_add(d).ok_or_else(overflow)?;
+        // Bytes of f32 weights must be addressable, so that no size below can overflow.
+        if self.sizes().parameters.saturating_mul(4) > isize::MAX as u128 {
+            return Err("the architecture's sizes overflow".into());
         }
+        Ok(())
+    }
+
+    /// The shape `spec` gives a network over `numeric` standardized columns and categorical
+    /// columns of `cardinalities` slots.
+    pub fn new(spec: &MlpSpec, numeric: usize, cardinalities: Vec<usize>) -> Architecture {
+        Architecture {
+            numeric,
+            embedding_dims: cardinalities
+                .iter()
+                .map(|&k| spec.embedding_dim.unwrap_or_else(|| embedding_rule(k)))
+                .collect(),
+            cardinalities,
+            hidden: spec.hidden.clone(),
+            dropout: spec.dropout,
+        }
+    }
+
+    /// Counts of the network, in u128 and saturating, so that they can be computed (and
+    /// reported) for any shape, even one no machine could hold.
+    pub fn sizes(&self) -> Sizes {
+        let mut embeddings: u128 = 0;
+        let mut input = self.numeric as u128;
+        for (&k, &d) in self.cardinalities.iter().zip(&self.embedding_dims) {
+            embeddings = embeddings.saturating_add((k as u128).saturating_mul(d as u128));
+            input = input.saturating_add(d as u128);
+        }
+        let (mut parameters, mut units, mut fan_in) = (embeddings, input, input);
         for &h in self.hidden.iter().chain([&1]) {
-            let layer = h.checked_mul(fan_in).and_then(|p| p.checked_add(h)).ok_or_else(overflow)?;
-            total = total.checked_add(layer).ok_or_else(overflow)?;
+            let h = h as u128;
+            parameters = parameters.saturating_add(h.saturating_mul(fan_in).saturating_add(h));
+            units = units.saturating_add(h);
             fan_in = h;
         }
-        // Bytes of f32 weights must be addressable too.
-        total.checked_mul(4).filter(|&b| b <= isize::MAX as usize).map(|_| ()).ok_or_else(overflow)
+        Sizes { embeddings, input, parameters, units }
     }
 
     /// Width of the first layer's input: numeric block plus all embeddings.
@@ -86,6 +113,19 @@ impl Architecture {
     pub fn parameter_count(&self) -> usize {
         self.parameters().iter().map(|(_, s)| s.iter().product::<usize>()).sum()
     }
+}
+
+/// Counts of a network's shape (see [`Architecture::sizes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Values in all embedding tables.
+    pub embeddings: u128,
+    /// Width of the first layer's input.
+    pub input: u128,
+    /// Trainable parameters, embeddings included.
+    pub parameters: u128,
+    /// Units of every layer, input and output included (activations per row).
+    pub units: u128,
 }
 
 /// The embedding width for a column with `k` slots when the spec leaves it to the rule.
