@@ -35,9 +35,9 @@ fn ingest(c: &mut Criterion) {
             b.iter(|| {
                 let mut data = dataset::load(&checked).expect("load");
                 let pipeline = Pipeline::fit_spec(&data.train.frame, &checked.spec.features).expect("fit");
-                let train = pipeline.transform_owned(&mut data.train.frame).expect("train matrix");
-                let test = pipeline.transform_owned(&mut data.test.frame).expect("test matrix");
-                (train.rows, test.rows)
+                let train = pipeline.design_owned(&mut data.train.frame).expect("train design");
+                let test = pipeline.design_owned(&mut data.test.frame).expect("test design");
+                (train.rows(), test.rows())
             })
         });
     }

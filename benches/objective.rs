@@ -16,7 +16,7 @@ fn objective(c: &mut Criterion) {
     let mut group = c.benchmark_group("logistic_loss_grad");
     for (rows, cols) in [(100_000, 32), (1_000_000, 32), (250_000, 128)] {
         let (x, y, beta) = objective_data(rows, cols);
-        let p = Problem { x: &x, rows, cols, y: &y, weights: None };
+        let p = Problem::dense(&x, rows, cols, &y, None);
         let mut grad = vec![0.0; cols];
         group.throughput(Throughput::Bytes((rows * cols * 4) as u64));
         group.bench_with_input(BenchmarkId::from_parameter(format!("{rows}x{cols}")), &p, |b, p| {
@@ -31,7 +31,7 @@ fn objective(c: &mut Criterion) {
             let mut group = c.benchmark_group("logistic_loss_grad_cuda");
             for (rows, cols) in [(100_000, 32), (1_000_000, 32), (250_000, 128), (3_200_000, 64)] {
                 let (x, y, beta) = objective_data(rows, cols);
-                let p = Problem { x: &x, rows, cols, y: &y, weights: None };
+                let p = Problem::dense(&x, rows, cols, &y, None);
                 let mut gpu = match cuda::logistic::Objective::new(0, &p) {
                     Ok(g) => g,
                     Err(e) => {
@@ -55,7 +55,8 @@ fn objective(c: &mut Criterion) {
     let mut out = vec![0.0; rows];
     group.throughput(Throughput::Bytes((rows * cols * 4) as u64));
     group.bench_function(format!("{rows}x{cols}"), |b| {
-        b.iter(|| predict_proba(&x, cols, &beta, 0.1, &mut out))
+        let d = Problem::dense(&x, rows, cols, &[], None).design();
+        b.iter(|| predict_proba(&d, &beta, 0.1, &mut out))
     });
     group.finish();
 }

@@ -28,10 +28,10 @@ fn main() {
     let rows = args.next().flatten().unwrap_or(3_200_000);
     let cols = args.next().flatten().unwrap_or(64);
     let (x, y, beta) = objective_data(rows, cols);
-    let p = Problem { x: &x, rows, cols, y: &y, weights: None };
+    let p = Problem::dense(&x, rows, cols, &y, None);
     let gb = (rows * cols * 4) as f64 / 1e9;
 
-    let cpu = best_pass(&mut Cpu(p), &beta, cols).unwrap_or(f64::NAN);
+    let cpu = best_pass(&mut Cpu::new(p), &beta, cols).unwrap_or(f64::NAN);
     println!(
         "| objective pass {rows} x {cols} | cpu ({} threads) | {:.4} s | {:.1} GB/s | 1.00x |",
         rayon::current_num_threads(),

@@ -2,9 +2,10 @@
 //!
 //! | job | function |
 //! | --- | --- |
-//! | logistic loss and gradient in one pass over a row-major f32 matrix | [`logistic::loss_grad`] |
+//! | logistic loss and gradient in one pass over a design (dense f32 block plus categorical codes) | [`logistic::loss_grad`] |
 //! | the same, computed the obvious way, as the reference in tests | [`logistic::loss_grad_reference`] |
-//! | probabilities for rows of the matrix | [`logistic::predict_proba`] |
+//! | probabilities for rows of the design | [`logistic::predict_proba`] |
+//! | the diagonal of the one-hot Gram matrix, for the solver's preconditioner | [`logistic::second_moments`] |
 //! | numerically stable log(1 + e^z) and sigmoid | [`logistic::softplus`], [`logistic::sigmoid`] |
 //! | vectorizable exp, log1p, softplus and sigmoid over eight lanes | [`lanes`] |
 //! | the objective behind one interface, on the CPU or a GPU | [`logistic::LossGrad`], [`logistic::Cpu`], [`cuda::logistic::Objective`] |

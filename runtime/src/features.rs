@@ -39,6 +39,54 @@ impl Matrix {
     }
 }
 
+/// What both model kinds fit on: the numeric block (standardized values and missing
+/// indicators) and, per categorical feature, each row's slot (a level, "other", or the null
+/// level). Logistic coefficients have the one-hot layout over it; the MLP embeds the slots.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Design {
+    /// The numeric block, one row per row.
+    pub numeric: Matrix,
+    /// `rows × slots.len()` slot indices, row after row.
+    pub codes: Vec<u32>,
+    /// Slots of each categorical feature (its levels plus "other").
+    pub slots: Vec<usize>,
+}
+
+impl Design {
+    /// Rows.
+    pub fn rows(&self) -> usize {
+        self.numeric.rows
+    }
+
+    /// Width of the one-hot design: the numeric block plus every categorical slot.
+    pub fn width(&self) -> usize {
+        self.numeric.cols + self.slots.iter().sum::<usize>()
+    }
+
+    /// The rows as the kernels read them.
+    pub fn view(&self) -> trainyard_kernels::logistic::Design<'_> {
+        trainyard_kernels::logistic::Design {
+            x: &self.numeric.data,
+            rows: self.numeric.rows,
+            cols: self.numeric.cols,
+            codes: &self.codes,
+            slots: &self.slots,
+        }
+    }
+
+    /// Rows `rows`, gathered into a design of their own.
+    pub fn gather(&self, rows: &[usize]) -> Design {
+        let (cols, ncat) = (self.numeric.cols, self.slots.len());
+        let mut data = Vec::with_capacity(rows.len() * cols);
+        let mut codes = Vec::with_capacity(rows.len() * ncat);
+        for &i in rows {
+            data.extend_from_slice(self.numeric.row(i));
+            codes.extend_from_slice(&self.codes[i * ncat..(i + 1) * ncat]);
+        }
+        Design { numeric: Matrix { data, rows: rows.len(), cols }, codes, slots: self.slots.clone() }
+    }
+}
+
 /// One numeric feature's fitted statistics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NumericStep {
@@ -179,10 +227,24 @@ impl Pipeline {
         self.categorical.iter().map(|c| c.levels.len() + 1).collect()
     }
 
-    /// Builds the one-hot design matrix for `frame`'s rows (what logistic models use). Every
-    /// feature column must be present with a usable kind (names the column otherwise).
+    /// Builds the dense one-hot design matrix for `frame`'s rows: the textbook form of
+    /// [`design`](Self::design), which tests compare with. Every feature column must be present
+    /// with a usable kind (names the column otherwise).
     pub fn transform(&self, frame: &Frame) -> Result<Matrix> {
         Ok(self.encode(frame, Encoding::OneHot)?.0)
+    }
+
+    /// The design of `frame`'s rows: what both model kinds fit on and score.
+    pub fn design(&self, frame: &Frame) -> Result<Design> {
+        let (numeric, codes) = self.transform_embedded(frame)?;
+        Ok(Design { numeric, codes, slots: self.cardinalities() })
+    }
+
+    /// [`design`](Self::design) consuming the frame's dense rows, standardized in place when
+    /// their layout allows (see [`transform_embedded_owned`](Self::transform_embedded_owned)).
+    pub fn design_owned(&self, frame: &mut Frame) -> Result<Design> {
+        let (numeric, codes) = self.transform_embedded_owned(frame)?;
+        Ok(Design { numeric, codes, slots: self.cardinalities() })
     }
 
     /// Builds the numeric block (standardized values and missing indicators) and, per
@@ -192,23 +254,10 @@ impl Pipeline {
         self.encode(frame, Encoding::Index)
     }
 
-    /// [`transform`](Self::transform) for a frame that is no longer needed as it is: when the
-    /// frame's dense rows already have the numeric block's layout (every numeric feature dense,
-    /// in order, none with a missing indicator) they are standardized in place, so the design
-    /// matrix costs no second copy. The frame's dense rows are consumed either way.
-    pub fn transform_owned(&self, frame: &mut Frame) -> Result<Matrix> {
-        if self.categorical.is_empty()
-            && let Some(m) = self.standardize_in_place(frame)
-        {
-            return m;
-        }
-        let m = self.transform(frame);
-        frame.dense = Dense::default();
-        m
-    }
-
-    /// [`transform_embedded`](Self::transform_embedded) consuming the frame's dense rows, as
-    /// [`transform_owned`](Self::transform_owned).
+    /// [`transform_embedded`](Self::transform_embedded) for a frame that is no longer needed as
+    /// it is: when the frame's dense rows already have the numeric block's layout (every
+    /// numeric feature dense, in order, none with a missing indicator) they are standardized in
+    /// place, so the design costs no second copy. The frame's dense rows are consumed either way.
     pub fn transform_embedded_owned(&self, frame: &mut Frame) -> Result<(Matrix, Vec<u32>)> {
         if let Some(m) = self.standardize_in_place(frame) {
             let m = m?;
@@ -794,7 +843,7 @@ mod tests {
         assert_eq!(p1, p2);
         assert!(p1.numeric.iter().all(|n| n.indicator));
         assert_eq!(p1.transform(&columns).unwrap(), p2.transform(&dense).unwrap());
-        assert_eq!(p1.transform(&columns).unwrap(), p2.transform_owned(&mut dense).unwrap());
+        assert_eq!(p1.transform(&columns).unwrap(), p2.design_owned(&mut dense).unwrap().numeric);
         assert!(dense.dense.data.is_empty(), "the dense rows are consumed");
 
         // Without missing values and in layout order, the rows are standardized in place.
@@ -811,7 +860,7 @@ mod tests {
         rows.dense = Dense { names: vec!["p".into()], data: plain };
         let p = Pipeline::fit(&rows, &["p".into()], &[], 1, CategoricalNulls::Level).unwrap();
         let ptr = rows.dense.data.as_ptr();
-        let m = p.transform_owned(&mut rows).unwrap();
+        let m = p.design_owned(&mut rows).unwrap().numeric;
         assert_eq!(m.data.as_ptr(), ptr, "no copy");
         assert_eq!(m, p.transform(&cols).unwrap());
     }

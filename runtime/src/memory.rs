@@ -104,17 +104,31 @@ pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_
         .map(|(i, c)| (i, c.column.clone(), c.levels.len() + 1));
     match model {
         ModelSpec::Logistic(_) => {
-            let width = pipeline.width();
+            let (numeric, ncat, width) =
+                (pipeline.numeric_width(), pipeline.categorical.len(), pipeline.width());
+            items.push(Item {
+                what: format!("designs: {rows} rows x ({numeric} float32 + {ncat} codes)"),
+                bytes: bytes(&[rows, numeric + ncat], 4),
+                culprit: "the number of rows and features".into(),
+            });
+            items.push(Item {
+                what: format!("row residuals: {train_rows} float64"),
+                bytes: bytes(&[train_rows], 8),
+                culprit: "the number of rows".into(),
+            });
+            // L-BFGS keeps 10 pairs of correction vectors; with the iterate, the gradients, the
+            // trial point, the direction and the preconditioner: 26 float64 vectors of the
+            // coefficients.
             let culprit = match &widest {
                 Some((i, name, k)) if *k * 2 > width => format!(
                     "features.categorical[{i}] {name:?} has {k} one-hot columns; raise \
                      features.min_category_count or drop the column"
                 ),
-                _ => "the number of rows and features".into(),
+                _ => "the number of features".into(),
             };
             items.push(Item {
-                what: format!("design matrices: {rows} rows x {width} columns of float32"),
-                bytes: bytes(&[rows, width], 4),
+                what: format!("solver state: 26 float64 vectors of {width} coefficients"),
+                bytes: bytes(&[width, 26], 8),
                 culprit,
             });
         }
@@ -223,12 +237,16 @@ mod tests {
 
     #[test]
     fn a_wide_one_hot_design_names_the_categorical_column() {
-        let e = estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000), 400_000, 100_000);
-        assert_eq!(e.total_bytes, 500_000 * 200_002 * 4);
+        // Codes, not one-hot columns, hold the rows: 200,000 levels cost their coefficients.
         let budget = Budget { bytes: 24 << 30, source: "test".into() };
+        let e = estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000), 400_000, 100_000);
+        assert_eq!(e.total_bytes, 500_000 * 2 * 4 + 400_000 * 8 + 200_002 * 26 * 8);
+        check(&e, &budget, 0).unwrap();
+        // What is left to refuse: more levels than the solver's vectors can hold.
+        let e = estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000_000), 400_000, 100_000);
         let err = check(&e, &budget, 0).unwrap_err().to_string();
-        assert!(err.contains("features.categorical[0] \"merchant\" has 200001 one-hot columns"), "{err}");
-        assert!(err.contains("372.5 GiB"), "{err}");
+        assert!(err.contains("features.categorical[0] \"merchant\" has 200000001 one-hot columns"), "{err}");
+        assert!(err.contains("38.7 GiB"), "{err}");
         check(&estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(10), 1000, 100), &budget, 0)
             .unwrap();
     }

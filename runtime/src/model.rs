@@ -11,7 +11,7 @@ use crate::mlp::{MlpModel, MlpReport};
 /// A fitted model.
 #[derive(Debug, Clone)]
 pub enum Model {
-    /// Logistic regression over the one-hot design matrix.
+    /// Logistic regression over the design, coefficients in one-hot order.
     Logistic(LogisticModel),
     /// The MLP over the numeric block and categorical embeddings.
     Mlp(MlpModel),
@@ -21,10 +21,10 @@ impl Model {
     /// Probabilities of the positive class for `frame`'s rows, each row scored on its own.
     pub fn score(&self, pipeline: &Pipeline, frame: &Frame) -> Result<Vec<f64>> {
         match self {
-            Model::Logistic(m) => Ok(m.predict_proba(&pipeline.transform(frame)?)),
+            Model::Logistic(m) => Ok(m.predict_proba(&pipeline.design(frame)?)),
             Model::Mlp(m) => {
-                let (numeric, codes) = pipeline.transform_embedded(frame)?;
-                m.predict_proba(&numeric, &codes)
+                let x = pipeline.design(frame)?;
+                m.predict_proba(&x.numeric, &x.codes)
             }
         }
     }

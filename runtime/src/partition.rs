@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::artifact::{self, RunFiles};
 use crate::data::{self, Column, KeyRef, ParquetFile};
 use crate::error::{Error, Result};
-use crate::features::Matrix;
+use crate::features::Design;
 use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
 use crate::spec::{LogisticSpec, PartitionSpec};
@@ -89,7 +89,7 @@ impl GroupModels {
     /// Replaces the generic model's score with the group model's for every row whose group has
     /// one. `scores` holds the generic model's scores of `x`'s rows; returns how many rows a
     /// group model scored.
-    pub fn compose(&self, x: &Matrix, keys: &[Option<GroupKey>], scores: &mut [f64]) -> usize {
+    pub fn compose(&self, x: &Design, keys: &[Option<GroupKey>], scores: &mut [f64]) -> usize {
         let index: HashMap<&GroupKey, usize> = self.keys.iter().enumerate().map(|(g, k)| (k, g)).collect();
         let mut rows_of: Vec<Vec<usize>> = vec![Vec::new(); self.keys.len()];
         for (i, k) in keys.iter().enumerate() {
@@ -101,7 +101,7 @@ impl GroupModels {
             .par_iter()
             .enumerate()
             .filter(|(_, rows)| !rows.is_empty())
-            .map(|(g, rows)| (g, self.model(g).predict_proba(&gather(x, rows))))
+            .map(|(g, rows)| (g, self.model(g).predict_proba(&x.gather(rows))))
             .collect();
         let mut n = 0;
         for (g, p) in scored {
@@ -253,15 +253,6 @@ pub struct PartitionReport {
     pub evaluate_seconds: f64,
 }
 
-/// Rows `rows` of `x`, gathered into a matrix of their own.
-fn gather(x: &Matrix, rows: &[usize]) -> Matrix {
-    let mut data = Vec::with_capacity(rows.len() * x.cols);
-    for &i in rows {
-        data.extend_from_slice(x.row(i));
-    }
-    Matrix { data, rows: rows.len(), cols: x.cols }
-}
-
 /// Row indices of every non-null key, groups in key order.
 fn index(keys: &[Option<GroupKey>]) -> Vec<(GroupKey, Vec<usize>)> {
     let mut at: HashMap<&GroupKey, usize> = HashMap::new();
@@ -310,7 +301,7 @@ pub struct Fitted {
 /// positive and negative rows. Results do not depend on the thread count: each group's fit sees
 /// only its own rows, in their original order.
 pub fn fit(
-    x: &Matrix,
+    x: &Design,
     y: &[f32],
     weights: Option<&[f32]>,
     keys: &[Option<GroupKey>],
@@ -340,11 +331,11 @@ pub fn fit(
         .par_bridge()
         .map(|&g| {
             let rows = &groups[g].rows;
-            let gx = gather(x, rows);
+            let gx = x.gather(rows);
             let gy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
             let gw: Option<Vec<f32>> = weights.map(|w| rows.iter().map(|&i| w[i]).collect());
             let (model, report) =
-                logistic::fit_anchored(&gx.data, gx.cols, &gy, gw.as_deref(), hyper, anchor);
+                logistic::fit_anchored(&gx, &gy, gw.as_deref(), hyper, anchor);
             let p = model.predict_proba(&gx);
             let m = SplitMetrics::compute(&gy, &p);
             let fit = GroupFit {
@@ -360,7 +351,7 @@ pub fn fit(
     for (g, f) in fits {
         groups[g].fit = Some(f);
     }
-    let mut models = GroupModels { keys: Vec::new(), cols: x.cols, coef: Vec::new(), intercept: Vec::new() };
+    let mut models = GroupModels { keys: Vec::new(), cols: x.width(), coef: Vec::new(), intercept: Vec::new() };
     for group in &groups {
         if let Some(f) = &group.fit {
             models.keys.push(group.key.clone());
@@ -374,8 +365,8 @@ pub fn fit(
 /// One side of the split as the generic model scored it.
 #[derive(Debug, Clone, Copy)]
 pub struct Side<'a> {
-    /// The design matrix.
-    pub x: &'a Matrix,
+    /// The design.
+    pub x: &'a Design,
     /// Labels, 0.0 or 1.0.
     pub y: &'a [f32],
     /// Group of each row.

@@ -82,7 +82,7 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
     let scores = match (&card.partition, &model) {
         (Some(p), Model::Logistic(generic)) => {
             let groups = GroupModels::load(&run_files, card.pipeline.width())?;
-            let x = card.pipeline.transform(&frame)?;
+            let x = card.pipeline.design(&frame)?;
             let mut scores = generic.predict_proba(&x);
             let column = frame.column(&p.by).ok_or_else(|| Error::Internal(format!("{} not read", p.by)))?;
             groups.compose(&x, &partition::keys(column, &p.by)?, &mut scores);

@@ -13,7 +13,7 @@ use crate::data::Column;
 use crate::dataset::{self, LoadReport};
 use crate::device::{self, Workload};
 use crate::error::{Error, Result};
-use crate::features::{Matrix, Pipeline};
+use crate::features::Pipeline;
 use crate::logistic;
 use crate::memory;
 use crate::metrics::SplitMetrics;
@@ -209,34 +209,30 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     // what is too large, instead of being killed for memory later.
     let estimate = memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len());
     memory::check(&estimate, &memory::budget(), memory::resident_bytes())?;
-    let design = match &spec.model {
-        // The frames' dense rows become the design matrices (in place when the layout allows).
-        ModelSpec::Logistic(_) => Design::OneHot(
-            pipeline.transform_owned(&mut data.train.frame)?,
-            pipeline.transform_owned(&mut data.test.frame)?,
-        ),
-        ModelSpec::Mlp(_) => Design::Embedded(
-            pipeline.transform_embedded_owned(&mut data.train.frame)?,
-            pipeline.transform_embedded_owned(&mut data.test.frame)?,
-        ),
-    };
+    // The frames' dense rows become the numeric blocks (in place when the layout allows).
+    let (x_train, x_test) =
+        (pipeline.design_owned(&mut data.train.frame)?, pipeline.design_owned(&mut data.test.frame)?);
     // Only the test rows' key is read after this point.
     data.train.frame = Default::default();
     phases.features = t.elapsed().as_secs_f64();
     tracing::info!(
         phase = "features",
         seconds = phases.features,
-        width = design.width(),
-        "design matrix has {} columns",
-        design.width()
+        width = x_train.width(),
+        numeric = x_train.numeric.cols,
+        categorical = x_train.slots.len(),
+        "design has {} columns ({} numeric, {} categorical slots)",
+        x_train.width(),
+        x_train.numeric.cols,
+        x_train.width() - x_train.numeric.cols
     );
 
     let t = Instant::now();
     let train_rows = data.train.len();
-    let (model, fit, passes) = match (&spec.model, &design) {
-        (ModelSpec::Logistic(hyper), Design::OneHot(x, _)) => {
+    let (model, fit, passes) = match &spec.model {
+        ModelSpec::Logistic(hyper) => {
             let (model, fit) =
-                logistic::fit_on(device, x, &data.train.labels, data.train.weights.as_deref(), hyper)?;
+                logistic::fit_on(device, &x_train, &data.train.labels, data.train.weights.as_deref(), hyper)?;
             tracing::info!(
                 phase = "fit",
                 seconds = t.elapsed().as_secs_f64(),
@@ -254,12 +250,11 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
             let passes = f64::from(fit.objective_passes);
             (Model::Logistic(model), FitReport::Logistic(fit), passes)
         }
-        (ModelSpec::Mlp(hyper), Design::Embedded((x, codes), _)) => {
-            let cardinalities = pipeline.cardinalities();
+        ModelSpec::Mlp(hyper) => {
             let train_data = mlp::TrainData {
-                numeric: x,
-                codes,
-                cardinalities: &cardinalities,
+                numeric: &x_train.numeric,
+                codes: &x_train.codes,
+                cardinalities: &x_train.slots,
                 labels: &data.train.labels,
                 weights: data.train.weights.as_deref(),
             };
@@ -287,18 +282,17 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
             let passes = f64::from(fit.epochs);
             (Model::Mlp(model), FitReport::Mlp(fit), passes)
         }
-        _ => return Err(Error::Internal("the design does not match the model kind".into())),
     };
 
     // Per-group models, next to the generic one.
-    let groups = match (&spec.partition, &model, &design, &group_keys) {
-        (Some(p), Model::Logistic(generic), Design::OneHot(x, _), Some((train_keys, _))) => {
+    let groups = match (&spec.partition, &model, &group_keys) {
+        (Some(p), Model::Logistic(generic), Some((train_keys, _))) => {
             let ModelSpec::Logistic(hyper) = &spec.model else {
                 return Err(Error::Internal("partition without a logistic model".into()));
             };
             let started = Instant::now();
             let fitted = partition::fit(
-                x,
+                &x_train,
                 &data.train.labels,
                 data.train.weights.as_deref(),
                 train_keys,
@@ -322,27 +316,20 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     phases.fit = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
-    let (p_train, p_test) = match (&model, &design) {
-        (Model::Logistic(m), Design::OneHot(x_train, x_test)) => {
-            (m.predict_proba(x_train), m.predict_proba(x_test))
-        }
-        (Model::Mlp(m), Design::Embedded((x_train, c_train), (x_test, c_test))) => {
-            (m.predict_proba(x_train, c_train)?, m.predict_proba(x_test, c_test)?)
-        }
-        _ => return Err(Error::Internal("the design does not match the model kind".into())),
+    let (p_train, p_test) = match &model {
+        Model::Logistic(m) => (m.predict_proba(&x_train), m.predict_proba(&x_test)),
+        Model::Mlp(m) => (
+            m.predict_proba(&x_train.numeric, &x_train.codes)?,
+            m.predict_proba(&x_test.numeric, &x_test.codes)?,
+        ),
     };
     let mut partition_report = None;
     let mut group_rows = Vec::new();
-    let (p_train, p_test) = match (&groups, &design, &group_keys, &spec.partition) {
-        (
-            Some((fitted, seconds)),
-            Design::OneHot(x_train, x_test),
-            Some((train_keys, test_keys)),
-            Some(p),
-        ) => {
+    let (p_train, p_test) = match (&groups, &group_keys, &spec.partition) {
+        (Some((fitted, seconds)), Some((train_keys, test_keys)), Some(p)) => {
             let train =
-                partition::Side { x: x_train, y: &data.train.labels, keys: train_keys, generic: &p_train };
-            let test = partition::Side { x: x_test, y: &data.test.labels, keys: test_keys, generic: &p_test };
+                partition::Side { x: &x_train, y: &data.train.labels, keys: train_keys, generic: &p_train };
+            let test = partition::Side { x: &x_test, y: &data.test.labels, keys: test_keys, generic: &p_test };
             let eval = partition::evaluate(fitted, p, *seconds, train, test);
             partition_report = Some(eval.report);
             group_rows = eval.rows;
@@ -350,8 +337,11 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         }
         _ => (p_train, p_test),
     };
-    let design_width = design.width();
-    drop(design);
+    let design_width = match &model {
+        Model::Logistic(_) => x_train.width(),
+        Model::Mlp(_) => x_train.numeric.cols,
+    };
+    drop((x_train, x_test));
     let train_metrics = SplitMetrics::compute(&data.train.labels, &p_train);
     let test_metrics = SplitMetrics::compute(&data.test.labels, &p_test);
     // The last line of defence of "no run ends with a non-finite number": inputs are checked
@@ -439,22 +429,6 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         fit,
         seconds: started.elapsed().as_secs_f64(),
     })
-}
-
-/// Both design matrices in the encoding the model kind uses.
-enum Design {
-    /// Logistic: one-hot categoricals (train, test).
-    OneHot(Matrix, Matrix),
-    /// MLP: numeric block plus categorical slot indices (train, test).
-    Embedded((Matrix, Vec<u32>), (Matrix, Vec<u32>)),
-}
-
-impl Design {
-    fn width(&self) -> usize {
-        match self {
-            Design::OneHot(x, _) | Design::Embedded((x, _), _) => x.cols,
-        }
-    }
 }
 
 /// The checkpoint a killed or preempted run of this spec left, if any. A checkpoint of another

@@ -1,7 +1,7 @@
 //! One test body per behaviour, run on the CPU always and on CUDA device 0 when
 //! `TRAINYARD_TEST_CUDA=1` and a GPU is usable (skipped with a message otherwise):
 //! - the fused logistic objective equals the textbook f64 reference to 1e-5 relative, with
-//!   weights and extreme scores;
+//!   weights, categorical codes and extreme scores;
 //! - `trainyard train` of logistic regression on a real dataset reaches scikit-learn's test AUC
 //!   (CPU, within 0.002) and the CPU's test AUC to 1e-4 (CUDA);
 //! - an MLP epoch runs and gives finite metrics.
@@ -49,22 +49,27 @@ fn objective_equals_the_f64_reference_on_every_device() {
     let x: Vec<f32> = (0..rows * cols).map(|_| (4.0 * next() - 2.0) as f32).collect();
     let y: Vec<f32> = (0..rows).map(|_| f32::from(next() < 0.3)).collect();
     let w: Vec<f32> = (0..rows).map(|_| (0.1 + 3.0 * next()) as f32).collect();
+    let slots = [5usize, 300];
+    let codes: Vec<u32> =
+        (0..rows * 2).map(|k| (next().powi(2) * slots[k % 2] as f64) as u32 % slots[k % 2] as u32).collect();
     let devs = devices(Workload::Logistic);
-    for weights in [None, Some(&w[..])] {
-        let p = Problem { x: &x, rows, cols, y: &y, weights };
+    for (weights, coded) in [(None, false), (Some(&w[..]), false), (Some(&w[..]), true)] {
+        let (codes, slots): (&[u32], &[usize]) = if coded { (&codes, &slots) } else { (&[], &[]) };
+        let p = Problem { x: &x, rows, cols, codes, slots, y: &y, weights };
+        let width = p.width();
         // Scales from ordinary to scores of several hundred, where a naive log(1 + e^z) overflows.
         for scale in [0.1, 3.0, 60.0] {
-            let beta: Vec<f64> = (0..cols).map(|j| scale * ((j as f64 * 0.7).sin())).collect();
-            let mut g_ref = vec![0.0; cols];
+            let beta: Vec<f64> = (0..width).map(|j| scale * ((j as f64 * 0.7).sin())).collect();
+            let mut g_ref = vec![0.0; width];
             let (l_ref, g0_ref) = loss_grad_reference(&p, &beta, -0.3, &mut g_ref);
             for &dev in &devs {
                 let mut objective: Box<dyn LossGrad> = match dev {
-                    Device::Cpu => Box::new(Cpu(p)),
+                    Device::Cpu => Box::new(Cpu::new(p)),
                     Device::Cuda(n) => Box::new(cuda::logistic::Objective::new(n, &p).unwrap()),
                 };
-                let mut g = vec![0.0; cols];
+                let mut g = vec![0.0; width];
                 let (l, g0) = objective.loss_grad(&beta, -0.3, &mut g).unwrap();
-                let tag = format!("{dev} weights={} scale={scale}", weights.is_some());
+                let tag = format!("{dev} weights={} codes={coded} scale={scale}", weights.is_some());
                 assert!(rel(l, l_ref) < 1e-5, "{tag}: loss {l} vs {l_ref}");
                 assert!(rel(g0, g0_ref) < 1e-5, "{tag}: intercept gradient {g0} vs {g0_ref}");
                 let g_scale = g_ref.iter().fold(0f64, |m, v| m.max(v.abs()));
@@ -72,7 +77,7 @@ fn objective_equals_the_f64_reference_on_every_device() {
                     assert!((a - b).abs() <= 1e-5 * g_scale, "{tag}: gradient[{j}] {a} vs {b}");
                 }
                 // Deterministic: a second pass gives the same bits.
-                let mut g2 = vec![0.0; cols];
+                let mut g2 = vec![0.0; width];
                 let (l2, _) = objective.loss_grad(&beta, -0.3, &mut g2).unwrap();
                 assert_eq!(l.to_bits(), l2.to_bits(), "{tag}");
                 assert!(g.iter().zip(&g2).all(|(a, b)| a.to_bits() == b.to_bits()), "{tag}");

@@ -1,9 +1,12 @@
 // The logistic objective on the GPU, in three launches per pass and no atomics, so that every
 // sum is taken in the same order on every run:
-//   logistic_rows  one thread per row: score, stable softplus and sigmoid, weighted loss and
+//   logistic_rows  one thread per row: score (dense dot product plus one coefficient lookup
+//                  per categorical column), stable softplus and sigmoid, weighted loss and
 //                  residual; per-block sums of loss and residual by a fixed tree;
 //   logistic_xt_r  X^T r over chunks of rows, one partial gradient per chunk;
 //   sum_parts      one block per output: strided partial sums, then a fixed tree.
+// The categorical slots' gradient is the residuals added into their slots in row order; the
+// host does that (cuda/logistic.rs), the same way the CPU kernel does.
 // Accumulation is in double like the CPU kernel; inputs are the same f32 matrix.
 
 #define ROW_THREADS 256
@@ -20,8 +23,12 @@ __device__ void tree_sum(double* s, int n, int t) {
     }
 }
 
-// rows × cols row-major x; w is read only when has_w. parts gets (loss, sum of residuals) per block.
-extern "C" __global__ void logistic_rows(const float* __restrict__ x, const float* __restrict__ y,
+// rows × cols row-major x; rows × ncat row-major slot codes, column j's coefficients starting at
+// beta[bases[j]]; w is read only when has_w. parts gets (loss, sum of residuals) per block.
+extern "C" __global__ void logistic_rows(const float* __restrict__ x,
+                                         const unsigned* __restrict__ codes,
+                                         const long long* __restrict__ bases, int ncat,
+                                         const float* __restrict__ y,
                                          const float* __restrict__ w, int has_w,
                                          const double* __restrict__ beta, double intercept,
                                          long long rows, int cols, double* __restrict__ residual,
@@ -49,6 +56,7 @@ extern "C" __global__ void logistic_rows(const float* __restrict__ x, const floa
     }
     double loss = 0.0, res = 0.0;
     if (i < rows) {
+        for (int j = 0; j < ncat; ++j) z += beta[bases[j] + codes[i * ncat + j]];
         z += intercept;
         const double e = exp(-fabs(z));
         const double softplus = fmax(z, 0.0) + log1p(e);

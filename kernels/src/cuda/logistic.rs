@@ -1,12 +1,14 @@
-//! The fused logistic objective on a GPU: the design matrix is uploaded once, then each pass
-//! is three launches (`logistic.cu`) and two small copies back.
+//! The fused logistic objective on a GPU: the design is uploaded once, then each pass is three
+//! launches (`logistic.cu`) and two small copies back. With categorical columns the row
+//! residuals come back too, and their scatter into the slots runs on the host in row order
+//! ([`crate::logistic::scatter_slots`]): deterministic without atomics, and 8 bytes a row.
 
 use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 
 use super::{CudaError, guarded, module};
-use crate::logistic::{LossGrad, Problem};
+use crate::logistic::{self, LossGrad, Problem};
 
 // The launch shapes `logistic.cu` is written for.
 const ROW_THREADS: usize = 256;
@@ -17,6 +19,9 @@ const SUM_THREADS: usize = 256;
 
 /// A [`Problem`] resident on one GPU.
 pub struct Objective {
+    host_codes: Vec<u32>,
+    slots: Vec<usize>,
+    host_residual: Vec<f64>,
     stream: Arc<CudaStream>,
     rows_fn: CudaFunction,
     xtr_fn: CudaFunction,
@@ -24,6 +29,11 @@ pub struct Objective {
     rows: usize,
     cols: usize,
     x: CudaSlice<f32>,
+    // One element when there are no categorical columns, as `w`.
+    codes: CudaSlice<u32>,
+    bases: CudaSlice<i64>,
+    ncat: i32,
+    width: usize,
     y: CudaSlice<f32>,
     // One element when the rows are unweighted: kernels need a valid pointer either way.
     w: CudaSlice<f32>,
@@ -59,9 +69,11 @@ impl Objective {
             let (free, _) = ctx.mem_get_info()?;
             let row_blocks = p.rows.div_ceil(ROW_THREADS).max(1);
             let chunks = p.rows.div_ceil(CHUNK_ROWS).max(1);
+            let width = p.width();
             let need = p.x.len() * 4
+                + p.codes.len() * 4
                 + p.rows * (4 + 8 + if p.weights.is_some() { 4 } else { 0 })
-                + (row_blocks * 2 + chunks * p.cols + 2 * p.cols + 2) * 8;
+                + (row_blocks * 2 + chunks * p.cols + p.cols + width + 2) * 8;
             if need > free {
                 return Err(CudaError(format!(
                     "the training data needs {:.2} GiB on CUDA device {ordinal}, which has {:.2} GiB free",
@@ -70,7 +82,26 @@ impl Objective {
                 )));
             }
             let stream = ctx.default_stream();
+            let mut next = p.cols as i64;
+            let bases: Vec<i64> = p
+                .slots
+                .iter()
+                .map(|&s| {
+                    let b = next;
+                    next += s as i64;
+                    b
+                })
+                .collect();
+            let ncat = i32::try_from(p.slots.len())
+                .map_err(|_| CudaError("too many categorical columns".into()))?;
             let obj = Objective {
+                host_codes: p.codes.to_vec(),
+                slots: p.slots.to_vec(),
+                host_residual: vec![0.0; if p.slots.is_empty() { 0 } else { p.rows }],
+                codes: if p.codes.is_empty() { stream.alloc_zeros(1)? } else { stream.clone_htod(p.codes)? },
+                bases: if bases.is_empty() { stream.alloc_zeros(1)? } else { stream.clone_htod(&bases)? },
+                ncat,
+                width,
                 rows_fn: module.load_function("logistic_rows")?,
                 xtr_fn: module.load_function("logistic_xt_r")?,
                 sum_fn: module.load_function("sum_parts")?,
@@ -83,7 +114,7 @@ impl Objective {
                     None => stream.alloc_zeros(1)?,
                 },
                 has_w: i32::from(p.weights.is_some()),
-                beta: stream.alloc_zeros(p.cols.max(1))?,
+                beta: stream.alloc_zeros(width.max(1))?,
                 residual: stream.alloc_zeros(p.rows.max(1))?,
                 row_parts: stream.alloc_zeros(row_blocks * 2)?,
                 grad_parts: stream.alloc_zeros((chunks * p.cols).max(1))?,
@@ -96,14 +127,14 @@ impl Objective {
     }
 
     fn pass(&mut self, beta: &[f64], intercept: f64, grad: &mut [f64]) -> Result<(f64, f64), CudaError> {
-        assert_eq!(beta.len(), self.cols);
-        assert_eq!(grad.len(), self.cols);
+        assert_eq!(beta.len(), self.width);
+        assert_eq!(grad.len(), self.width);
         let rows = i64::try_from(self.rows).map_err(|_| CudaError("too many rows".into()))?;
         let cols = i32::try_from(self.cols).map_err(|_| CudaError("too many columns".into()))?;
         let row_blocks = self.rows.div_ceil(ROW_THREADS).max(1);
         let chunks = self.rows.div_ceil(CHUNK_ROWS).max(1);
         let s = &self.stream;
-        if self.cols > 0 {
+        if self.width > 0 {
             s.memcpy_htod(beta, &mut self.beta)?;
         }
         let cfg = LaunchConfig {
@@ -112,7 +143,7 @@ impl Objective {
             shared_mem_bytes: 0,
         };
         let mut b = s.launch_builder(&self.rows_fn);
-        b.arg(&self.x).arg(&self.y).arg(&self.w).arg(&self.has_w).arg(&self.beta).arg(&intercept);
+        b.arg(&self.x).arg(&self.codes).arg(&self.bases).arg(&self.ncat).arg(&self.y).arg(&self.w).arg(&self.has_w).arg(&self.beta).arg(&intercept);
         b.arg(&rows).arg(&cols).arg(&mut self.residual).arg(&mut self.row_parts);
         // SAFETY: the arguments match `logistic_rows`'s parameters in number, type and order,
         // and every buffer is at least as long as the grid reads or writes.
@@ -152,11 +183,26 @@ impl Objective {
             b.arg(&self.grad_parts).arg(&n_chunks).arg(&cols).arg(&mut self.grad);
             // SAFETY: as above, for `sum_parts` over `chunks` rows of `cols`.
             unsafe { b.launch(cfg) }?;
-            s.memcpy_dtoh(&self.grad, grad)?;
+            s.memcpy_dtoh(&self.grad, &mut grad[..self.cols])?;
+        }
+        if !self.slots.is_empty() && self.rows > 0 {
+            s.memcpy_dtoh(&self.residual, &mut self.host_residual[..])?;
         }
         let mut sums = [0f64; 2];
         s.memcpy_dtoh(&self.sums, &mut sums[..])?;
         s.synchronize()?;
+        if !self.slots.is_empty() {
+            grad[self.cols..].iter_mut().for_each(|g| *g = 0.0);
+            let design = logistic::Design {
+                x: &[],
+                rows: self.rows,
+                cols: self.cols,
+                codes: &self.host_codes,
+                slots: &self.slots,
+            };
+            let residual = &self.host_residual;
+            logistic::scatter_slots(&design, grad, &|i| residual[i]);
+        }
         Ok((sums[0], sums[1]))
     }
 }
