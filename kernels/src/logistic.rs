@@ -364,11 +364,7 @@ fn slot_slices<'g>(grad: &'g mut [f64], cols: usize, slots: &[usize]) -> Vec<&'g
 
 /// Adds `value(i)` of every row into its slot of each categorical column, in row order: one
 /// task per column, so the sums do not depend on the thread count.
-pub fn scatter_slots(
-    d: &Design<'_>,
-    out: &mut [f64],
-    value: &(dyn Fn(usize) -> f64 + Sync),
-) {
+pub fn scatter_slots(d: &Design<'_>, out: &mut [f64], value: &(dyn Fn(usize) -> f64 + Sync)) {
     let ncat = d.slots.len();
     slot_slices(out, d.cols, d.slots).into_par_iter().enumerate().for_each(|(j, g)| {
         for i in 0..d.rows {
@@ -529,7 +525,14 @@ pub fn loss_grad_reference(p: &Problem<'_>, beta: &[f64], intercept: f64, grad: 
 }
 
 #[inline(always)]
-fn proba_body<O: RowOps>(out: &mut [f64], d: &Design<'_>, layout: &Layout, first: usize, beta: &[f64], b: f64) {
+fn proba_body<O: RowOps>(
+    out: &mut [f64],
+    d: &Design<'_>,
+    layout: &Layout,
+    first: usize,
+    beta: &[f64],
+    b: f64,
+) {
     let mut i = 0;
     while i < out.len() {
         let n = LANES.min(out.len() - i);
@@ -657,9 +660,13 @@ mod tests {
     fn codes_score_with_the_bits_of_the_dense_one_hot_rows() {
         // Dense blocks shorter and longer than the one-hot row's whole chunks of eight, and
         // categorical slots landing in lanes and in the tail.
-        for (rows, cols, slots) in
-            [(300, 5, &[3, 300, 1][..]), (300, 13, &[2]), (200, 9, &[4, 3]), (100, 0, &[40, 7]), (64, 16, &[8])]
-        {
+        for (rows, cols, slots) in [
+            (300, 5, &[3, 300, 1][..]),
+            (300, 13, &[2]),
+            (200, 9, &[4, 3]),
+            (100, 0, &[40, 7]),
+            (64, 16, &[8]),
+        ] {
             let data = Data::new(rows, cols, slots, 17 + cols as u64);
             let width = data.beta.len();
             let one_hot = data.one_hot();

@@ -175,18 +175,25 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     if let Some(p) = &spec.partition {
         want(&p.by);
     }
-    // Float32 numeric features used for nothing else skip the frame: they are decoded after the
-    // split, straight into the rows of each side (see `data::dense`).
+    // Numeric features used for nothing else skip the frame: they are decoded after the split,
+    // straight into the rows of each side (see `data::dense`).
     let dense: Vec<String> = spec
         .features
         .numeric
         .iter()
         .filter(|c| {
             !columns.contains(c)
-                && data::is_f32(&feature_files, c)
-                && holdout_files.as_ref().is_none_or(|h| data::is_f32(h, c))
+                && data::is_numeric(&feature_files, c)
+                && holdout_files.as_ref().is_none_or(|h| data::is_numeric(h, c))
         })
         .cloned()
+        .collect();
+    let dense_fields: Vec<String> = dense
+        .iter()
+        .map(|c| {
+            let i = spec.features.numeric.iter().position(|n| n == c).unwrap_or_default();
+            format!("features.numeric[{i}]")
+        })
         .collect();
     for c in spec.features.numeric.iter().chain(&spec.features.categorical) {
         if !dense.contains(c) && !columns.contains(c) {
@@ -297,8 +304,8 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             let (mut test, stats, test_origins) = read_side(&files, &mut report)?;
             let mut train = frame;
             let test_rows = stats.rows_kept as usize;
-            place_dense(&feature_files, &origins, read_rows, &dense, &mut [&mut train])?;
-            place_dense(&files, &test_origins, test_rows, &dense, &mut [&mut test])?;
+            place_dense(&feature_files, &origins, read_rows, &dense, &dense_fields, &mut [&mut train])?;
+            place_dense(&files, &test_origins, test_rows, &dense, &dense_fields, &mut [&mut test])?;
             report.holdout_read = Some(stats);
             (train, test)
         }
@@ -321,7 +328,14 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             let pick = |want: Side| -> Vec<bool> { sides.iter().map(|s| *s == want).collect() };
             let (mut train, mut test) = (frame.filter(&pick(Side::Train)), frame.filter(&pick(Side::Test)));
             drop(frame);
-            place_dense(&feature_files, &origins, read_rows, &dense, &mut [&mut train, &mut test])?;
+            place_dense(
+                &feature_files,
+                &origins,
+                read_rows,
+                &dense,
+                &dense_fields,
+                &mut [&mut train, &mut test],
+            )?;
             (train, test)
         }
     };
@@ -377,6 +391,7 @@ fn place_dense(
     origins: &Origins,
     read_rows: usize,
     dense: &[String],
+    fields: &[String],
     sides: &mut [&mut Frame],
 ) -> Result<()> {
     let mut places = vec![data::NOWHERE; if dense.is_empty() { 0 } else { read_rows }];
@@ -397,7 +412,7 @@ fn place_dense(
         return Ok(());
     }
     let mut outs: Vec<&mut Dense> = sides.iter_mut().map(|s| &mut s.dense).collect();
-    data::scatter(files, origins, dense, &places, &mut outs)
+    data::scatter(files, origins, dense, fields, &places, &mut outs)
 }
 
 fn record(report: &mut LoadReport, role: &str, files: &[ParquetFile]) {

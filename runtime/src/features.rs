@@ -1,7 +1,8 @@
 //! The feature pipeline: fitted on the train rows only, serialized into `model.json`, and applied
 //! identically to test rows and to new data at `predict` time.
 //!
-//! - numeric: nulls and NaN → the train median, plus a 0/1 missing-indicator column when the
+//! - numeric: values are read as f32 (the design's precision, whatever the column's type); nulls
+//!   and NaN → the train median, plus a 0/1 missing-indicator column when the
 //!   train rows had any; then `(x - mean) / std` with the population std of the imputed train
 //!   values (a constant column keeps scale 1), as scikit-learn's `SimpleImputer` +
 //!   `StandardScaler` do.
@@ -366,20 +367,22 @@ impl Pipeline {
                     }
                     Source::Column(c) => c,
                 };
+                // Rounded to f32 first, as the dense path stores them (`data::to_design`).
                 match (&c.values, &c.nulls) {
                     (Values::Float(v), None) => {
                         for (r, &x) in v[first..first + block_rows].iter().enumerate() {
-                            write(block, r, Some(x).filter(|x| !x.is_nan()));
+                            write(block, r, Some(f64::from(x as f32)).filter(|x| !x.is_nan()));
                         }
                     }
                     (Values::Int(v), None) => {
                         for (r, &x) in v[first..first + block_rows].iter().enumerate() {
-                            write(block, r, Some(x as f64));
+                            write(block, r, Some(f64::from(x as f64 as f32)));
                         }
                     }
                     _ => {
                         for r in 0..block_rows {
-                            write(block, r, c.f64_at(first + r).filter(|x| !x.is_nan()));
+                            let v = c.f64_at(first + r).map(|x| f64::from(x as f32));
+                            write(block, r, v.filter(|x| !x.is_nan()));
                         }
                     }
                 }
@@ -529,9 +532,14 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
             format!("column {name:?} is {}; list it under features.categorical", c.kind.name()),
         ));
     }
+    // Rounded to f32, the design's precision, as the dense path reads them.
     let mut present: Vec<f64> = match (&c.values, &c.nulls) {
-        (Values::Float(v), None) => v.iter().copied().filter(|x| !x.is_nan()).collect(),
-        _ => (0..c.len()).filter_map(|i| c.f64_at(i)).filter(|x| !x.is_nan()).collect(),
+        (Values::Float(v), None) => v.iter().map(|&x| f64::from(x as f32)).filter(|x| !x.is_nan()).collect(),
+        _ => (0..c.len())
+            .filter_map(|i| c.f64_at(i))
+            .map(|x| f64::from(x as f32))
+            .filter(|x| !x.is_nan())
+            .collect(),
     };
     let median = |present: &mut [f64]| {
         // Selection, not a sort: O(n), which matters for millions of rows times many columns. On

@@ -58,7 +58,12 @@ pub struct FitReport {
 
 /// Fits on the design `x` with labels `y` (0/1) and optional sample weights, on this machine's
 /// cores.
-pub fn fit(x: &Design, y: &[f32], weights: Option<&[f32]>, spec: &LogisticSpec) -> (LogisticModel, FitReport) {
+pub fn fit(
+    x: &Design,
+    y: &[f32],
+    weights: Option<&[f32]>,
+    spec: &LogisticSpec,
+) -> (LogisticModel, FitReport) {
     fit_anchored(x, y, weights, spec, None)
 }
 
@@ -299,7 +304,11 @@ mod tests {
         let p = problem(&x, &y, None);
         let mut g = vec![0.0; x.width()];
         let (_, g0) = kernel::loss_grad_reference(&p, &m.coef, m.intercept, &mut g);
-        let worst = g.iter().zip(&m.coef).map(|(gj, bj)| (gj + bj).abs() / 40_000.0).fold(g0.abs() / 40_000.0, f64::max);
+        let worst = g
+            .iter()
+            .zip(&m.coef)
+            .map(|(gj, bj)| (gj + bj).abs() / 40_000.0)
+            .fold(g0.abs() / 40_000.0, f64::max);
         assert!(worst <= 1.01e-6, "max |gradient| / n = {worst}");
     }
 

@@ -243,7 +243,8 @@ mod tests {
         assert_eq!(e.total_bytes, 500_000 * 2 * 4 + 400_000 * 8 + 200_002 * 26 * 8);
         check(&e, &budget, 0).unwrap();
         // What is left to refuse: more levels than the solver's vectors can hold.
-        let e = estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000_000), 400_000, 100_000);
+        let e =
+            estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000_000), 400_000, 100_000);
         let err = check(&e, &budget, 0).unwrap_err().to_string();
         assert!(err.contains("features.categorical[0] \"merchant\" has 200000001 one-hot columns"), "{err}");
         assert!(err.contains("38.7 GiB"), "{err}");

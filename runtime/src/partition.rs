@@ -334,8 +334,7 @@ pub fn fit(
             let gx = x.gather(rows);
             let gy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
             let gw: Option<Vec<f32>> = weights.map(|w| rows.iter().map(|&i| w[i]).collect());
-            let (model, report) =
-                logistic::fit_anchored(&gx, &gy, gw.as_deref(), hyper, anchor);
+            let (model, report) = logistic::fit_anchored(&gx, &gy, gw.as_deref(), hyper, anchor);
             let p = model.predict_proba(&gx);
             let m = SplitMetrics::compute(&gy, &p);
             let fit = GroupFit {
@@ -351,7 +350,8 @@ pub fn fit(
     for (g, f) in fits {
         groups[g].fit = Some(f);
     }
-    let mut models = GroupModels { keys: Vec::new(), cols: x.width(), coef: Vec::new(), intercept: Vec::new() };
+    let mut models =
+        GroupModels { keys: Vec::new(), cols: x.width(), coef: Vec::new(), intercept: Vec::new() };
     for group in &groups {
         if let Some(f) = &group.fit {
             models.keys.push(group.key.clone());

@@ -329,7 +329,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         (Some((fitted, seconds)), Some((train_keys, test_keys)), Some(p)) => {
             let train =
                 partition::Side { x: &x_train, y: &data.train.labels, keys: train_keys, generic: &p_train };
-            let test = partition::Side { x: &x_test, y: &data.test.labels, keys: test_keys, generic: &p_test };
+            let test =
+                partition::Side { x: &x_test, y: &data.test.labels, keys: test_keys, generic: &p_test };
             let eval = partition::evaluate(fitted, p, *seconds, train, test);
             partition_report = Some(eval.report);
             group_rows = eval.rows;

@@ -54,11 +54,12 @@ fn exec(path: &Path, input: &[u8]) -> trainyard::Result<()> {
             let _ = (column.is_null(i), column.f64_at(i), column.string_at(i), column.key_at(i));
         }
     }
-    let dense: Vec<String> = names.iter().filter(|n| data::is_f32(&files, n)).cloned().collect();
+    let dense: Vec<String> = names.iter().filter(|n| data::is_numeric(&files, n)).cloned().collect();
     if !dense.is_empty() {
         let mut out = Dense::zeros(&dense, frame.rows);
         let places: Vec<data::Place> = (0..frame.rows as u32).map(|r| (0, r)).collect();
-        data::scatter(&files, &origins, &dense, &places, &mut [&mut out])?;
+        let fields: Vec<String> = dense.iter().map(|n| format!("column {n}")).collect();
+        data::scatter(&files, &origins, &dense, &fields, &places, &mut [&mut out])?;
     }
     Ok(())
 }

@@ -37,7 +37,12 @@ fn coefficients_match_linfa_logistic() {
     assert!(y.iter().sum::<f32>() > rows as f32 / 2.0, "positives must be the majority");
     for l2 in [0.1, 1.0, 10.0] {
         let spec = LogisticSpec { l2, tol: 1e-10, max_iter: 1000, ..Default::default() };
-        let (ours, report) = logistic::fit(&Design { numeric: Matrix { data: x.clone(), rows, cols }, ..Design::default() }, &y, None, &spec);
+        let (ours, report) = logistic::fit(
+            &Design { numeric: Matrix { data: x.clone(), rows, cols }, ..Design::default() },
+            &y,
+            None,
+            &spec,
+        );
         assert!(report.converged);
 
         let features =

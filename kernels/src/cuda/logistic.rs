@@ -92,13 +92,17 @@ impl Objective {
                     b
                 })
                 .collect();
-            let ncat = i32::try_from(p.slots.len())
-                .map_err(|_| CudaError("too many categorical columns".into()))?;
+            let ncat =
+                i32::try_from(p.slots.len()).map_err(|_| CudaError("too many categorical columns".into()))?;
             let obj = Objective {
                 host_codes: p.codes.to_vec(),
                 slots: p.slots.to_vec(),
                 host_residual: vec![0.0; if p.slots.is_empty() { 0 } else { p.rows }],
-                codes: if p.codes.is_empty() { stream.alloc_zeros(1)? } else { stream.clone_htod(p.codes)? },
+                codes: if p.codes.is_empty() {
+                    stream.alloc_zeros(1)?
+                } else {
+                    stream.clone_htod(p.codes)?
+                },
                 bases: if bases.is_empty() { stream.alloc_zeros(1)? } else { stream.clone_htod(&bases)? },
                 ncat,
                 width,
@@ -143,7 +147,15 @@ impl Objective {
             shared_mem_bytes: 0,
         };
         let mut b = s.launch_builder(&self.rows_fn);
-        b.arg(&self.x).arg(&self.codes).arg(&self.bases).arg(&self.ncat).arg(&self.y).arg(&self.w).arg(&self.has_w).arg(&self.beta).arg(&intercept);
+        b.arg(&self.x)
+            .arg(&self.codes)
+            .arg(&self.bases)
+            .arg(&self.ncat)
+            .arg(&self.y)
+            .arg(&self.w)
+            .arg(&self.has_w)
+            .arg(&self.beta)
+            .arg(&intercept);
         b.arg(&rows).arg(&cols).arg(&mut self.residual).arg(&mut self.row_parts);
         // SAFETY: the arguments match `logistic_rows`'s parameters in number, type and order,
         // and every buffer is at least as long as the grid reads or writes.

@@ -1,17 +1,29 @@
-//! Float32 feature columns decoded straight into row-major f32 rows, skipping the columnar
+//! Numeric feature columns decoded straight into row-major f32 rows, skipping the columnar
 //! frame: the values a logistic model or the MLP reads are already in the layout of the design
-//! matrix, so the features phase can standardize them in place instead of copying.
+//! matrix, so the features phase can standardize them in place instead of copying, and no
+//! decoded column is held beside the rows.
 //!
-//! Only columns stored as float32 (or float16) in every file take this path: they convert to f32
-//! without loss, so the design matrix is bit for bit what the frame path builds (and what
-//! `predict` builds from the same files). Other numeric columns go through the frame.
+//! Every numeric kind takes this path: float32/float16 as they are, and double, integer,
+//! unsigned, decimal, boolean, date and timestamp values read as the frame reads them (dates and
+//! timestamps as microseconds since the epoch) and rounded to f32, the design's precision. The
+//! frame path rounds the same way ([`to_design`]), so the design matrix is bit for bit what the
+//! frame path builds (and what `predict` builds from the same files).
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float32Type};
 use rayon::prelude::*;
 
+use super::column::{Column, Kind};
 use super::reader::{Origins, ParquetFile};
 use crate::error::{Error, Result};
+
+/// A numeric feature value as the design holds it: rounded to f32. `Err` carries the value when
+/// it is infinite or beyond f32's range (then it has no place on a float32 scale).
+#[inline]
+pub fn to_design(v: f64) -> std::result::Result<f32, f64> {
+    let x = v as f32;
+    if x.is_infinite() { Err(v) } else { Ok(x) }
+}
 
 /// Rows written per column before moving to the next column: the block of output rows stays in
 /// cache while every column of the batch is written into it.
@@ -64,13 +76,19 @@ impl Dense {
     }
 }
 
-/// Whether column `name` is float32 or float16 in every one of `files` (so it can be [`Dense`]).
-pub fn is_f32(files: &[ParquetFile], name: &str) -> bool {
+/// Whether column `name` has a numeric kind in every one of `files` (so it can be [`Dense`]).
+pub fn is_numeric(files: &[ParquetFile], name: &str) -> bool {
     files.iter().all(|f| {
         f.schema()
             .field_with_name(name)
-            .is_ok_and(|field| matches!(field.data_type(), DataType::Float32 | DataType::Float16))
+            .is_ok_and(|field| Kind::of(field.data_type()).is_some_and(Kind::is_numeric))
     })
+}
+
+/// One batch's values of a column: f32 as stored, or decoded as the frame decodes them.
+enum Batch {
+    F32(arrow::array::ArrayRef),
+    Other(Column),
 }
 
 /// Where a read row goes: `(output, row)`, or [`NOWHERE`].
@@ -92,7 +110,8 @@ struct Target {
 unsafe impl Send for Target {}
 unsafe impl Sync for Target {}
 
-/// Decodes `names` (float32/float16 in every file) of the row groups in `origins` and writes the
+/// Decodes `names` (numeric in every file; `fields` are the spec fields that list them, for
+/// errors) of the row groups in `origins` and writes the
 /// value of read row `r` (in the order [`super::read_tracked`] returned rows) into row
 /// `places[r].1` of `outs[places[r].0]`, skipping rows placed [`NOWHERE`]. Row groups decode in
 /// parallel.
@@ -100,9 +119,11 @@ pub fn scatter(
     files: &[ParquetFile],
     origins: &Origins,
     names: &[String],
+    fields: &[String],
     places: &[Place],
     outs: &mut [&mut Dense],
 ) -> Result<()> {
+    assert_eq!(names.len(), fields.len(), "one spec field per column");
     let cols = names.len();
     if cols == 0 {
         return Ok(());
@@ -137,7 +158,7 @@ pub fn scatter(
         let unit_places = &places[first..first + kept.len()];
         super::guard::decoding(
             || format!("{} row group {rg}", files[*fi].path.display()),
-            || decode_unit(&files[*fi], *rg, names, kept, unit_places, &targets),
+            || decode_unit(&files[*fi], *rg, names, fields, kept, unit_places, &targets),
         )
     })
 }
@@ -146,6 +167,7 @@ fn decode_unit(
     file: &ParquetFile,
     rg: usize,
     names: &[String],
+    fields: &[String],
     kept: &[u32],
     places: &[Place],
     targets: &[Target],
@@ -167,28 +189,47 @@ fn decode_unit(
                 let a = batch.column_by_name(name).ok_or_else(|| {
                     Error::Internal(format!("column {name} missing from a batch of {}", path.display()))
                 })?;
-                arrow::compute::cast(a, &DataType::Float32)
-                    .map_err(|e| Error::data(format!("column {name:?} in {}: {e}", path.display())))
+                let bad = |e: String| Error::data(format!("column {name:?} in {}: {e}", path.display()));
+                Ok(match a.data_type() {
+                    DataType::Float32 | DataType::Float16 => Batch::F32(
+                        arrow::compute::cast(a, &DataType::Float32).map_err(|e| bad(e.to_string()))?,
+                    ),
+                    _ => Batch::Other(Column::from_arrow(a).map_err(bad)?),
+                })
             })
             .collect::<Result<Vec<_>>>()?;
         for start in (cursor..end).step_by(ROW_BLOCK) {
             let block = start..(start + ROW_BLOCK).min(end);
             for (j, array) in arrays.iter().enumerate() {
-                let values = array.as_primitive::<Float32Type>();
-                let raw = values.values();
-                let nulls = values.nulls().filter(|n| n.null_count() > 0);
+                let f32s = match array {
+                    Batch::F32(a) => {
+                        let values = a.as_primitive::<Float32Type>();
+                        Some((values.values(), values.nulls().filter(|n| n.null_count() > 0)))
+                    }
+                    Batch::Other(_) => None,
+                };
                 for i in block.clone() {
                     let (o, r) = places[i];
                     if (o, r) == NOWHERE {
                         continue;
                     }
                     let local = (kept[i] - offset) as usize;
-                    let v = if nulls.is_some_and(|n| n.is_null(local)) { f32::NAN } else { raw[local] };
-                    if v.is_infinite() {
+                    let v = match (&f32s, array) {
+                        (Some((raw, nulls)), _) => {
+                            if nulls.is_some_and(|n| n.is_null(local)) {
+                                Ok(f32::NAN)
+                            } else {
+                                to_design(f64::from(raw[local]))
+                            }
+                        }
+                        (None, Batch::Other(c)) => c.f64_at(local).map_or(Ok(f32::NAN), to_design),
+                        (None, Batch::F32(_)) => unreachable!("f32 batches have their values"),
+                    };
+                    let Ok(v) = v else {
                         let row = file.first_row_of_group(rg) + u64::from(kept[i]);
-                        let field = "features.numeric";
-                        return Err(super::finite::infinite_value(field, &names[j], file, row, f64::from(v)));
-                    }
+                        let value = v.err().unwrap_or(f64::NAN);
+                        return Err(super::finite::out_of_range(&fields[j], &names[j], file, row, value));
+                    };
                     let t = &targets[o as usize];
                     let at = r as usize * cols + j;
                     debug_assert!(at < t.len && t.cols == cols);

@@ -1,6 +1,7 @@
 //! The rule for numeric feature values: null and NaN are missing (imputed with the train median
-//! plus a missing indicator); ±infinity is a data error naming the column, the file and the row,
-//! found as the data is read, before anything is fitted. An infinite value has no place on a
+//! plus a missing indicator); ±infinity, and finite values beyond float32's range (the design's
+//! precision, about ±3.4e38), are a data error naming the column, the file and the row, found as
+//! the data is read, before anything is fitted. An infinite value has no place on a
 //! standardized scale: it would turn the column's mean and scale into inf or NaN and train a
 //! model of zeros.
 
@@ -8,18 +9,23 @@ use super::column::Values;
 use super::reader::{Frame, Origins, ParquetFile};
 use crate::error::{Error, Result};
 
-/// The error for an infinite value of numeric feature `column` at `row` (0-based, counted over
-/// the whole file) of `file`.
-pub(crate) fn infinite_value(field: &str, column: &str, file: &ParquetFile, row: u64, value: f64) -> Error {
+/// The error for an infinite or out-of-range value of numeric feature `column` at `row`
+/// (0-based, counted over the whole file) of `file`.
+pub(crate) fn out_of_range(field: &str, column: &str, file: &ParquetFile, row: u64, value: f64) -> Error {
+    let rule = if value.is_infinite() {
+        "numeric features must be finite (null and NaN are treated as missing)".to_string()
+    } else {
+        format!("numeric features are read as float32 and must be within ±{:e}; rescale the column", f32::MAX)
+    };
     Error::data(format!(
-        "{field}: column {column:?} in {} has {value} at row {row}; numeric features must be finite \
-         (null and NaN are treated as missing)",
+        "{field}: column {column:?} in {} has {value:e} at row {row}; {rule}",
         file.path.display()
     ))
 }
 
 /// Checks that the float columns `columns` (`(spec field, column name)`) of a `frame` read from
-/// `files` hold no ±infinity, naming the file and row of the first one.
+/// `files` hold no ±infinity and nothing beyond float32's range, naming the file and row of the
+/// first one.
 pub fn check_finite(
     files: &[ParquetFile],
     origins: &Origins,
@@ -30,7 +36,10 @@ pub fn check_finite(
         let Some(column) = frame.column(name) else { continue };
         let Values::Float(values) = &column.values else { continue };
         // A null slot's value is unspecified: only non-null values count.
-        let found = values.iter().enumerate().position(|(j, v)| v.is_infinite() && !column.is_null(j));
+        let found = values
+            .iter()
+            .enumerate()
+            .position(|(j, &v)| super::dense::to_design(v).is_err() && !column.is_null(j));
         if let Some(i) = found {
             return Err(locate(files, origins, field, name, i, values[i]));
         }
@@ -45,7 +54,7 @@ fn locate(files: &[ParquetFile], origins: &Origins, field: &str, name: &str, i: 
         if i < first + kept.len() {
             let file = &files[*fi];
             let row = file.first_row_of_group(*rg) + u64::from(kept[i - first]);
-            return infinite_value(field, name, file, row, value);
+            return out_of_range(field, name, file, row, value);
         }
         first += kept.len();
     }

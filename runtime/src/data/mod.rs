@@ -1,5 +1,5 @@
 //! Parquet input and output: expanding file entries, reading footers and schemas, checking kinds across
-//! files, pruning row groups by statistics, and decoding the needed columns in parallel; float32
+//! files, pruning row groups by statistics, and decoding the needed columns in parallel; numeric
 //! feature columns straight into row-major f32 rows.
 
 mod column;
@@ -12,7 +12,7 @@ mod reader;
 mod writer;
 
 pub use column::{Column, KeyRef, Kind, Values};
-pub use dense::{Dense, NOWHERE, Place, is_f32, scatter};
+pub use dense::{Dense, NOWHERE, Place, is_numeric, scatter, to_design};
 pub(crate) use files::describe;
 pub use files::expand;
 pub use filter::Predicate;
