@@ -124,6 +124,19 @@ enum Command {
         /// `x0`..`x{N-1}` (float32) and `label` (0/1, ~5% positives).
         #[arg(long, value_name = "N")]
         numeric: Option<usize>,
+        /// With --numeric: store the features as double, as Spark and pandas write them (the same
+        /// values as the float32 dataset of the same seed, widened).
+        #[arg(long, requires = "numeric")]
+        float64: bool,
+        /// Merchants (`merchant_id` levels, Zipf-sized). Default: rows / 40, within 20..20000.
+        #[arg(long, value_name = "N", conflicts_with = "numeric")]
+        merchants: Option<usize>,
+        /// Add a `card_bin` column with N levels (Zipf-sized, each with its own fraud effect).
+        #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "numeric")]
+        card_bins: usize,
+        /// Add a `device_id` column with N levels (Zipf-sized, each with its own fraud effect).
+        #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "numeric")]
+        devices: usize,
     },
 }
 
@@ -338,8 +351,20 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             };
             print(&mut out, &text)
         }
-        Command::Synth { rows, out: dir, seed, files, row_group_rows, numeric } => {
-            let opts = SynthOptions { rows, seed, files, row_group_rows };
+        Command::Synth {
+            rows,
+            out: dir,
+            seed,
+            files,
+            row_group_rows,
+            numeric,
+            float64,
+            merchants,
+            card_bins,
+            devices,
+        } => {
+            let opts =
+                SynthOptions { rows, seed, files, row_group_rows, float64, merchants, card_bins, devices };
             if let Some(features) = numeric {
                 let summary = synth::write_numeric(&dir, features, &opts)?;
                 return print(

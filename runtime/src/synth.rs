@@ -5,7 +5,9 @@
 //! (~4%) follows a known nonlinear model: amount, a new-account effect, an amount × new-account
 //! interaction, country and merchant-category risk, a random effect per merchant (merchant sizes
 //! are Zipf-skewed), night hours, IP distance (missing is itself a signal), 3-D Secure and prior
-//! charges. So a linear model has signal to find and a nonlinear one has more.
+//! charges. So a linear model has signal to find and a nonlinear one has more. Benchmarks of
+//! high-cardinality data add `card_bin` and `device_id` columns (Zipf-sized levels with their
+//! own effects) and set the number of merchants.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,11 +34,53 @@ pub struct SynthOptions {
     pub files: usize,
     /// Rows per Parquet row group.
     pub row_group_rows: usize,
+    /// Numeric dataset: features stored as double instead of float.
+    pub float64: bool,
+    /// Merchants; `None`: rows / 40 within 20..20000.
+    pub merchants: Option<usize>,
+    /// Levels of an extra `card_bin` column (0: no column).
+    pub card_bins: usize,
+    /// Levels of an extra `device_id` column (0: no column).
+    pub devices: usize,
 }
 
 impl Default for SynthOptions {
     fn default() -> Self {
-        SynthOptions { rows: 100_000, seed: 42, files: 4, row_group_rows: 128 * 1024 }
+        SynthOptions {
+            rows: 100_000,
+            seed: 42,
+            files: 4,
+            row_group_rows: 128 * 1024,
+            float64: false,
+            merchants: None,
+            card_bins: 0,
+            devices: 0,
+        }
+    }
+}
+
+/// Zipf-sized levels with a random effect each: merchants, card BINs, devices.
+struct Levels {
+    cdf: Vec<f64>,
+    effect: Vec<f64>,
+}
+
+impl Levels {
+    /// `n` levels of sizes ∝ 1 / rank^exponent, effects normal with sd `spread`.
+    fn new(rng: &mut Rng, n: usize, exponent: f64, spread: f64) -> Levels {
+        let mut cdf: Vec<f64> = (0..n).map(|k| 1.0 / ((k + 1) as f64).powf(exponent)).collect();
+        let total: f64 = cdf.iter().sum();
+        let mut acc = 0.0;
+        for w in &mut cdf {
+            acc += *w / total;
+            *w = acc;
+        }
+        let effect = (0..n).map(|_| spread * rng.normal()).collect();
+        Levels { cdf, effect }
+    }
+
+    fn pick(&self, rng: &mut Rng) -> usize {
+        self.cdf.partition_point(|&x| x < rng.uniform()).min(self.cdf.len() - 1)
     }
 }
 
@@ -155,26 +199,23 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
     }
     // Every row is generated in memory first (times are sorted over all rows): about 120 bytes
     // a row for the columns, logits and times.
-    check_size(out, "--rows", opts.rows as u128 * 120)?;
+    let extra = u128::from(opts.card_bins > 0) + u128::from(opts.devices > 0);
+    check_size(out, "--rows", opts.rows as u128 * (120 + 40 * extra))?;
     let n = opts.rows;
     let mut rng = Rng::new(opts.seed);
-    let merchants = (n / 40).clamp(20, 20_000);
+    let merchants = opts.merchants.unwrap_or((n / 40).clamp(20, 20_000)).max(1);
     // Zipf(1.1) merchant sizes: a few large merchants, a long tail.
-    let mut cdf: Vec<f64> = (0..merchants).map(|k| 1.0 / ((k + 1) as f64).powf(1.1)).collect();
-    let total: f64 = cdf.iter().sum();
-    let mut acc = 0.0;
-    for w in &mut cdf {
-        acc += *w / total;
-        *w = acc;
-    }
-    let merchant_effect: Vec<f64> = (0..merchants).map(|_| 0.6 * rng.normal()).collect();
+    let merchant = Levels::new(&mut rng, merchants, 1.1, 0.6);
+    // Drawn only when asked for, so the default dataset stays the same bytes.
+    let bins = (opts.card_bins > 0).then(|| Levels::new(&mut rng, opts.card_bins, 1.0, 0.4));
+    let devices = (opts.devices > 0).then(|| Levels::new(&mut rng, opts.devices, 0.8, 0.5));
 
     let mut times: Vec<i64> = (0..n).map(|_| START_US + (rng.uniform() * SPAN_US as f64) as i64).collect();
     times.sort_unstable();
     let mut c = Columns::with_capacity(n);
     let mut logits = Vec::with_capacity(n);
     for (i, &t) in times.iter().enumerate() {
-        let m = cdf.partition_point(|&x| x < rng.uniform()).min(merchants - 1);
+        let m = merchant.pick(&mut rng);
         let amount = (3.7 + 1.1 * rng.normal()).exp().clamp(0.5, 25_000.0);
         let age = (-400.0 * rng.uniform().max(1e-12).ln()).min(5000.0) as i32;
         let country = rng.pick(&COUNTRIES);
@@ -191,11 +232,22 @@ pub fn write(out: &Path, opts: &SynthOptions) -> Result<SynthSummary> {
             + COUNTRIES[country].2
             + CATEGORIES[category].2
             + BRANDS[brand].2
-            + merchant_effect[m]
+            + merchant.effect[m]
             + if hour < 6 { 0.7 } else { 0.0 }
             + distance.map_or(0.6, |d| 0.35 * (f64::from(d).ln_1p() - 2.5))
             - if three_ds { 0.9 } else { 0.0 }
             - 0.25 * (prior as f64).ln_1p();
+        let mut z = z;
+        if let Some(b) = &bins {
+            let k = b.pick(&mut rng);
+            z += b.effect[k];
+            c.card_bin.push(format!("bin_{k:06}"));
+        }
+        if let Some(d) = &devices {
+            let k = d.pick(&mut rng);
+            z += d.effect[k];
+            c.device_id.push(format!("dev_{k:06}"));
+        }
         logits.push(z);
         c.charge_id.push(1_000_000 + i as i64);
         c.created_at.push(t);
@@ -295,7 +347,12 @@ pub fn write_numeric(out: &Path, features: usize, opts: &SynthOptions) -> Result
         let mut columns: Vec<(String, ArrayRef)> =
             vec![("id".into(), Arc::new(Int64Array::from_iter_values(start as i64..(start + n) as i64)))];
         for (j, c) in cols.into_iter().enumerate() {
-            columns.push((format!("x{j}"), Arc::new(Float32Array::from(c))));
+            let array: ArrayRef = if opts.float64 {
+                Arc::new(Float64Array::from_iter_values(c.into_iter().map(f64::from)))
+            } else {
+                Arc::new(Float32Array::from(c))
+            };
+            columns.push((format!("x{j}"), array));
         }
         columns.push(("label".into(), Arc::new(Int64Array::from(labels))));
         let batch = RecordBatch::try_from_iter(columns).map_err(|e| Error::Internal(e.to_string()))?;
@@ -325,6 +382,8 @@ struct Columns {
     ip_distance_km: Vec<Option<f32>>,
     is_3ds: Vec<bool>,
     prior_charges: Vec<i64>,
+    card_bin: Vec<String>,
+    device_id: Vec<String>,
 }
 
 impl Columns {
@@ -338,7 +397,7 @@ impl Columns {
         // Dictionary-encoded in Arrow, as many writers produce low-cardinality strings.
         let category = DictionaryArray::<Int32Type>::try_new(category_keys, Arc::new(categories))
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let columns: Vec<(&str, ArrayRef)> = vec![
+        let mut columns: Vec<(&str, ArrayRef)> = vec![
             ("charge_id", Arc::new(Int64Array::from(self.charge_id[r.clone()].to_vec()))),
             (
                 "created_at",
@@ -354,8 +413,14 @@ impl Columns {
             ("card_brand", Arc::new(StringArray::from(self.card_brand[r.clone()].to_vec()))),
             ("ip_distance_km", Arc::new(Float32Array::from(self.ip_distance_km[r.clone()].to_vec()))),
             ("is_3ds", Arc::new(BooleanArray::from(self.is_3ds[r.clone()].to_vec()))),
-            ("prior_charges", Arc::new(Int64Array::from(self.prior_charges[r].to_vec()))),
+            ("prior_charges", Arc::new(Int64Array::from(self.prior_charges[r.clone()].to_vec()))),
         ];
+        if !self.card_bin.is_empty() {
+            columns.push(("card_bin", Arc::new(StringArray::from(self.card_bin[r.clone()].to_vec()))));
+        }
+        if !self.device_id.is_empty() {
+            columns.push(("device_id", Arc::new(StringArray::from(self.device_id[r].to_vec()))));
+        }
         RecordBatch::try_from_iter(columns).map_err(|e| Error::Internal(e.to_string()))
     }
 }
