@@ -2,10 +2,11 @@
 //! identically to test rows and to new data at `predict` time.
 //!
 //! - numeric: values are read as f32 (the design's precision, whatever the column's type); nulls
-//!   and NaN → the train median, plus a 0/1 missing-indicator column when the
-//!   train rows had any; then `(x - mean) / std` with the population std of the imputed train
-//!   values (a constant column keeps scale 1), as scikit-learn's `SimpleImputer` +
-//!   `StandardScaler` do.
+//!   and NaN → the train median, plus a 0/1 missing-indicator column, when the train rows had
+//!   any; then `(x - mean) / std` with the population std of the imputed train values (a
+//!   constant column keeps scale 1), as scikit-learn's `SimpleImputer` + `StandardScaler` do. A
+//!   column without missing train values imputes later nulls with its train mean (0 once
+//!   standardized): it has no median to compute, since no train row uses one.
 //! - categorical: one column per value seen on at least `min_category_count` train rows (null
 //!   counts as a value of its own), plus an "other" column for rarer values and values never seen
 //!   in training.
@@ -93,7 +94,8 @@ impl Design {
 pub struct NumericStep {
     /// Source column.
     pub column: String,
-    /// Train median, used for nulls and NaN.
+    /// The value nulls and NaN are imputed with: the train median when the train rows had
+    /// missing values (`indicator` is then true), else the train mean.
     pub median: f64,
     /// Mean of the imputed train values.
     pub mean: f64,
@@ -532,125 +534,158 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
             format!("column {name:?} is {}; list it under features.categorical", c.kind.name()),
         ));
     }
-    // Rounded to f32, the design's precision, as the dense path reads them.
-    let mut present: Vec<f64> = match (&c.values, &c.nulls) {
-        (Values::Float(v), None) => v.iter().map(|&x| f64::from(x as f32)).filter(|x| !x.is_nan()).collect(),
-        _ => (0..c.len())
-            .filter_map(|i| c.f64_at(i))
-            .map(|x| f64::from(x as f32))
-            .filter(|x| !x.is_nan())
-            .collect(),
+    // Rounded to f32, the design's precision, as the dense path reads them; NaN for missing.
+    let values: Vec<f32> = match (&c.values, &c.nulls) {
+        (Values::Float(v), None) => v.iter().map(|&x| x as f32).collect(),
+        _ => (0..c.len()).map(|i| c.f64_at(i).map_or(f32::NAN, |x| x as f32)).collect(),
     };
-    let median = |present: &mut [f64]| {
-        // Selection, not a sort: O(n), which matters for millions of rows times many columns. On
-        // a copy: the sums that follow run in row order, as on the dense path.
-        let mut scratch = present.to_vec();
-        let n = scratch.len();
-        let (below, &mut upper, _) = scratch.select_nth_unstable_by(n / 2, f64::total_cmp);
-        if n % 2 == 1 {
-            upper
-        } else {
-            let lower = below.iter().copied().max_by(f64::total_cmp).unwrap_or(upper);
-            (lower + upper) / 2.0
-        }
-    };
-    summarize(name, index, c.len(), &mut present, median)
+    let shift = [first_present(values.iter().copied())];
+    let mut m = Moments::zeros(1);
+    for block in values.chunks(MOMENT_ROWS) {
+        let mut part = Moments::zeros(1);
+        part.add_rows(block, &shift);
+        m.add(&part);
+    }
+    summarize(name, index, c.len(), m.of(0), shift[0], || {
+        let mut present: Vec<f32> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+        median_f32(&mut present)
+    })
 }
 
-/// Σ f(x) over `values` widened to f64, in eight interleaved lanes added in a fixed order: the
-/// compiler can vectorize it (a single running sum waits on every addition), and the result
-/// depends only on the values and their order.
-fn lane_sum<T: Copy + Into<f64>>(values: &[T], f: impl Fn(f64) -> f64) -> f64 {
-    let mut acc = [0f64; 8];
-    let chunks = values.chunks_exact(8);
-    let tail: f64 = chunks.remainder().iter().map(|&x| f(x.into())).sum();
-    for c in chunks {
-        for k in 0..8 {
-            acc[k] += f(c[k].into());
+/// Rows per block of the moment sums. Fixed, not derived from the thread count: the blocks
+/// decide the order of the sums.
+const MOMENT_ROWS: usize = 8192;
+
+/// Per column: the count, Σ d and Σ d² of its non-NaN values, d = x − shift. One array per
+/// sum, so the loop over a row's columns vectorizes.
+#[derive(Debug, Clone)]
+struct Moments {
+    count: Vec<u64>,
+    s1: Vec<f64>,
+    s2: Vec<f64>,
+}
+
+impl Moments {
+    fn zeros(cols: usize) -> Moments {
+        Moments { count: vec![0; cols], s1: vec![0.0; cols], s2: vec![0.0; cols] }
+    }
+
+    fn add(&mut self, o: &Moments) {
+        for j in 0..self.count.len() {
+            self.count[j] += o.count[j];
+            self.s1[j] += o.s1[j];
+            self.s2[j] += o.s2[j];
         }
     }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+
+    /// Adds rows of `shift.len()` columns, in row order. Branch-free (a missing value adds 0),
+    /// and a single column read from the frame goes through the same operations, so both paths
+    /// get the same bits.
+    fn add_rows(&mut self, rows: &[f32], shift: &[f64]) {
+        let cols = shift.len();
+        let (count, s1, s2) = (&mut self.count[..cols], &mut self.s1[..cols], &mut self.s2[..cols]);
+        for row in rows.chunks_exact(cols) {
+            for j in 0..cols {
+                let x = row[j];
+                let present = !x.is_nan();
+                let d = if present { f64::from(x) - shift[j] } else { 0.0 };
+                s1[j] += d;
+                s2[j] += d * d;
+                count[j] += u64::from(present);
+            }
+        }
+    }
+
+    fn of(&self, j: usize) -> (u64, f64, f64) {
+        (self.count[j], self.s1[j], self.s2[j])
+    }
 }
 
-/// The step of a numeric feature from its non-NaN train values `present` (in row order) out of
-/// `total` rows; `median` finds the median of a non-empty `present`. Sums run over the values in
-/// row order, so f32 values give the same result as the same values widened to f64.
-fn summarize<T: Copy + Into<f64>>(
+/// The first non-NaN value (0 when there is none): sums of x − shift lose nothing to
+/// cancellation when the shift is a value of the column, however far its mean is from zero.
+fn first_present(values: impl Iterator<Item = f32>) -> f64 {
+    values.map(f64::from).find(|x| !x.is_nan()).unwrap_or(0.0)
+}
+
+/// The step of a numeric feature from the moments `(count, Σ d, Σ d²)` of its `total` train
+/// rows around `shift`. `median` gives the median of the present values; it is computed only
+/// when some rows are missing, since only then does training use it. Without missing train rows
+/// the imputation value (for nulls in data scored later) is the train mean.
+fn summarize(
     name: &str,
     index: usize,
     total: usize,
-    present: &mut [T],
-    median: impl FnOnce(&mut [T]) -> f64,
+    (count, s1, s2): (u64, f64, f64),
+    shift: f64,
+    median: impl FnOnce() -> f64,
 ) -> Result<NumericStep> {
-    let missing = total - present.len();
-    if present.is_empty() {
+    let missing = total as u64 - count;
+    if count == 0 {
         return Err(Error::data(format!(
             "features.numeric[{index}]: column {name:?} has no non-null values in the train rows"
         )));
     }
-    let median = median(present);
-    let total = total as f64;
-    let mean = (lane_sum(present, |x| x) + missing as f64 * median) / total;
-    let var =
-        (lane_sum(present, |x| (x - mean) * (x - mean)) + missing as f64 * (median - mean).powi(2)) / total;
+    let n = total as f64;
+    let (median, s1, s2) = if missing > 0 {
+        let med = median();
+        let (d, k) = (med - shift, missing as f64);
+        (Some(med), s1 + k * d, s2 + k * d * d)
+    } else {
+        (None, s1, s2)
+    };
+    let mean = shift + s1 / n;
+    let var = (s2 / n - (s1 / n) * (s1 / n)).max(0.0);
     if !(mean.is_finite() && var.is_finite()) {
-        // Infinite values are refused when the data is read; finite ones this large (|x| near
-        // 1e154 and up) still overflow the variance, and a scale of inf would zero the feature.
-        let largest = present.iter().map(|&x| x.into().abs()).fold(0.0, f64::max);
+        // Values are within float32's range when read, so their squares fit in f64: a guard.
         return Err(Error::data(format!(
             "features.numeric[{index}]: column {name:?} is too large to standardize: the variance \
-             of its train values overflows (largest |value| {largest:e}); rescale the column"
+             of its train values overflows; rescale the column"
         )));
     }
     let std = var.sqrt();
     // Like scikit-learn, a std that is rounding noise relative to the mean counts as constant.
     let scale = if std <= 10.0 * f64::EPSILON * mean.abs().max(1.0) { 1.0 } else { std };
-    Ok(NumericStep { column: name.to_string(), median, mean, scale, indicator: missing > 0 })
+    Ok(NumericStep {
+        column: name.to_string(),
+        median: median.unwrap_or(mean),
+        mean,
+        scale,
+        indicator: missing > 0,
+    })
 }
 
-/// Columns gathered out of the dense rows per pass: each pass reads the rows once, and the
-/// gathered columns (`DENSE_GROUP × rows` f32 per thread) are the only extra memory.
-const DENSE_GROUP: usize = 16;
-
-/// Rows per block of the gather: 256 rows of 64 features are 64 KiB, which stay in cache while
-/// the block's columns are copied out.
-const GATHER_ROWS: usize = 256;
-
 /// Steps of the numeric features `wanted` (`(spec index, dense column)`), in that order, from the
-/// frame's dense rows. Groups of columns are gathered and summarized in parallel.
+/// frame's dense rows: one parallel pass for every column's moments, then a gather and a median
+/// only for the columns with missing train values.
 fn fit_dense(dense: &Dense, names: &[String], wanted: &[(usize, usize)]) -> Result<Vec<NumericStep>> {
     let cols = dense.cols();
     let rows = dense.data.len().checked_div(cols).unwrap_or(0);
-    let groups: Vec<Vec<NumericStep>> = wanted
-        .par_chunks(DENSE_GROUP)
-        .map(|group| {
-            // Branch-free: every value is written, and the end moves past it unless it is NaN.
-            let mut gathered: Vec<Vec<f32>> = group.iter().map(|_| vec![0f32; rows]).collect();
-            let mut ends = [0usize; DENSE_GROUP];
-            // A block of rows at a time, column by column: the block's cache lines come in from
-            // memory for the first column and are reused for the others.
-            for block in dense.data.chunks(GATHER_ROWS * cols) {
-                for ((out, end), &(_, j)) in gathered.iter_mut().zip(&mut ends).zip(group) {
-                    let mut e = *end;
-                    for row in block.chunks_exact(cols) {
-                        let x = row[j];
-                        out[e] = x;
-                        e += usize::from(!x.is_nan());
-                    }
-                    *end = e;
-                }
-            }
-            for (out, &end) in gathered.iter_mut().zip(&ends) {
-                out.truncate(end);
-            }
-            gathered
-                .iter_mut()
-                .zip(group)
-                .map(|(present, &(i, _))| summarize(&names[i], i, rows, present, median_f32))
-                .collect::<Result<Vec<_>>>()
+    if cols == 0 {
+        return Ok(Vec::new());
+    }
+    let shift: Vec<f64> = (0..cols).map(|j| first_present(dense.column(j))).collect();
+    let parts: Vec<Moments> = dense
+        .data
+        .par_chunks(MOMENT_ROWS * cols)
+        .map(|block| {
+            let mut m = Moments::zeros(cols);
+            m.add_rows(block, &shift);
+            m
         })
-        .collect::<Result<_>>()?;
-    Ok(groups.into_iter().flatten().collect())
+        .collect();
+    let mut moments = Moments::zeros(cols);
+    for part in &parts {
+        moments.add(part);
+    }
+    wanted
+        .par_iter()
+        .map(|&(i, j)| {
+            summarize(&names[i], i, rows, moments.of(j), shift[j], || {
+                let mut present: Vec<f32> = dense.column(j).filter(|x| !x.is_nan()).collect();
+                median_f32(&mut present)
+            })
+        })
+        .collect()
 }
 
 /// The median of non-NaN f32 values (non-empty), exactly as sorting by `total_cmp` would give:
@@ -778,12 +813,21 @@ mod tests {
         // An even count takes the mean of the two middle values.
         let even = Column {
             kind: Kind::Float,
-            values: Values::Float(vec![4.0, 1.0, 3.0, 2.0, 9.0, 0.0]),
+            values: Values::Float(vec![4.0, 1.0, 3.0, 2.0, 9.0, 0.0, f64::NAN]),
             nulls: None,
         };
         let fe = frame(vec![("e", even)]);
         let pe = Pipeline::fit(&fe, &["e".into()], &[], 1, CategoricalNulls::Level).unwrap();
         assert_eq!(pe.numeric[0].median, 2.5);
+        // No missing train value: no median is computed, later nulls get the mean.
+        let full = Column { kind: Kind::Float, values: Values::Float(vec![4.0, 1.0, 3.0, 9.0]), nulls: None };
+        let pf =
+            Pipeline::fit(&frame(vec![("f", full.clone())]), &["f".into()], &[], 1, CategoricalNulls::Level)
+                .unwrap();
+        assert_eq!((pf.numeric[0].median, pf.numeric[0].mean, pf.numeric[0].indicator), (4.25, 4.25, false));
+        let with_null = Column { nulls: Some(vec![false, true, false, false]), ..full };
+        let m = pf.transform(&frame(vec![("f", with_null)])).unwrap();
+        assert_eq!(m.row(1), [0.0]);
         assert_eq!(p.names, ["x", "x=<missing>", "k"]);
         let m = p.transform(&f).unwrap();
         assert_eq!(m.cols, 3);
