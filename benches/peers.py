@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """trainyard's logistic path against its peers, side by side in one invocation.
 
-    python3 benches/peers.py                      # 1M x 32 and 4M x 64, two alternating rounds
-    python3 benches/peers.py --sizes 200000x16    # a quick look
+    python3 benches/peers.py                      # 1M x 32 and 4M x 64, float32 and float64, two rounds
+    python3 benches/peers.py --sizes 200000x16 --dtypes float32   # a quick look
 
-For each size it makes numeric data with `trainyard synth --numeric` (the last of five part files
-is the test set, the rest train), then alternates:
+For each size and each of --dtypes it makes numeric data with `trainyard synth --numeric` (float32
+columns, or with `--float64` the same values stored as double, as Spark and pandas write them; the
+last of five part files is the test set, the rest train), then alternates:
   (a) `trainyard train` end to end (read, split, standardize, fit, evaluate, write the run);
-  (b) pyarrow read + StandardScaler + scikit-learn LogisticRegression(solver="lbfgs", C=1/l2,
-      tol, max_iter) fit + predict + AUC, in its own process;
+  (b) pyarrow read (into a float32 matrix for float32 data, float64 for float64: what a numpy,
+      pandas or Spark user gets) + StandardScaler + scikit-learn LogisticRegression(
+      solver="lbfgs", C=1/l2, tol, max_iter) fit + predict + AUC, in its own process;
   (c) the fit alone on both sides (from (a)'s metrics.json and (b)'s own timer);
   (d) linfa-logistic on the smallest size, on exactly trainyard's design matrix;
   (e) polars reading all the files into a row-major f32 matrix, against trainyard's load phase
@@ -17,7 +19,13 @@ is the test set, the rest train), then alternates:
 Each tool runs in a fresh process; peak RSS comes from wait4(). It prints a markdown table with
 the ratio of every peer's time to trainyard's, and the memory-bandwidth floor: the bytes one
 objective pass reads divided by this machine's measured read bandwidth, against trainyard's
-measured seconds per pass.
+measured seconds per pass. With both dtypes, each size also gets trainyard's float64 end-to-end
+time over its float32 one (trainyard's matrix is f32 either way, so this is the cost of decoding
+and narrowing doubles), and the memory target (1.5 x the f32 matrix + 300 MiB) holds for both.
+
+Environment: TRAINYARD_BIN=/path/to/trainyard runs that binary, and the `bandwidth` and
+`linfa_fit` helpers from its folder, instead of those in $CARGO_TARGET_DIR/release (use it with
+--no-build, e.g. for a debug build).
 
 It installs numpy, pyarrow, scikit-learn and polars with pip when they are missing, and builds the
 release binaries with cargo (skip with --no-build).
@@ -44,12 +52,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 from sklearn.metrics import roc_auc_score, log_loss
 from threadpoolctl import threadpool_limits
-data, features, l2, tol, max_iter, blas = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+data, features, l2, tol, max_iter, blas, dtype = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 files = sorted(glob.glob(data + "/part-*.parquet"))
 cols = [f"x{j}" for j in range(features)]
 def read(paths):
     t = pq.read_table(paths, columns=cols + ["label"])
-    x = np.empty((t.num_rows, features), dtype=np.float32)  # row-major, as trainyard's matrix
+    x = np.empty((t.num_rows, features), dtype=dtype)  # row-major, as trainyard's matrix; the file's precision
     for j, c in enumerate(cols):
         x[:, j] = t.column(c).to_numpy()
     return x, t.column("label").to_numpy()
@@ -99,9 +107,9 @@ print(json.dumps({"read_s": time.perf_counter() - t, "rows": x.shape[0], "polars
 
 
 def ensure_python_peers():
-    try:
-        import numpy, pyarrow, sklearn, threadpoolctl, polars  # noqa: F401
-    except ImportError:
+    # Checked in a child: Linux carries the parent's RSS high-water mark into every child it
+    # execs (wait4's ru_maxrss), so a parent holding numpy and friends would floor every peak.
+    if subprocess.run([sys.executable, "-c", "import numpy, pyarrow, sklearn, threadpoolctl, polars"], capture_output=True).returncode != 0:
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "numpy", "pyarrow", "scikit-learn", "threadpoolctl", "polars"])
 
 
@@ -136,15 +144,21 @@ def main():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "trainyard-peers"))
     ap.add_argument("--blas-threads", type=int, default=1, help="scikit-learn's BLAS threads (1: one pool on 2 cores)")
+    ap.add_argument("--dtypes", default="float32,float64", help="feature column types to store the data as, comma-separated")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
+    dtypes = [t for t in args.dtypes.split(",") if t]
+    if not dtypes or set(dtypes) - {"float32", "float64"}:
+        sys.exit(f"--dtypes: choose from float32,float64, got {args.dtypes!r}")
 
     ensure_python_peers()
     target = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
     if not args.no_build:
         subprocess.check_call(["cargo", "build", "--release", "--locked", "-p", "trainyard", "-p", "trainyard-benches", "--bins"], cwd=ROOT)
-    bin_dir = os.path.join(target, "release")
-    trainyard = os.path.join(bin_dir, "trainyard")
+    trainyard = os.environ.get("TRAINYARD_BIN") or os.path.join(target, "release", "trainyard")
+    bin_dir = os.path.dirname(os.path.abspath(trainyard))
+    if "float64" in dtypes and "--float64" not in subprocess.run([trainyard, "synth", "--help"], capture_output=True, text=True).stdout:
+        sys.exit(f"{trainyard} predates `synth --float64`: rebuild it, or point TRAINYARD_BIN at a newer one")
     bw = json.loads(subprocess.check_output([os.path.join(bin_dir, "bandwidth"), "1024"]))
     os.makedirs(args.work, exist_ok=True)
     env_sklearn = dict(os.environ, OMP_NUM_THREADS="1")
@@ -155,69 +169,80 @@ def main():
     rows_out = []
     sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
     for si, (n, d) in enumerate(sizes):
-        data = os.path.join(args.work, f"num-{n}x{d}")
-        if not os.path.isdir(data):
-            subprocess.check_call([trainyard, "synth", "--numeric", str(d), "--rows", str(n), "--files", str(PARTS), "--out", data], stdout=subprocess.DEVNULL)
-        parts = sorted(f for f in os.listdir(data) if f.endswith(".parquet"))
-        spec = {
-            "name": f"peers-{n}x{d}",
-            "data": {"features": [os.path.join(data, p) for p in parts[:-1]]},
-            "label": "label",
-            "features": {"numeric": [f"x{j}" for j in range(d)]},
-            "holdout": {"files": [os.path.join(data, parts[-1])]},
-            "model": {"logistic": {"l2": L2, "tol": TOL, "max_iter": MAX_ITER}},
-        }
-        spec_path = os.path.join(args.work, f"spec-{n}x{d}.json")
-        with open(spec_path, "w") as f:
-            json.dump(spec, f)
-        run_dir = os.path.join(args.work, f"run-{n}x{d}")
-        ty, sk, pl = [], [], []
-        for _ in range(args.rounds):
-            wall, rss, _ = run_measured([trainyard, "train", spec_path, "--output", run_dir, "--overwrite", "--log-format", "json"])
-            with open(os.path.join(run_dir, "metrics.json")) as f:
-                m = json.load(f)
-            ty.append((wall, rss, m))
-            wall, rss, out = run_measured([sys.executable, "-c", SKLEARN, data, str(d), str(L2), str(TOL), str(MAX_ITER), str(args.blas_threads)], env_sklearn)
-            sk.append((wall, rss, json.loads(out)))
-            wall, rss, out = run_measured([sys.executable, "-c", POLARS, data, str(d)])
-            pl.append((wall, rss, json.loads(out)))
-        tw, trss, tm = min(ty, key=lambda r: r[0])
-        sw, srss, sm = min(sk, key=lambda r: r[0])
-        weights = read_safetensors(os.path.join(run_dir, "model.safetensors"))
-        train_rows = tm["train"]["rows"]
-        matrix_mib = train_rows * d * 4 / 2**20
-        label = f"{n // 1000}k x {d}" if n < 10**6 else f"{n // 10**6}M x {d}"
-        rows_out.append([label, "trainyard train (end to end)", tw, trss, tm["fit"]["objective_passes"], tm["test"]["roc_auc"], tm["test"]["log_loss"], 1.0])
-        sk_passes = f"{sm['evaluations']} ({sm['n_iter']} iter)"
-        rows_out.append([label, "pyarrow + scikit-learn (end to end)", sw, srss, sk_passes, sm["auc"], sm["log_loss"], sw / tw])
-        tf, sf = tm["phases"]["fit"], sm["fit_s"]
-        rows_out.append([label, "trainyard fit only", tf, None, tm["fit"]["objective_passes"], None, None, 1.0])
-        rows_out.append([label, "scikit-learn fit only", sf, None, sk_passes, None, None, sf / tf])
-        per_pass = tf / max(tm["fit"]["objective_passes"], 1)
-        floor = train_rows * d * 4 / (bw["gb_per_s"] * 1e9)
-        rows_out.append([label, f"seconds per pass vs bandwidth floor ({bw['gb_per_s']:.1f} GB/s, {matrix_mib:.0f} MiB/pass)", per_pass, None, None, None, None, per_pass / floor])
-        # Memory target: 1.5 x the f32 matrix of all rows (train and test) + 300 MiB.
-        all_rows = train_rows + tm["test"]["rows"]
-        budget = 1.5 * all_rows * d * 4 / 2**20 + 300
-        rows_out.append([label, f"trainyard peak RSS vs 1.5 x matrix + 300 MiB ({budget:.0f} MiB)", None, trss, None, None, None, trss / budget])
-        rows_out.append([label, "trainyard load (Parquet to f32 train and test rows)", tm["phases"]["load"], None, None, None, None, 1.0])
-        rows_out.append([label, "pyarrow read to f32 matrix", sm["read_s"], None, None, None, None, sm["read_s"] / tm["phases"]["load"]])
-        # Parquet to row-major f32 rows, all files: trainyard's load phase (which also reads the
-        # label and splits the rows into a train and a test matrix) against polars reading the
-        # same files into one matrix; then with trainyard's features phase (imputation
-        # statistics, exact medians, standardization) on top.
-        ty_matrix = tm["phases"]["load"] + tm["phases"]["features"]
-        pw, prss, pm = min(pl, key=lambda r: r[2]["read_s"])
-        rows_out.append([label, f"polars {pm['polars']} read to f32 matrix (all files)", pm["read_s"], prss, None, None, None, pm["read_s"] / tm["phases"]["load"]])
-        rows_out.append([label, "trainyard Parquet to standardized f32 matrices (load + features)", ty_matrix, None, None, None, None, pm["read_s"] / ty_matrix])
-        coef_gap = max(abs(a - b) / max(abs(b), 1e-3) for a, b in zip(weights["coef"], sm["coef"]))
-        rows_out.append([label, "max relative coefficient gap trainyard vs scikit-learn", coef_gap, None, None, None, None, None])
-        if si == 0:
-            wall, rss, out = run_measured([os.path.join(bin_dir, "linfa_fit"), spec_path])
-            lf = json.loads(out)
-            gap = max(abs(a - b) / max(abs(b), 1e-3) for a, b in zip(weights["coef"], lf["coef"]))
-            rows_out.append([label, "linfa-logistic fit only", lf["fit_seconds"], rss, None, None, None, lf["fit_seconds"] / tf])
-            rows_out.append([label, "max relative coefficient gap trainyard vs linfa", gap, None, None, None, None, None])
+        end_to_end = {}
+        for dtype in dtypes:
+            data = os.path.join(args.work, f"num-{n}x{d}-{dtype}")
+            if not os.path.isdir(data):
+                wide = ["--float64"] if dtype == "float64" else []
+                subprocess.check_call([trainyard, "synth", "--numeric", str(d), "--rows", str(n), "--files", str(PARTS), *wide, "--out", data], stdout=subprocess.DEVNULL)
+            parts = sorted(f for f in os.listdir(data) if f.endswith(".parquet"))
+            spec = {
+                "name": f"peers-{n}x{d}-{dtype}",
+                "data": {"features": [os.path.join(data, p) for p in parts[:-1]]},
+                "label": "label",
+                "features": {"numeric": [f"x{j}" for j in range(d)]},
+                "holdout": {"files": [os.path.join(data, parts[-1])]},
+                "model": {"logistic": {"l2": L2, "tol": TOL, "max_iter": MAX_ITER}},
+            }
+            spec_path = os.path.join(args.work, f"spec-{n}x{d}-{dtype}.json")
+            with open(spec_path, "w") as f:
+                json.dump(spec, f)
+            run_dir = os.path.join(args.work, f"run-{n}x{d}-{dtype}")
+            ty, sk, pl = [], [], []
+            for _ in range(args.rounds):
+                wall, rss, _ = run_measured([trainyard, "train", spec_path, "--output", run_dir, "--overwrite", "--log-format", "json"])
+                with open(os.path.join(run_dir, "metrics.json")) as f:
+                    m = json.load(f)
+                ty.append((wall, rss, m))
+                wall, rss, out = run_measured([sys.executable, "-c", SKLEARN, data, str(d), str(L2), str(TOL), str(MAX_ITER), str(args.blas_threads), dtype], env_sklearn)
+                sk.append((wall, rss, json.loads(out)))
+                wall, rss, out = run_measured([sys.executable, "-c", POLARS, data, str(d)])
+                pl.append((wall, rss, json.loads(out)))
+            tw, trss, tm = min(ty, key=lambda r: r[0])
+            sw, srss, sm = min(sk, key=lambda r: r[0])
+            weights = read_safetensors(os.path.join(run_dir, "model.safetensors"))
+            train_rows = tm["train"]["rows"]
+            matrix_mib = train_rows * d * 4 / 2**20
+            size_label = f"{n // 1000}k x {d}" if n < 10**6 else f"{n // 10**6}M x {d}"
+            label = f"{size_label} {dtype}"
+            end_to_end[dtype] = tw
+            rows_out.append([label, "trainyard train (end to end)", tw, trss, tm["fit"]["objective_passes"], tm["test"]["roc_auc"], tm["test"]["log_loss"], 1.0])
+            sk_passes = f"{sm['evaluations']} ({sm['n_iter']} iter)"
+            rows_out.append([label, "pyarrow + scikit-learn (end to end)", sw, srss, sk_passes, sm["auc"], sm["log_loss"], sw / tw])
+            tf, sf = tm["phases"]["fit"], sm["fit_s"]
+            rows_out.append([label, "trainyard fit only", tf, None, tm["fit"]["objective_passes"], None, None, 1.0])
+            rows_out.append([label, "scikit-learn fit only", sf, None, sk_passes, None, None, sf / tf])
+            per_pass = tf / max(tm["fit"]["objective_passes"], 1)
+            floor = train_rows * d * 4 / (bw["gb_per_s"] * 1e9)
+            rows_out.append([label, f"seconds per pass vs bandwidth floor ({bw['gb_per_s']:.1f} GB/s, {matrix_mib:.0f} MiB/pass)", per_pass, None, None, None, None, per_pass / floor])
+            # Memory target: 1.5 x the f32 matrix of all rows (train and test) + 300 MiB, for
+            # float64 files too: trainyard's matrix is f32 whatever the columns' type.
+            all_rows = train_rows + tm["test"]["rows"]
+            budget = 1.5 * all_rows * d * 4 / 2**20 + 300
+            rows_out.append([label, f"trainyard peak RSS vs 1.5 x f32 matrix + 300 MiB ({budget:.0f} MiB)", None, trss, None, None, None, trss / budget])
+            rows_out.append([label, "trainyard load (Parquet to f32 train and test rows)", tm["phases"]["load"], None, None, None, None, 1.0])
+            rows_out.append([label, f"pyarrow read to {'f32' if dtype == 'float32' else 'f64'} matrix", sm["read_s"], None, None, None, None, sm["read_s"] / tm["phases"]["load"]])
+            # Parquet to row-major f32 rows, all files: trainyard's load phase (which also reads the
+            # label and splits the rows into a train and a test matrix) against polars reading the
+            # same files into one matrix; then with trainyard's features phase (imputation
+            # statistics, exact medians, standardization) on top.
+            ty_matrix = tm["phases"]["load"] + tm["phases"]["features"]
+            pw, prss, pm = min(pl, key=lambda r: r[2]["read_s"])
+            rows_out.append([label, f"polars {pm['polars']} read to f32 matrix (all files)", pm["read_s"], prss, None, None, None, pm["read_s"] / tm["phases"]["load"]])
+            rows_out.append([label, "trainyard Parquet to standardized f32 matrices (load + features)", ty_matrix, None, None, None, None, pm["read_s"] / ty_matrix])
+            coef_gap = max(abs(a - b) / max(abs(b), 1e-3) for a, b in zip(weights["coef"], sm["coef"]))
+            rows_out.append([label, "max relative coefficient gap trainyard vs scikit-learn", coef_gap, None, None, None, None, None])
+            # linfa fits trainyard's design matrix, the same f32 for either dtype: once is enough.
+            if si == 0 and dtype == dtypes[0]:
+                wall, rss, out = run_measured([os.path.join(bin_dir, "linfa_fit"), spec_path])
+                lf = json.loads(out)
+                gap = max(abs(a - b) / max(abs(b), 1e-3) for a, b in zip(weights["coef"], lf["coef"]))
+                rows_out.append([label, "linfa-logistic fit only", lf["fit_seconds"], rss, None, None, None, lf["fit_seconds"] / tf])
+                rows_out.append([label, "max relative coefficient gap trainyard vs linfa", gap, None, None, None, None, None])
+
+        if len(end_to_end) == 2:
+            rows_out.append([size_label, "trainyard float64 vs float32 end to end", end_to_end["float64"], None, None, None, None,
+                             end_to_end["float64"] / end_to_end["float32"]])
 
     def fmt(v, digits=3):
         if v is None:
@@ -229,7 +254,7 @@ def main():
         return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
 
     print(f"\nmachine: {os.cpu_count()} cores, read bandwidth {bw['gb_per_s']:.1f} GB/s on {bw['threads']} threads; "
-          f"scikit-learn with {args.blas_threads} BLAS thread(s); l2={L2} tol={TOL}; best of {args.rounds} alternating rounds\n")
+          f"scikit-learn with {args.blas_threads} BLAS thread(s); l2={L2} tol={TOL}; best of {args.rounds} alternating rounds; feature columns {', '.join(dtypes)}\n")
     print("| data | what | seconds | peak RSS MiB | passes | test AUC | log loss | ratio to trainyard |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for r in rows_out:

@@ -392,9 +392,9 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     staging.write(names::WEIGHTS, &artifact::weights_bytes(&model)?)?;
     let key_column = key.as_deref().and_then(|k| data.test.frame.column(k).map(|c| (k, c)));
     write_predictions(&staging.path(names::PREDICTIONS), key_column, Some(&data.test.labels), &p_test)?;
-    let inputs = fingerprinting
-        .join()
-        .map_err(|e| Error::Internal(format!("fingerprinting the inputs: {}", crate::data::panic_message(&*e))))??;
+    let inputs = fingerprinting.join().map_err(|e| {
+        Error::Internal(format!("fingerprinting the inputs: {}", crate::data::panic_message(&*e)))
+    })??;
     phases.write = t.elapsed().as_secs_f64();
     phases.total = started.elapsed().as_secs_f64();
 

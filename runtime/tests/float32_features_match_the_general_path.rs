@@ -1,7 +1,7 @@
-//! Float32 feature columns skip the columnar frame: they are decoded straight into the rows of
-//! the design matrix and, when the layout allows, standardized in place. The model must not
-//! notice: the same values stored as float64 (which take the general path) give byte-identical
-//! weights and scores, and `predict` (which reads through the frame) reproduces the test scores.
+//! Numeric feature columns skip the columnar frame: they are decoded straight into the rows of
+//! the design matrix (as f32) and, when the layout allows, standardized in place. The model must
+//! not notice: the same values stored as float32 or float64 give byte-identical weights and
+//! scores, and `predict` (which reads through the frame) reproduces the test scores of either.
 
 #![allow(clippy::unwrap_used)]
 
@@ -151,29 +151,24 @@ fn in_place_design_is_thread_count_independent_and_predict_reproduces_it() {
     let two = train(&fx, &s, "runs/t2", "2");
     assert!(one == two, "weights differ between 1 and 2 threads");
 
-    // A key makes predictions joinable; predict reads float32 through the frame.
-    let s =
-        spec("f32.parquet", &["a", "b"], &["country"], json!({"random": {"fraction": 0.25, "key": "id"}}));
-    train(&fx, &s, "runs/p", "2");
-    let (code, _, stderr) = outcome(&fx.run(&[
-        "predict",
-        "--model",
-        "runs/p",
-        "--data",
-        "f32.parquet",
-        "--out",
-        "scores.parquet",
-    ]));
-    assert_eq!(code, 0, "{stderr}");
-    let all: std::collections::HashMap<i64, u64> = read_f64_column(&fx.path("scores.parquet"), "id")
-        .into_iter()
-        .zip(read_f64_column(&fx.path("scores.parquet"), "score"))
-        .map(|(k, s)| (k as i64, s.to_bits()))
-        .collect();
-    let test = test_scores(&fx, "runs/p");
-    assert!(test.len() > 500);
-    for (id, s) in test {
-        assert_eq!(all[&id], s, "row {id}: predict differs from the training-time score");
+    // A key makes predictions joinable; predict reads float32 and float64 through the frame.
+    for file in ["f32.parquet", "f64.parquet"] {
+        let s = spec(file, &["a", "b"], &["country"], json!({"random": {"fraction": 0.25, "key": "id"}}));
+        train(&fx, &s, "runs/p", "2");
+        let (code, _, stderr) =
+            outcome(&fx.run(&["predict", "--model", "runs/p", "--data", file, "--out", "scores.parquet"]));
+        assert_eq!(code, 0, "{stderr}");
+        let all: std::collections::HashMap<i64, u64> = read_f64_column(&fx.path("scores.parquet"), "id")
+            .into_iter()
+            .zip(read_f64_column(&fx.path("scores.parquet"), "score"))
+            .map(|(k, s)| (k as i64, s.to_bits()))
+            .collect();
+        let test = test_scores(&fx, "runs/p");
+        assert!(test.len() > 500);
+        for (id, s) in test {
+            assert_eq!(all[&id], s, "{file} row {id}: predict differs from the training-time score");
+        }
+        std::fs::remove_dir_all(fx.path("runs/p")).unwrap();
     }
 }
 

@@ -255,13 +255,13 @@ fn parquet_ingest_never_panics_on_corrupt_files() {
     let mut seeds = Vec::new();
 
     let charges = tmp.path().join("synth");
-    let opts = SynthOptions { rows: 300, seed: 7, files: 1, row_group_rows: 100 };
+    let opts = SynthOptions { rows: 300, seed: 7, files: 1, row_group_rows: 100, ..SynthOptions::default() };
     let summary = synth::write(&charges, &opts).unwrap();
     for path in summary.feature_files.iter().chain([&summary.label_file]) {
         seeds.push(std::fs::read(path).unwrap());
     }
     let numeric = tmp.path().join("numeric");
-    let opts = SynthOptions { rows: 200, seed: 8, files: 1, row_group_rows: 64 };
+    let opts = SynthOptions { rows: 200, seed: 8, files: 1, row_group_rows: 64, ..SynthOptions::default() };
     for path in synth::write_numeric(&numeric, 3, &opts).unwrap().feature_files {
         seeds.push(std::fs::read(path).unwrap());
     }

@@ -10,7 +10,7 @@
 //! frame path builds (and what `predict` builds from the same files).
 
 use arrow::array::{Array, AsArray};
-use arrow::datatypes::{DataType, Float32Type};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use rayon::prelude::*;
 
 use super::column::{Column, Kind};
@@ -76,19 +76,64 @@ impl Dense {
     }
 }
 
-/// Whether column `name` has a numeric kind in every one of `files` (so it can be [`Dense`]).
+/// Whether column `name` has the same numeric kind in every one of `files` (so it can be
+/// [`Dense`]). A column whose kind drifts between files goes through the frame, which names the
+/// drift as an error.
 pub fn is_numeric(files: &[ParquetFile], name: &str) -> bool {
-    files.iter().all(|f| {
-        f.schema()
-            .field_with_name(name)
-            .is_ok_and(|field| Kind::of(field.data_type()).is_some_and(Kind::is_numeric))
-    })
+    let kind =
+        |f: &ParquetFile| f.schema().field_with_name(name).ok().and_then(|field| Kind::of(field.data_type()));
+    let first = files.first().and_then(kind);
+    first.is_some_and(Kind::is_numeric) && files.iter().all(|f| kind(f) == first)
 }
 
-/// One batch's values of a column: f32 as stored, or decoded as the frame decodes them.
+/// One batch's values of a column: f32 as stored; f64 as Arrow casts the numbers to it (the
+/// frame's own cast for these kinds); or, for dates and timestamps, decoded as the frame does.
 enum Batch {
     F32(arrow::array::ArrayRef),
+    F64(arrow::array::ArrayRef),
     Other(Column),
+}
+
+impl Batch {
+    fn view(&self) -> View<'_> {
+        let nulls = |a: &'_ arrow::array::ArrayRef| a.nulls().filter(|n| n.null_count() > 0).cloned();
+        match self {
+            Batch::F32(a) => View::F32(a.as_primitive::<Float32Type>().values(), nulls(a)),
+            Batch::F64(a) => View::F64(a.as_primitive::<Float64Type>().values(), nulls(a)),
+            Batch::Other(c) => View::Other(c),
+        }
+    }
+}
+
+/// The values of a [`Batch`], read one at a time.
+enum View<'a> {
+    F32(&'a [f32], Option<arrow::buffer::NullBuffer>),
+    F64(&'a [f64], Option<arrow::buffer::NullBuffer>),
+    Other(&'a Column),
+}
+
+impl View<'_> {
+    /// Value `i` as the design holds it (NaN for a null), or the value when it has no place there.
+    #[inline]
+    fn at(&self, i: usize) -> std::result::Result<f32, f64> {
+        match self {
+            View::F32(v, nulls) => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    Ok(f32::NAN)
+                } else {
+                    to_design(f64::from(v[i]))
+                }
+            }
+            View::F64(v, nulls) => {
+                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
+                    Ok(f32::NAN)
+                } else {
+                    to_design(v[i])
+                }
+            }
+            View::Other(c) => c.f64_at(i).map_or(Ok(f32::NAN), to_design),
+        }
+    }
 }
 
 /// Where a read row goes: `(output, row)`, or [`NOWHERE`].
@@ -194,6 +239,15 @@ fn decode_unit(
                     DataType::Float32 | DataType::Float16 => Batch::F32(
                         arrow::compute::cast(a, &DataType::Float32).map_err(|e| bad(e.to_string()))?,
                     ),
+                    dt if matches!(
+                        Kind::of(dt),
+                        Some(Kind::Float | Kind::Integer | Kind::Unsigned | Kind::Decimal | Kind::Boolean)
+                    ) =>
+                    {
+                        Batch::F64(
+                            arrow::compute::cast(a, &DataType::Float64).map_err(|e| bad(e.to_string()))?,
+                        )
+                    }
                     _ => Batch::Other(Column::from_arrow(a).map_err(bad)?),
                 })
             })
@@ -201,30 +255,13 @@ fn decode_unit(
         for start in (cursor..end).step_by(ROW_BLOCK) {
             let block = start..(start + ROW_BLOCK).min(end);
             for (j, array) in arrays.iter().enumerate() {
-                let f32s = match array {
-                    Batch::F32(a) => {
-                        let values = a.as_primitive::<Float32Type>();
-                        Some((values.values(), values.nulls().filter(|n| n.null_count() > 0)))
-                    }
-                    Batch::Other(_) => None,
-                };
+                let view = array.view();
                 for i in block.clone() {
                     let (o, r) = places[i];
                     if (o, r) == NOWHERE {
                         continue;
                     }
-                    let local = (kept[i] - offset) as usize;
-                    let v = match (&f32s, array) {
-                        (Some((raw, nulls)), _) => {
-                            if nulls.is_some_and(|n| n.is_null(local)) {
-                                Ok(f32::NAN)
-                            } else {
-                                to_design(f64::from(raw[local]))
-                            }
-                        }
-                        (None, Batch::Other(c)) => c.f64_at(local).map_or(Ok(f32::NAN), to_design),
-                        (None, Batch::F32(_)) => unreachable!("f32 batches have their values"),
-                    };
+                    let v = view.at((kept[i] - offset) as usize);
                     let Ok(v) = v else {
                         let row = file.first_row_of_group(rg) + u64::from(kept[i]);
                         let value = v.err().unwrap_or(f64::NAN);

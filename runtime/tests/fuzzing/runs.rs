@@ -11,7 +11,7 @@ use super::binary::{self, Ended};
 
 /// `synth` output under `dir`: `dir/charges/part-*.parquet` and `dir/labels.parquet`.
 pub fn synth_data(dir: &Path, rows: usize, seed: u64) -> PathBuf {
-    let opts = SynthOptions { rows, seed, files: 1, row_group_rows: 512 };
+    let opts = SynthOptions { rows, seed, files: 1, row_group_rows: 512, ..SynthOptions::default() };
     synth::write(dir, &opts).unwrap();
     dir.to_path_buf()
 }
