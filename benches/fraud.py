@@ -421,6 +421,13 @@ def main():
             gap = tm["test"]["roc_auc"] - best[p][2]["auc"]
             rows_out.append([label, f"test AUC trainyard minus the better peer ({names[p][1]})", None, None, None, None, gap, None, None])
 
+        # Reproducibility: the same spec on one thread must give the same model bytes.
+        one = run_dir + "-1thread"
+        _, _, _, failure = run_measured([trainyard, "train", spec_path, "--output", one, "--overwrite", "--log-format", "json"],
+                                        dict(os.environ, RAYON_NUM_THREADS="1"))
+        same = failure is None and open(os.path.join(one, "model.safetensors"), "rb").read() == open(os.path.join(run_dir, "model.safetensors"), "rb").read()
+        notes.append(f"{label}: model.safetensors on 1 thread and on {os.cpu_count()} threads: {'bitwise identical' if same else 'DIFFERENT ' + str(failure or '')}")
+
         want = (tm["train"]["rows"], tm["test"]["rows"])
         for p, (w, rss, r) in best.items():
             got = (r["train_rows"], r["test_rows"])

@@ -201,12 +201,18 @@ def main():
             tw, trss, tm = min(ty, key=lambda r: r[0])
             sw, srss, sm = min(sk, key=lambda r: r[0])
             weights = read_safetensors(os.path.join(run_dir, "model.safetensors"))
+            # Reproducibility: the same spec on one thread must give the same model bytes.
+            one = run_dir + "-1thread"
+            run_measured([trainyard, "train", spec_path, "--output", one, "--overwrite", "--log-format", "json"], dict(os.environ, RAYON_NUM_THREADS="1"))
+            with open(os.path.join(one, "model.safetensors"), "rb") as a, open(os.path.join(run_dir, "model.safetensors"), "rb") as b:
+                identical = a.read() == b.read()
             train_rows = tm["train"]["rows"]
             matrix_mib = train_rows * d * 4 / 2**20
             size_label = f"{n // 1000}k x {d}" if n < 10**6 else f"{n // 10**6}M x {d}"
             label = f"{size_label} {dtype}"
             end_to_end[dtype] = tw
             rows_out.append([label, "trainyard train (end to end)", tw, trss, tm["fit"]["objective_passes"], tm["test"]["roc_auc"], tm["test"]["log_loss"], 1.0])
+            rows_out.append([label, f"model.safetensors on 1 thread vs {os.cpu_count()}: {'bitwise identical' if identical else 'DIFFERENT'}", None, None, None, None, None, None])
             sk_passes = f"{sm['evaluations']} ({sm['n_iter']} iter)"
             rows_out.append([label, "pyarrow + scikit-learn (end to end)", sw, srss, sk_passes, sm["auc"], sm["log_loss"], sw / tw])
             tf, sf = tm["phases"]["fit"], sm["fit_s"]

@@ -326,8 +326,7 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             };
             report.rows_dropped_by_holdout = sides.iter().filter(|s| **s == Side::Dropped).count() as u64;
             let pick = |want: Side| -> Vec<bool> { sides.iter().map(|s| *s == want).collect() };
-            let (mut train, mut test) = (frame.filter(&pick(Side::Train)), frame.filter(&pick(Side::Test)));
-            drop(frame);
+            let (mut train, mut test) = frame.split(&pick(Side::Train), &pick(Side::Test));
             place_dense(
                 &feature_files,
                 &origins,
@@ -504,36 +503,53 @@ fn join(
     weight: Option<&str>,
 ) -> Result<(Frame, u64)> {
     let missing = || Error::Internal(format!("join column {key} not read"));
-    let lkeys = labels.column(key).ok_or_else(missing)?;
-    let mut index: HashMap<KeyRef<'_>, usize> = HashMap::with_capacity(labels.rows);
-    for i in 0..labels.rows {
-        if let Some(k) = lkeys.key_at(i)
-            && index.insert(k, i).is_some()
-        {
-            return Err(Error::data(format!(
-                "data.labels: join key {key:?} value {k} appears more than once; each key needs exactly one label"
-            )));
-        }
-    }
-    let fkeys = features.column(key).ok_or_else(missing)?;
-    let mut seen: HashMap<KeyRef<'_>, ()> = HashMap::with_capacity(features.rows);
-    let mut keep = vec![false; features.rows];
-    let mut label_rows = Vec::with_capacity(features.rows);
-    for (i, k) in keep.iter_mut().enumerate() {
-        if let Some(key_value) = fkeys.key_at(i) {
-            if seen.insert(key_value, ()).is_some() {
+    // The key maps are the join's largest allocations (tens of bytes a row): they are dropped
+    // before the joined columns are built, so they never coexist with the copy.
+    let (keep, label_rows) = {
+        let lkeys = labels.column(key).ok_or_else(missing)?;
+        let mut index: HashMap<KeyRef<'_>, usize> = HashMap::with_capacity(labels.rows);
+        for i in 0..labels.rows {
+            if let Some(k) = lkeys.key_at(i)
+                && index.insert(k, i).is_some()
+            {
                 return Err(Error::data(format!(
-                    "data.features: join key {key:?} value {key_value} appears more than once; each row needs a unique key"
+                    "data.labels: join key {key:?} value {k} appears more than once; each key needs exactly one label"
                 )));
             }
-            if let Some(&j) = index.get(&key_value) {
-                *k = true;
-                label_rows.push(j);
+        }
+        let fkeys = features.column(key).ok_or_else(missing)?;
+        // A duplicate feature key either has a label (its label row is used twice) or has none
+        // (it repeats among the unlabeled rows, found by sorting those few keys): no hash set
+        // of every feature key.
+        let duplicate = |k: KeyRef<'_>| {
+            Error::data(format!(
+                "data.features: join key {key:?} value {k} appears more than once; each row needs a unique key"
+            ))
+        };
+        let mut used = vec![false; labels.rows];
+        let mut unlabeled: Vec<KeyRef<'_>> = Vec::new();
+        let mut keep = vec![false; features.rows];
+        let mut label_rows = Vec::with_capacity(features.rows);
+        for (i, k) in keep.iter_mut().enumerate() {
+            if let Some(key_value) = fkeys.key_at(i) {
+                match index.get(&key_value) {
+                    Some(&j) if std::mem::replace(&mut used[j], true) => return Err(duplicate(key_value)),
+                    Some(&j) => {
+                        *k = true;
+                        label_rows.push(j);
+                    }
+                    None => unlabeled.push(key_value),
+                }
             }
         }
-    }
+        unlabeled.sort_unstable();
+        if let Some(w) = unlabeled.windows(2).find(|w| w[0] == w[1]) {
+            return Err(duplicate(w[0]));
+        }
+        (keep, label_rows)
+    };
     let dropped = (features.rows - label_rows.len()) as u64;
-    let mut joined = if dropped == 0 { features.clone() } else { features.filter(&keep) };
+    let mut joined = if dropped == 0 { features } else { features.into_filter(&keep) };
     let take = |name: &str| -> Result<Column> {
         Ok(labels.column(name).ok_or_else(|| Error::Internal(format!("{name} not read")))?.take(&label_rows))
     };

@@ -128,6 +128,12 @@ pub struct Pipeline {
     pub categorical: Vec<CategoricalStep>,
     /// Names of the design-matrix columns, in order.
     pub names: Vec<String>,
+    /// Whether numeric values are rounded to f32 before they are standardized: true for every
+    /// pipeline fitted since numeric columns decode straight into f32 rows. Pipelines fitted
+    /// before (absent in their `model.json`) standardized the f64 value and keep doing so, so
+    /// their runs score the same bits as when they were trained.
+    #[serde(default)]
+    pub f32_values: bool,
 }
 
 impl Pipeline {
@@ -179,7 +185,7 @@ impl Pipeline {
             }
             names.push(format!("{}=<other>", c.column));
         }
-        Ok(Pipeline { numeric, categorical, names })
+        Ok(Pipeline { numeric, categorical, names, f32_values: true })
     }
 
     /// Fits the features a spec lists, with its thresholds, on `frame` (the train rows).
@@ -369,22 +375,23 @@ impl Pipeline {
                     }
                     Source::Column(c) => c,
                 };
-                // Rounded to f32 first, as the dense path stores them (`data::to_design`).
+                // Rounded to f32 first, as the dense path stores them (`data::to_design`), unless
+                // the pipeline predates that.
+                let round = |x: f64| if self.f32_values { f64::from(x as f32) } else { x };
                 match (&c.values, &c.nulls) {
                     (Values::Float(v), None) => {
                         for (r, &x) in v[first..first + block_rows].iter().enumerate() {
-                            write(block, r, Some(f64::from(x as f32)).filter(|x| !x.is_nan()));
+                            write(block, r, Some(round(x)).filter(|x| !x.is_nan()));
                         }
                     }
                     (Values::Int(v), None) => {
                         for (r, &x) in v[first..first + block_rows].iter().enumerate() {
-                            write(block, r, Some(f64::from(x as f64 as f32)));
+                            write(block, r, Some(round(x as f64)));
                         }
                     }
                     _ => {
                         for r in 0..block_rows {
-                            let v = c.f64_at(first + r).map(|x| f64::from(x as f32));
-                            write(block, r, v.filter(|x| !x.is_nan()));
+                            write(block, r, c.f64_at(first + r).map(round).filter(|x| !x.is_nan()));
                         }
                     }
                 }

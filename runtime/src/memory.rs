@@ -232,7 +232,7 @@ mod tests {
         }];
         let mut names = vec!["x".to_string()];
         names.extend((0..=levels).map(|l| format!("merchant={l}")));
-        Pipeline { numeric, categorical, names }
+        Pipeline { numeric, categorical, names, f32_values: true }
     }
 
     #[test]

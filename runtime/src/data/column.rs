@@ -98,7 +98,7 @@ pub struct Column {
 }
 
 /// A join or holdout key value, borrowed from a column.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum KeyRef<'a> {
     /// An integer key (signed, or unsigned up to `i64::MAX`).
     Int(i64),
