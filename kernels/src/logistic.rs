@@ -277,6 +277,7 @@ fn scores<O: RowOps>(
 /// columns need them). Rows go [`LANES`] at a time so the transcendental functions run as
 /// vector code.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn block_body<O: RowOps>(
     p: &Problem<'_>,
     layout: &Layout,
