@@ -64,6 +64,8 @@ import sys
 import tempfile
 import time
 
+from measure import fmt, run_measured
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 L2, TOL, MAX_ITER, MIN_COUNT = 1.0, 1e-6, 500, 5
 PARTS = 8
@@ -87,11 +89,23 @@ NUMERIC, CATEGORICAL = cfg["numeric"], cfg["categorical"]
 def utc(day):
     d = datetime.datetime.fromisoformat(day).replace(tzinfo=datetime.timezone.utc)
     return pa.scalar(d, type=pa.timestamp("us", tz="UTC"))
-def load():
+def read_charges():
+    # What trainyard reads: the feature, filter, join and holdout columns, after the filters.
     files = sorted(glob.glob(cfg["data"] + "/charges/*.parquet"))
     charges = pq.read_table(files, columns=["charge_id", "created_at"] + NUMERIC + CATEGORICAL)
-    charges = charges.filter(pc.and_(pc.greater_equal(charges["created_at"], utc(cfg["since"])),
-                                     pc.greater(charges["amount"], 0)))
+    return charges.filter(pc.and_(pc.greater_equal(charges["created_at"], utc(cfg["since"])),
+                                  pc.greater(charges["amount"], 0)))
+def count_calls(owner, name):
+    # Objective evaluations (one pass over the data each), the unit trainyard reports: every
+    # call of owner.name from now on adds one.
+    calls, wrapped = [0], getattr(owner, name)
+    def counted(*a, **k):
+        calls[0] += 1
+        return wrapped(*a, **k)
+    setattr(owner, name, counted)
+    return calls
+def load():
+    charges = read_charges()
     labels = pq.read_table(cfg["data"] + "/labels.parquet")
     # Inner join on the (unique) label key by lookup: Acero's hash join cannot carry dictionary
     # columns such as merchant_category along.
@@ -129,14 +143,8 @@ SKLEARN = COMMON + r"""
 import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import OneHotEncoder
-# Count objective evaluations (one pass over the data each), the unit trainyard reports.
 from sklearn.linear_model import _linear_loss
-evaluations = [0]
-_loss_gradient = _linear_loss.LinearModelLoss.loss_gradient
-def counted(self, *a, **k):
-    evaluations[0] += 1
-    return _loss_gradient(self, *a, **k)
-_linear_loss.LinearModelLoss.loss_gradient = counted
+evaluations = count_calls(_linear_loss.LinearModelLoss, "loss_gradient")
 with threadpool_limits(limits=cfg["blas_threads"]):
     t = time.perf_counter()
     tr, y, te, yt = load()
@@ -171,14 +179,8 @@ GLUM = COMMON + r"""
 import pandas as pd
 import glum, glum._solvers
 from glum import GeneralizedLinearRegressor
-# glum's lbfgs hands scipy a partial of this module-level function, looked up at each fit:
-# wrapping it counts objective evaluations (one pass over the data each).
-evaluations = [0]
-_obj = glum._solvers._get_obj_and_derivative
-def counted(*a, **k):
-    evaluations[0] += 1
-    return _obj(*a, **k)
-glum._solvers._get_obj_and_derivative = counted
+# glum's lbfgs hands scipy a partial of this module-level function, looked up at each fit.
+evaluations = count_calls(glum._solvers, "_get_obj_and_derivative")
 OTHER = "__other__"
 def categorical(train, test):
     train, test = strings(train), strings(test)
@@ -227,10 +229,7 @@ print(json.dumps({"read_s": read_s, "prep_s": prep_s, "fit_s": fit_s, "eval_s": 
 
 # Bytes Arrow holds for the columns trainyard reads, for the rows it keeps after the filters.
 RAW = COMMON + r"""
-files = sorted(glob.glob(cfg["data"] + "/charges/*.parquet"))
-charges = pq.read_table(files, columns=["charge_id", "created_at"] + NUMERIC + CATEGORICAL)
-charges = charges.filter(pc.and_(pc.greater_equal(charges["created_at"], utc(cfg["since"])),
-                                 pc.greater(charges["amount"], 0)))
+charges = read_charges()
 labels = pq.read_table(cfg["data"] + "/labels.parquet")
 print(json.dumps({"bytes": charges.nbytes + labels.nbytes, "rows": charges.num_rows}))
 """
@@ -252,23 +251,6 @@ def ensure_python_peers(want_glum):
         tail = (p.stderr.strip().splitlines() or ["import failed after install"])[-1]
         return f"glum not installed: {tail[:160]}"
     return None
-
-
-def run_measured(cmd, env=None):
-    """Wall seconds, peak RSS MiB (wait4), stdout, and None or why the command failed."""
-    with tempfile.TemporaryFile(mode="w+") as err:
-        t = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env, text=True)
-        out = p.stdout.read()
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - t
-        code = os.waitstatus_to_exitcode(status)
-        failure = None
-        if code != 0:
-            err.seek(0)
-            last = (err.read().strip().splitlines() or [""])[-1][:200]
-            failure = f"exit {code}" + (" (killed: out of memory?)" if code == -9 else "") + (f": {last}" if last else "")
-        return wall, usage.ru_maxrss / 1024.0, out, failure
 
 
 def hessian_fits(width):
@@ -449,15 +431,6 @@ def main():
                 notes.append(f"{label}: {names[p][1]} warned: {' | '.join(r['warnings'])}")
         if "glum" in best:
             notes.append(f"{label}: glum {best['glum'][2]['glum']}, solver {args.glum_solver}")
-
-    def fmt(v, digits=3):
-        if v is None:
-            return ""
-        if isinstance(v, str):
-            return v
-        if isinstance(v, int):
-            return str(v)
-        return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
 
     print(f"\nmachine: {os.cpu_count()} cores; peers with {args.blas_threads} BLAS/OpenMP thread(s); "
           f"l2={L2} tol={TOL} max_iter={MAX_ITER} min_category_count={MIN_COUNT}; "

@@ -55,7 +55,7 @@ fn objective(c: &mut Criterion) {
     let mut out = vec![0.0; rows];
     group.throughput(Throughput::Bytes((rows * cols * 4) as u64));
     group.bench_function(format!("{rows}x{cols}"), |b| {
-        let d = Problem::dense(&x, rows, cols, &[], None).design();
+        let d = Problem::dense(&x, rows, cols, &[], None).design;
         b.iter(|| predict_proba(&d, &beta, 0.1, &mut out))
     });
     group.finish();

@@ -40,6 +40,17 @@ import sys
 import tempfile
 import time
 
+from measure import fmt
+from measure import run_measured as measured
+
+
+def run_measured(cmd, env=None):
+    """Wall seconds, peak RSS MiB and stdout; a failed tool stops the benchmark."""
+    wall, rss, out, failure = measured(cmd, env)
+    if failure:
+        sys.exit(f"{' '.join(cmd[:3])} ... failed: {failure}")
+    return wall, rss, out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 L2, TOL, MAX_ITER = 1.0, 1e-4, 1000
 PARTS = 5
@@ -111,17 +122,6 @@ def ensure_python_peers():
     # execs (wait4's ru_maxrss), so a parent holding numpy and friends would floor every peak.
     if subprocess.run([sys.executable, "-c", "import numpy, pyarrow, sklearn, threadpoolctl, polars"], capture_output=True).returncode != 0:
         subprocess.check_call([sys.executable, "-m", "pip", "install", "--quiet", "numpy", "pyarrow", "scikit-learn", "threadpoolctl", "polars"])
-
-
-def run_measured(cmd, env=None):
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True)
-    out = p.stdout.read()
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd)} failed with {os.waitstatus_to_exitcode(status)}")
-    return wall, usage.ru_maxrss / 1024.0, out
 
 
 def read_safetensors(path):
@@ -249,15 +249,6 @@ def main():
         if len(end_to_end) == 2:
             rows_out.append([size_label, "trainyard float64 vs float32 end to end", end_to_end["float64"], None, None, None, None,
                              end_to_end["float64"] / end_to_end["float32"]])
-
-    def fmt(v, digits=3):
-        if v is None:
-            return ""
-        if isinstance(v, str):
-            return v
-        if isinstance(v, int):
-            return str(v)
-        return f"{v:.{digits}f}" if abs(v) >= 1e-3 or v == 0 else f"{v:.2e}"
 
     print(f"\nmachine: {os.cpu_count()} cores, read bandwidth {bw['gb_per_s']:.1f} GB/s on {bw['threads']} threads; "
           f"scikit-learn with {args.blas_threads} BLAS thread(s); l2={L2} tol={TOL}; best of {args.rounds} alternating rounds; feature columns {', '.join(dtypes)}\n")

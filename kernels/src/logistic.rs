@@ -25,20 +25,11 @@ use crate::lanes::{self, LANES};
 /// the order of floating-point sums, and results must not depend on the machine.
 pub const BLOCK_ROWS: usize = 2048;
 
-/// A binary classification problem over a design: a dense block and categorical codes.
+/// A binary classification problem: a design (a dense block and categorical codes) with labels.
 #[derive(Debug, Clone, Copy)]
 pub struct Problem<'a> {
-    /// `rows * cols` values, row after row.
-    pub x: &'a [f32],
-    /// Rows.
-    pub rows: usize,
-    /// Columns of the dense block (the intercept is separate).
-    pub cols: usize,
-    /// `rows * slots.len()` slot codes, row after row: row i's slot in categorical column j is
-    /// `codes[i * slots.len() + j]`, below `slots[j]`.
-    pub codes: &'a [u32],
-    /// Slots (coefficients) of each categorical column.
-    pub slots: &'a [usize],
+    /// The rows.
+    pub design: Design<'a>,
     /// Labels, 0.0 or 1.0.
     pub y: &'a [f32],
     /// Per-row weights, or `None` for all ones.
@@ -48,30 +39,25 @@ pub struct Problem<'a> {
 impl<'a> Problem<'a> {
     /// A problem with a dense block only.
     pub fn dense(x: &'a [f32], rows: usize, cols: usize, y: &'a [f32], weights: Option<&'a [f32]>) -> Self {
-        Problem { x, rows, cols, codes: &[], slots: &[], y, weights }
-    }
-
-    /// The rows without labels: what scoring needs.
-    pub fn design(&self) -> Design<'a> {
-        Design { x: self.x, rows: self.rows, cols: self.cols, codes: self.codes, slots: self.slots }
+        Problem { design: Design { x, rows, cols, codes: &[], slots: &[] }, y, weights }
     }
 
     /// Coefficients: the dense columns plus every categorical slot.
     pub fn width(&self) -> usize {
-        self.design().width()
+        self.design.width()
     }
 
     /// Panics when the slices disagree with `rows` and `cols`: a caller bug, not an input error.
     pub(crate) fn check(&self) {
-        self.design().check();
-        assert_eq!(self.y.len(), self.rows, "one label per row");
+        self.design.check();
+        assert_eq!(self.y.len(), self.design.rows, "one label per row");
         if let Some(w) = self.weights {
-            assert_eq!(w.len(), self.rows, "one weight per row");
+            assert_eq!(w.len(), self.design.rows, "one weight per row");
         }
     }
 }
 
-/// The rows of a design, as [`Problem`] has them, without labels.
+/// The rows of a design, without labels: what scoring needs.
 #[derive(Debug, Clone, Copy)]
 pub struct Design<'a> {
     /// `rows * cols` values, row after row.
@@ -80,9 +66,10 @@ pub struct Design<'a> {
     pub rows: usize,
     /// Columns of the dense block.
     pub cols: usize,
-    /// `rows * slots.len()` slot codes, row after row.
+    /// `rows * slots.len()` slot codes, row after row: row i's slot in categorical column j is
+    /// `codes[i * slots.len() + j]`, below `slots[j]`.
     pub codes: &'a [u32],
-    /// Slots of each categorical column.
+    /// Slots (coefficients) of each categorical column.
     pub slots: &'a [usize],
 }
 
@@ -93,7 +80,7 @@ impl Design<'_> {
     }
 
     /// Index of each categorical column's first coefficient.
-    fn bases(&self) -> Vec<usize> {
+    pub(crate) fn bases(&self) -> Vec<usize> {
         let mut next = self.cols;
         self.slots
             .iter()
@@ -288,7 +275,7 @@ fn block_body<O: RowOps>(
     g: &mut [f64],
     residual: &mut [f64],
 ) -> (f64, f64) {
-    let (cols, design) = (p.cols, p.design());
+    let (cols, design) = (p.design.cols, p.design);
     let (mut loss, mut g0) = (0f64, 0f64);
     let mut i = start;
     while i < end {
@@ -302,7 +289,7 @@ fn block_body<O: RowOps>(
             loss += s * (softplus[l] - y * z[l]);
             let r = s * (sigmoid[l] - y);
             g0 += r;
-            O::axpy(g, r, &p.x[row * cols..(row + 1) * cols]);
+            O::axpy(g, r, &p.design.x[row * cols..(row + 1) * cols]);
             if !residual.is_empty() {
                 residual[row - start] = r;
             }
@@ -391,16 +378,16 @@ pub fn loss_grad_with(
     residual: &mut Vec<f64>,
 ) -> (f64, f64) {
     p.check();
-    let design = p.design();
+    let design = p.design;
     assert_eq!(beta.len(), design.width());
     assert_eq!(grad.len(), design.width());
     let layout = Layout::new(&design);
-    let cols = p.cols;
-    let coded = !p.slots.is_empty();
-    residual.resize(if coded { p.rows } else { 0 }, 0.0);
+    let cols = p.design.cols;
+    let coded = !p.design.slots.is_empty();
+    residual.resize(if coded { p.design.rows } else { 0 }, 0.0);
     let run = |b: usize, res: &mut [f64]| {
         let start = b * BLOCK_ROWS;
-        let end = (start + BLOCK_ROWS).min(p.rows);
+        let end = (start + BLOCK_ROWS).min(p.design.rows);
         let mut g = vec![0f64; cols];
         let (loss, g0) = block(p, &layout, start, end, beta, intercept, &mut g, res);
         (loss, g0, g)
@@ -408,7 +395,7 @@ pub fn loss_grad_with(
     let partials: Vec<(f64, f64, Vec<f64>)> = if coded {
         residual.par_chunks_mut(BLOCK_ROWS).enumerate().map(|(b, res)| run(b, res)).collect()
     } else {
-        (0..p.rows.div_ceil(BLOCK_ROWS)).into_par_iter().map(|b| run(b, &mut [])).collect()
+        (0..p.design.rows.div_ceil(BLOCK_ROWS)).into_par_iter().map(|b| run(b, &mut [])).collect()
     };
     grad.iter_mut().for_each(|g| *g = 0.0);
     let (mut loss, mut g0) = (0.0, 0.0);
@@ -432,19 +419,19 @@ pub fn loss_grad_with(
 /// p(1−p) it is the diagonal of the log loss's Hessian where every row has probability p.
 pub fn second_moments(p: &Problem<'_>, out: &mut [f64]) -> f64 {
     p.check();
-    let design = p.design();
+    let design = p.design;
     assert_eq!(out.len(), design.width());
-    let cols = p.cols;
+    let cols = p.design.cols;
     let weight = |i: usize| p.weights.map_or(1.0, |w| f64::from(w[i]));
-    let partials: Vec<(f64, Vec<f64>)> = (0..p.rows.div_ceil(BLOCK_ROWS))
+    let partials: Vec<(f64, Vec<f64>)> = (0..p.design.rows.div_ceil(BLOCK_ROWS))
         .into_par_iter()
         .map(|b| {
             let mut m = vec![0f64; cols];
             let mut total = 0.0;
-            for i in b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(p.rows) {
+            for i in b * BLOCK_ROWS..((b + 1) * BLOCK_ROWS).min(p.design.rows) {
                 let s = weight(i);
                 total += s;
-                for (mj, &x) in m.iter_mut().zip(&p.x[i * cols..(i + 1) * cols]) {
+                for (mj, &x) in m.iter_mut().zip(&p.design.x[i * cols..(i + 1) * cols]) {
                     *mj += s * f64::from(x) * f64::from(x);
                 }
             }
@@ -507,10 +494,10 @@ pub fn one_hot_row(d: &Design<'_>, i: usize) -> Vec<f64> {
 /// lanes. Slow; the reference that tests compare the fast path with.
 pub fn loss_grad_reference(p: &Problem<'_>, beta: &[f64], intercept: f64, grad: &mut [f64]) -> (f64, f64) {
     p.check();
-    let d = p.design();
+    let d = p.design;
     grad.iter_mut().for_each(|g| *g = 0.0);
     let (mut loss, mut g0) = (0.0, 0.0);
-    for i in 0..p.rows {
+    for i in 0..p.design.rows {
         let row = one_hot_row(&d, i);
         let z: f64 = row.iter().zip(beta).map(|(x, b)| x * b).sum::<f64>() + intercept;
         let y = f64::from(p.y[i]);
@@ -608,11 +595,13 @@ mod tests {
 
         fn problem(&self, weighted: bool) -> Problem<'_> {
             Problem {
-                x: &self.x,
-                rows: self.rows,
-                cols: self.cols,
-                codes: &self.codes,
-                slots: &self.slots,
+                design: Design {
+                    x: &self.x,
+                    rows: self.rows,
+                    cols: self.cols,
+                    codes: &self.codes,
+                    slots: &self.slots,
+                },
                 y: &self.y,
                 weights: weighted.then_some(&self.w[..]),
             }
@@ -620,7 +609,7 @@ mod tests {
 
         /// The same rows with the categorical columns expanded to dense one-hot columns.
         fn one_hot(&self) -> Vec<f32> {
-            let d = self.problem(false).design();
+            let d = self.problem(false).design;
             (0..self.rows).flat_map(|i| one_hot_row(&d, i)).map(|v| v as f32).collect()
         }
     }
@@ -673,7 +662,7 @@ mod tests {
             let one_hot = data.one_hot();
             let dense = Design { x: &one_hot, rows, cols: width, codes: &[], slots: &[] };
             let (mut coded, mut plain) = (vec![0.0; rows], vec![0.0; rows]);
-            predict_proba(&data.problem(false).design(), &data.beta, -0.7, &mut coded);
+            predict_proba(&data.problem(false).design, &data.beta, -0.7, &mut coded);
             predict_proba(&dense, &data.beta, -0.7, &mut plain);
             assert_eq!(coded, plain, "{cols} dense, slots {slots:?}");
             // And the loss the fit minimizes is the same function of the same scores.
@@ -704,7 +693,7 @@ mod tests {
     fn vector_and_baseline_builds_give_the_same_bits() {
         let data = Data::new(1000, 37, &[9, 120], 5);
         let p = data.problem(true);
-        let layout = Layout::new(&p.design());
+        let layout = Layout::new(&p.design);
         let (mut g1, mut g2) = (vec![0.0; 37], vec![0.0; 37]);
         let (mut r1, mut r2) = (vec![0.0; 997], vec![0.0; 997]);
         // `block` dispatches to the widest instruction set here; `block_body` is the baseline.
@@ -714,8 +703,8 @@ mod tests {
         assert_eq!((g1, r1), (g2, r2));
         let mut o1 = vec![0.0; 1000];
         let mut o2 = vec![0.0; 1000];
-        predict_proba(&p.design(), &data.beta, 0.4, &mut o1);
-        proba_body::<Portable>(&mut o2, &p.design(), &layout, 0, &data.beta, 0.4);
+        predict_proba(&p.design, &data.beta, 0.4, &mut o1);
+        proba_body::<Portable>(&mut o2, &p.design, &layout, 0, &data.beta, 0.4);
         assert_eq!(o1, o2);
     }
 
@@ -731,8 +720,8 @@ mod tests {
                     let (l, b) = loss_grad(&p, &data.beta, -0.2, &mut g);
                     let mut m = vec![0.0; data.beta.len()];
                     let total = second_moments(&p, &mut m);
-                    let mut out = vec![0.0; p.rows];
-                    predict_proba(&p.design(), &data.beta, -0.2, &mut out);
+                    let mut out = vec![0.0; p.design.rows];
+                    predict_proba(&p.design, &data.beta, -0.2, &mut out);
                     let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
                     (l.to_bits(), b.to_bits(), bits(&g), bits(&m), total.to_bits(), bits(&out))
                 })
@@ -750,9 +739,9 @@ mod tests {
         let mut m = vec![0.0; data.beta.len()];
         let total = second_moments(&p, &mut m);
         let mut want = vec![0.0; m.len()];
-        for i in 0..p.rows {
+        for i in 0..p.design.rows {
             let s = f64::from(data.w[i]);
-            for (w, x) in want.iter_mut().zip(one_hot_row(&p.design(), i)) {
+            for (w, x) in want.iter_mut().zip(one_hot_row(&p.design, i)) {
                 *w += s * x * x;
             }
         }

@@ -549,7 +549,7 @@ fn join(
         (keep, label_rows)
     };
     let dropped = (features.rows - label_rows.len()) as u64;
-    let mut joined = if dropped == 0 { features } else { features.into_filter(&keep) };
+    let mut joined = if dropped == 0 { features } else { features.filter(&keep) };
     let take = |name: &str| -> Result<Column> {
         Ok(labels.column(name).ok_or_else(|| Error::Internal(format!("{name} not read")))?.take(&label_rows))
     };

@@ -152,7 +152,7 @@ impl Pipeline {
             .filter_map(|(i, name)| frame.dense.index(name).map(|j| (i, j)))
             .collect();
         let mut steps: Vec<Option<NumericStep>> = vec![None; numeric.len()];
-        for (&(i, _), step) in dense_wanted.iter().zip(fit_dense(&frame.dense, numeric, &dense_wanted)?) {
+        for (&(i, _), step) in dense_wanted.iter().zip(fit_dense(&frame.dense, &dense_wanted)?) {
             steps[i] = Some(step);
         }
         let from_frame: Vec<(usize, NumericStep)> = numeric
@@ -541,22 +541,14 @@ fn fit_numeric(name: &str, c: &Column, index: usize) -> Result<NumericStep> {
             format!("column {name:?} is {}; list it under features.categorical", c.kind.name()),
         ));
     }
-    // Rounded to f32, the design's precision, as the dense path reads them; NaN for missing.
+    // Rounded to f32, the design's precision, as the dense path reads them; NaN for missing. As
+    // one dense column, so both paths take the same sums in the same order.
     let values: Vec<f32> = match (&c.values, &c.nulls) {
         (Values::Float(v), None) => v.iter().map(|&x| x as f32).collect(),
         _ => (0..c.len()).map(|i| c.f64_at(i).map_or(f32::NAN, |x| x as f32)).collect(),
     };
-    let shift = [first_present(values.iter().copied())];
-    let mut m = Moments::zeros(1);
-    for block in values.chunks(MOMENT_ROWS) {
-        let mut part = Moments::zeros(1);
-        part.add_rows(block, &shift);
-        m.add(&part);
-    }
-    summarize(name, index, c.len(), m.of(0), shift[0], || {
-        let mut present: Vec<f32> = values.iter().copied().filter(|x| !x.is_nan()).collect();
-        median_f32(&mut present)
-    })
+    let steps = fit_dense(&Dense { names: vec![name.to_string()], data: values }, &[(index, 0)])?;
+    steps.into_iter().next().ok_or_else(|| Error::Internal("a numeric feature was not fitted".into()))
 }
 
 /// Rows per block of the moment sums. Fixed, not derived from the thread count: the blocks
@@ -585,9 +577,8 @@ impl Moments {
         }
     }
 
-    /// Adds rows of `shift.len()` columns, in row order. Branch-free (a missing value adds 0),
-    /// and a single column read from the frame goes through the same operations, so both paths
-    /// get the same bits.
+    /// Adds rows of `shift.len()` columns, in row order. Branch-free (a missing value adds 0), so
+    /// the loop over a row's columns vectorizes.
     fn add_rows(&mut self, rows: &[f32], shift: &[f64]) {
         let cols = shift.len();
         let (count, s1, s2) = (&mut self.count[..cols], &mut self.s1[..cols], &mut self.s2[..cols]);
@@ -664,7 +655,7 @@ fn summarize(
 /// Steps of the numeric features `wanted` (`(spec index, dense column)`), in that order, from the
 /// frame's dense rows: one parallel pass for every column's moments, then a gather and a median
 /// only for the columns with missing train values.
-fn fit_dense(dense: &Dense, names: &[String], wanted: &[(usize, usize)]) -> Result<Vec<NumericStep>> {
+fn fit_dense(dense: &Dense, wanted: &[(usize, usize)]) -> Result<Vec<NumericStep>> {
     let cols = dense.cols();
     let rows = dense.data.len().checked_div(cols).unwrap_or(0);
     if cols == 0 {
@@ -687,7 +678,7 @@ fn fit_dense(dense: &Dense, names: &[String], wanted: &[(usize, usize)]) -> Resu
     wanted
         .par_iter()
         .map(|&(i, j)| {
-            summarize(&names[i], i, rows, moments.of(j), shift[j], || {
+            summarize(&dense.names[j], i, rows, moments.of(j), shift[j], || {
                 let mut present: Vec<f32> = dense.column(j).filter(|x| !x.is_nan()).collect();
                 median_f32(&mut present)
             })

@@ -67,12 +67,6 @@ pub fn fit(
     fit_anchored(x, y, weights, spec, None)
 }
 
-/// The kernel's problem over `x`'s rows.
-fn problem<'a>(x: &'a Design, y: &'a [f32], weights: Option<&'a [f32]>) -> Problem<'a> {
-    let v = x.view();
-    Problem { x: v.x, rows: v.rows, cols: v.cols, codes: v.codes, slots: v.slots, y, weights }
-}
-
 /// [`fit`] with the penalty (l2/2)·‖β − anchor.β‖² and the solver started at `anchor` when
 /// there is one: a group's model shrunk toward the generic model. Without an anchor it is
 /// [`fit`].
@@ -84,7 +78,7 @@ pub fn fit_anchored(
     anchor: Option<&LogisticModel>,
 ) -> (LogisticModel, FitReport) {
     let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
-    let problem = problem(x, y, weights.as_deref());
+    let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
     match solve(&mut kernel::Cpu::new(problem), &problem, spec, anchor) {
         Ok(fitted) => fitted,
         Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
@@ -104,7 +98,7 @@ pub fn fit_on(
         Device::Cpu => fit(x, y, weights, spec),
         Device::Cuda(ordinal) => {
             let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
-            let problem = problem(x, y, weights.as_deref());
+            let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
             let mut gpu = cuda::logistic::Objective::new(ordinal, &problem).map_err(|e| {
                 Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}"))
             })?;
@@ -134,7 +128,7 @@ fn solve(
     spec: &LogisticSpec,
     anchor: Option<&LogisticModel>,
 ) -> Result<(LogisticModel, FitReport), CudaError> {
-    let (x_rows, y, weights) = (problem.rows, problem.y, problem.weights);
+    let (x_rows, y, weights) = (problem.design.rows, problem.y, problem.weights);
     let total: f64 = match weights {
         Some(w) => w.iter().map(|&v| f64::from(v)).sum(),
         None => x_rows as f64,
@@ -281,7 +275,7 @@ mod tests {
         let (m, r) = fit(&x, &y, None, &spec);
         assert!(r.converged, "{r:?}");
         // First-order optimality, checked with the independent reference kernel.
-        let p = problem(&x, &y, None);
+        let p = Problem { design: x.view(), y: &y, weights: None };
         let mut g = vec![0.0; 4];
         let (_, g0) = kernel::loss_grad_reference(&p, &m.coef, m.intercept, &mut g);
         for (gj, bj) in g.iter().zip(&m.coef) {
@@ -301,7 +295,7 @@ mod tests {
         assert!(r.objective_passes <= 60, "{r:?}");
         // The same problem as a dense one-hot matrix: the same optimum (checked by first-order
         // optimality with the reference kernel, which expands the rows itself).
-        let p = problem(&x, &y, None);
+        let p = Problem { design: x.view(), y: &y, weights: None };
         let mut g = vec![0.0; x.width()];
         let (_, g0) = kernel::loss_grad_reference(&p, &m.coef, m.intercept, &mut g);
         let worst = g

@@ -16,7 +16,7 @@ use common::{datasets_dir, outcome, reference_spec, references};
 use serde_json::{Value, json};
 use trainyard::device::{self, Device, Workload};
 use trainyard_kernels::cuda;
-use trainyard_kernels::logistic::{Cpu, LossGrad, Problem, loss_grad_reference};
+use trainyard_kernels::logistic::{Cpu, Design, LossGrad, Problem, loss_grad_reference};
 
 /// The CPU, plus CUDA device 0 when asked for and usable for `workload`.
 fn devices(workload: Workload) -> Vec<Device> {
@@ -55,7 +55,7 @@ fn objective_equals_the_f64_reference_on_every_device() {
     let devs = devices(Workload::Logistic);
     for (weights, coded) in [(None, false), (Some(&w[..]), false), (Some(&w[..]), true)] {
         let (codes, slots): (&[u32], &[usize]) = if coded { (&codes, &slots) } else { (&[], &[]) };
-        let p = Problem { x: &x, rows, cols, codes, slots, y: &y, weights };
+        let p = Problem { design: Design { x: &x, rows, cols, codes, slots }, y: &y, weights };
         let width = p.width();
         // Scales from ordinary to scores of several hundred, where a naive log(1 + e^z) overflows.
         for scale in [0.1, 3.0, 60.0] {

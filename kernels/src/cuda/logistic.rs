@@ -67,13 +67,13 @@ impl Objective {
         let (ctx, module) = module(ordinal, "logistic")?;
         guarded("uploading the design matrix", || {
             let (free, _) = ctx.mem_get_info()?;
-            let row_blocks = p.rows.div_ceil(ROW_THREADS).max(1);
-            let chunks = p.rows.div_ceil(CHUNK_ROWS).max(1);
+            let row_blocks = p.design.rows.div_ceil(ROW_THREADS).max(1);
+            let chunks = p.design.rows.div_ceil(CHUNK_ROWS).max(1);
             let width = p.width();
-            let need = p.x.len() * 4
-                + p.codes.len() * 4
-                + p.rows * (4 + 8 + if p.weights.is_some() { 4 } else { 0 })
-                + (row_blocks * 2 + chunks * p.cols + p.cols + width + 2) * 8;
+            let need = p.design.x.len() * 4
+                + p.design.codes.len() * 4
+                + p.design.rows * (4 + 8 + if p.weights.is_some() { 4 } else { 0 })
+                + (row_blocks * 2 + chunks * p.design.cols + p.design.cols + width + 2) * 8;
             if need > free {
                 return Err(CudaError(format!(
                     "the training data needs {:.2} GiB on CUDA device {ordinal}, which has {:.2} GiB free",
@@ -82,26 +82,17 @@ impl Objective {
                 )));
             }
             let stream = ctx.default_stream();
-            let mut next = p.cols as i64;
-            let bases: Vec<i64> = p
-                .slots
-                .iter()
-                .map(|&s| {
-                    let b = next;
-                    next += s as i64;
-                    b
-                })
-                .collect();
-            let ncat =
-                i32::try_from(p.slots.len()).map_err(|_| CudaError("too many categorical columns".into()))?;
+            let bases: Vec<i64> = p.design.bases().into_iter().map(|b| b as i64).collect();
+            let ncat = i32::try_from(p.design.slots.len())
+                .map_err(|_| CudaError("too many categorical columns".into()))?;
             let obj = Objective {
-                host_codes: p.codes.to_vec(),
-                slots: p.slots.to_vec(),
-                host_residual: vec![0.0; if p.slots.is_empty() { 0 } else { p.rows }],
-                codes: if p.codes.is_empty() {
+                host_codes: p.design.codes.to_vec(),
+                slots: p.design.slots.to_vec(),
+                host_residual: vec![0.0; if p.design.slots.is_empty() { 0 } else { p.design.rows }],
+                codes: if p.design.codes.is_empty() {
                     stream.alloc_zeros(1)?
                 } else {
-                    stream.clone_htod(p.codes)?
+                    stream.clone_htod(p.design.codes)?
                 },
                 bases: if bases.is_empty() { stream.alloc_zeros(1)? } else { stream.clone_htod(&bases)? },
                 ncat,
@@ -109,9 +100,9 @@ impl Objective {
                 rows_fn: module.load_function("logistic_rows")?,
                 xtr_fn: module.load_function("logistic_xt_r")?,
                 sum_fn: module.load_function("sum_parts")?,
-                rows: p.rows,
-                cols: p.cols,
-                x: stream.clone_htod(p.x)?,
+                rows: p.design.rows,
+                cols: p.design.cols,
+                x: stream.clone_htod(p.design.x)?,
                 y: stream.clone_htod(p.y)?,
                 w: match p.weights {
                     Some(w) => stream.clone_htod(w)?,
@@ -119,11 +110,11 @@ impl Objective {
                 },
                 has_w: i32::from(p.weights.is_some()),
                 beta: stream.alloc_zeros(width.max(1))?,
-                residual: stream.alloc_zeros(p.rows.max(1))?,
+                residual: stream.alloc_zeros(p.design.rows.max(1))?,
                 row_parts: stream.alloc_zeros(row_blocks * 2)?,
-                grad_parts: stream.alloc_zeros((chunks * p.cols).max(1))?,
+                grad_parts: stream.alloc_zeros((chunks * p.design.cols).max(1))?,
                 sums: stream.alloc_zeros(2)?,
-                grad: stream.alloc_zeros(p.cols.max(1))?,
+                grad: stream.alloc_zeros(p.design.cols.max(1))?,
                 stream,
             };
             Ok(obj)

@@ -116,21 +116,16 @@ impl View<'_> {
     /// Value `i` as the design holds it (NaN for a null), or the value when it has no place there.
     #[inline]
     fn at(&self, i: usize) -> std::result::Result<f32, f64> {
+        fn stored<T: Copy + Into<f64>>(
+            v: &[T],
+            nulls: &Option<arrow::buffer::NullBuffer>,
+            i: usize,
+        ) -> std::result::Result<f32, f64> {
+            if nulls.as_ref().is_some_and(|n| n.is_null(i)) { Ok(f32::NAN) } else { to_design(v[i].into()) }
+        }
         match self {
-            View::F32(v, nulls) => {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    Ok(f32::NAN)
-                } else {
-                    to_design(f64::from(v[i]))
-                }
-            }
-            View::F64(v, nulls) => {
-                if nulls.as_ref().is_some_and(|n| n.is_null(i)) {
-                    Ok(f32::NAN)
-                } else {
-                    to_design(v[i])
-                }
-            }
+            View::F32(v, nulls) => stored(v, nulls, i),
+            View::F64(v, nulls) => stored(v, nulls, i),
             View::Other(c) => c.f64_at(i).map_or(Ok(f32::NAN), to_design),
         }
     }
@@ -261,11 +256,12 @@ fn decode_unit(
                     if (o, r) == NOWHERE {
                         continue;
                     }
-                    let v = view.at((kept[i] - offset) as usize);
-                    let Ok(v) = v else {
-                        let row = file.first_row_of_group(rg) + u64::from(kept[i]);
-                        let value = v.err().unwrap_or(f64::NAN);
-                        return Err(super::finite::out_of_range(&fields[j], &names[j], file, row, value));
+                    let v = match view.at((kept[i] - offset) as usize) {
+                        Ok(v) => v,
+                        Err(value) => {
+                            let row = file.first_row_of_group(rg) + u64::from(kept[i]);
+                            return Err(super::finite::out_of_range(&fields[j], &names[j], file, row, value));
+                        }
                     };
                     let t = &targets[o as usize];
                     let at = r as usize * cols + j;

@@ -195,42 +195,31 @@ impl Frame {
         self.names.iter().position(|n| n == name).map(|i| &self.columns[i])
     }
 
-    /// The rows where `keep` is true.
-    pub fn filter(&self, keep: &[bool]) -> Frame {
-        let columns: Vec<Column> = self.columns.par_iter().map(|c| c.filter(keep)).collect();
-        Frame {
-            names: self.names.clone(),
-            rows: keep.iter().filter(|&&k| k).count(),
-            columns,
-            dense: self.dense.filter(keep),
-        }
-    }
-
-    /// The rows where `a` is true and the rows where `b` is true, as two frames, consuming this
-    /// one a column at a time: the peak is the two sides plus one column, not two frames.
-    pub fn split(self, a: &[bool], b: &[bool]) -> (Frame, Frame) {
-        let count = |keep: &[bool]| keep.iter().filter(|&&k| k).count();
-        let (dense_a, dense_b) = (self.dense.filter(a), self.dense.filter(b));
-        let mut sides = [
-            Frame { names: self.names.clone(), rows: count(a), columns: Vec::new(), dense: dense_a },
-            Frame { names: self.names, rows: count(b), columns: Vec::new(), dense: dense_b },
-        ];
-        for column in self.columns {
-            let (x, y) = rayon::join(|| column.filter(a), || column.filter(b));
-            sides[0].columns.push(x);
-            sides[1].columns.push(y);
-        }
-        let [x, y] = sides;
-        (x, y)
-    }
-
-    /// [`filter`](Self::filter) consuming this frame a column at a time: the peak is the kept
-    /// rows plus one column, not two frames.
-    pub fn into_filter(self, keep: &[bool]) -> Frame {
+    /// The rows where `keep` is true, consuming this frame a column at a time: the peak is the
+    /// kept rows plus one column, not two frames.
+    pub fn filter(self, keep: &[bool]) -> Frame {
         let rows = keep.iter().filter(|&&k| k).count();
         let dense = self.dense.filter(keep);
         let columns = self.columns.into_iter().map(|c| c.filter(keep)).collect();
         Frame { names: self.names, rows, columns, dense }
+    }
+
+    /// The rows where `a` is true and the rows where `b` is true, as two frames, consuming this
+    /// one a column at a time, as [`filter`](Self::filter).
+    pub fn split(self, a: &[bool], b: &[bool]) -> (Frame, Frame) {
+        let side = |keep: &[bool]| Frame {
+            names: self.names.clone(),
+            rows: keep.iter().filter(|&&k| k).count(),
+            columns: Vec::new(),
+            dense: self.dense.filter(keep),
+        };
+        let (mut x, mut y) = (side(a), side(b));
+        for column in self.columns {
+            let (ca, cb) = rayon::join(|| column.filter(a), || column.filter(b));
+            x.columns.push(ca);
+            y.columns.push(cb);
+        }
+        (x, y)
     }
 
     /// Takes column `name` out of the frame.
