@@ -84,6 +84,31 @@ pub fn log1p_unit(t: &[f64; LANES]) -> [f64; LANES] {
     out
 }
 
+/// `ln(s)` for each lane with `s >= 1` (a softmax's sum of exponentials, at most the class
+/// count): `s = 2^e·m` with `m` in [1, 2), so `ln s = e·ln 2 + ln(1 + (m − 1))`, the second term
+/// by [`log1p_unit`]. Bit operations and plain arithmetic only, like the rest of this module.
+#[inline(always)]
+pub fn ln_at_least_one(s: &[f64; LANES]) -> [f64; LANES] {
+    const LN2_HI: f64 = f64::from_bits(0x3fe6_2e42_fee0_0000);
+    const LN2_LO: f64 = f64::from_bits(0x3dea_39ef_3579_3c76);
+    const MANTISSA: u64 = (1 << 52) - 1;
+    let mut t = [0f64; LANES];
+    let mut e = [0f64; LANES];
+    for l in 0..LANES {
+        let bits = s[l].to_bits();
+        // s >= 1 is a positive normal number: its biased exponent is at least 1023.
+        let biased = (bits >> 52) & 0x7ff;
+        t[l] = f64::from_bits((bits & MANTISSA) | (1023 << 52)) - 1.0;
+        e[l] = biased.saturating_sub(1023) as f64;
+    }
+    let l1p = log1p_unit(&t);
+    let mut out = [0f64; LANES];
+    for l in 0..LANES {
+        out[l] = (e[l] * LN2_HI + l1p[l]) + e[l] * LN2_LO;
+    }
+    out
+}
+
 /// Softplus `ln(1 + e^z)` and sigmoid `1 / (1 + e^-z)` of each lane, both from one `e^(-|z|)`:
 /// neither can overflow, and large |z| keeps full precision on both sides.
 #[inline(always)]
@@ -150,6 +175,20 @@ mod tests {
             worst.0,
             worst.1
         );
+    }
+
+    #[test]
+    fn ln_of_sums_matches_libm() {
+        let mut worst: f64 = 0.0;
+        for i in 0..100_000 {
+            let s = lanes(|l| 1.0 + (i as f64 * 8.0 + l as f64) * 1e-2);
+            let got = ln_at_least_one(&s);
+            for l in 0..LANES {
+                worst = worst.max((got[l] - s[l].ln()).abs() / s[l].ln().max(1e-300));
+            }
+        }
+        assert_eq!(ln_at_least_one(&[1.0; LANES]), [0.0; LANES]);
+        assert!(worst < 1e-15, "worst relative error {worst}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! | vectorizable exp, log1p, softplus and sigmoid over eight lanes | [`lanes`] |
 //! | the objective behind one interface, on the CPU or a GPU | [`logistic::LossGrad`], [`logistic::Cpu`], [`cuda::logistic::Objective`] |
 //! | whether a GPU is usable, and NVRTC compilation of the CUDA sources | [`cuda::probe`], [`cuda::compile`] |
+//! | multinomial (softmax) cross-entropy and its gradient in one pass, its reference, class probabilities | [`softmax::loss_grad`], [`softmax::loss_grad_reference`], [`softmax::predict_proba`] |
 //! | MLP hidden layer: bias + ReLU + dropout, and its gradient, each in one pass | [`mlp::bias_relu_dropout`], [`mlp::bias_relu_dropout_grad`] |
 //!
 //! Every kernel splits rows into fixed-size blocks processed in parallel (rayon) and combines the
@@ -21,3 +22,4 @@ pub mod cuda;
 pub mod lanes;
 pub mod logistic;
 pub mod mlp;
+pub mod softmax;

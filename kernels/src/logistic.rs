@@ -92,7 +92,7 @@ impl Design<'_> {
             .collect()
     }
 
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         assert_eq!(self.x.len(), self.rows * self.cols, "x has rows * cols values");
         assert_eq!(self.codes.len(), self.rows * self.slots.len(), "one code per row and categorical column");
     }
@@ -115,7 +115,7 @@ pub fn sigmoid(z: f64) -> f64 {
 /// The two per-row loops of the kernel. [`Portable`] is plain Rust; [`Avx2`] spells the same
 /// lane operations with intrinsics because the compiler's own vectorization of them uses half
 /// the register width. Both compute the same bits.
-trait RowOps {
+pub(crate) trait RowOps {
     /// Eight f64 accumulators of x · beta over whole chunks of eight columns (lane k takes
     /// columns k, k+8, ...); `x.len()` is a multiple of 8.
     fn lanes(x: &[f32], beta: &[f64]) -> [f64; 8];
@@ -123,7 +123,7 @@ trait RowOps {
     fn axpy(g: &mut [f64], r: f64, x: &[f32]);
 }
 
-struct Portable;
+pub(crate) struct Portable;
 
 impl RowOps for Portable {
     #[inline(always)]
@@ -146,7 +146,7 @@ impl RowOps for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-struct Avx2;
+pub(crate) struct Avx2;
 
 #[cfg(target_arch = "x86_64")]
 impl RowOps for Avx2 {
@@ -199,13 +199,13 @@ impl RowOps for Avx2 {
 
 /// What every row's score needs besides the row: where each categorical column's coefficients
 /// start, and where the one-hot row's whole chunks of eight columns end.
-struct Layout {
+pub(crate) struct Layout {
     bases: Vec<usize>,
     full: usize,
 }
 
 impl Layout {
-    fn new(d: &Design<'_>) -> Layout {
+    pub(crate) fn new(d: &Design<'_>) -> Layout {
         Layout { bases: d.bases(), full: d.width() / 8 * 8 }
     }
 }
@@ -216,7 +216,13 @@ impl Layout {
 /// chunk in order, then the intercept. A one-hot column adds its coefficient (1·β) to its lane
 /// or the tail; the zero columns would add ±0, which changes nothing.
 #[inline(always)]
-fn score<O: RowOps>(d: &Design<'_>, layout: &Layout, i: usize, beta: &[f64], intercept: f64) -> f64 {
+pub(crate) fn score<O: RowOps>(
+    d: &Design<'_>,
+    layout: &Layout,
+    i: usize,
+    beta: &[f64],
+    intercept: f64,
+) -> f64 {
     let cols = d.cols;
     let x = &d.x[i * cols..(i + 1) * cols];
     let m = cols.min(layout.full);
