@@ -10,7 +10,7 @@ use crate::data::{
     self, Column, Dense, Frame, KeyRef, Kind, Origins, ParquetFile, Predicate, ReadStats, Values,
 };
 use crate::error::{Error, Result};
-use crate::label::LabelMapping;
+use crate::label::{LabelMapping, Labels};
 use crate::spec::{CheckedHoldout, CheckedSpec};
 use crate::split::{self, Side};
 
@@ -89,8 +89,8 @@ pub struct Dataset {
     pub train: Rows,
     /// The test side.
     pub test: Rows,
-    /// How label values map to 0/1.
-    pub labels: LabelMapping,
+    /// How label values map to classes.
+    pub labels: Labels,
     /// Kind of each feature column, numeric first then categorical, in spec order.
     pub feature_kinds: Vec<(String, Kind)>,
     /// What loading did.
@@ -344,13 +344,40 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         }
     }
 
+    let feature_kinds = || {
+        spec.features
+            .numeric
+            .iter()
+            .chain(&spec.features.categorical)
+            .map(|c| (c.clone(), kind_of(c).unwrap_or(Kind::Float)))
+            .collect()
+    };
     let label_col =
         |f: &Frame| f.column(&spec.label).cloned().ok_or_else(|| Error::Internal("label not read".into()));
     let (train_labels, test_labels) = (label_col(&train)?, label_col(&test)?);
-    let mapping =
-        LabelMapping::fit(&spec.label, &[&train_labels, &test_labels], spec.positive_label.as_ref())?;
-    let train = rows(train, &mapping.encode(&train_labels)?, spec.weight.as_deref())?;
-    let test = rows(test, &mapping.encode(&test_labels)?, spec.weight.as_deref())?;
+    let binary_only = spec
+        .partition
+        .as_ref()
+        .map(|_| "partition: per-group models need a binary label (remove partition for a multiclass label)");
+    let labels =
+        Labels::fit(&spec.label, &[&train_labels, &test_labels], spec.positive_label.as_ref(), binary_only)?;
+    let train = rows(train, &labels.encode(&train_labels)?, spec.weight.as_deref())?;
+    let test = rows(test, &labels.encode(&test_labels)?, spec.weight.as_deref())?;
+    let mapping = match &labels {
+        Labels::Binary(m) => m,
+        Labels::Multiclass(m) => {
+            check_classes(
+                &spec.label,
+                &m.classes,
+                &train.labels,
+                train.weights.as_deref(),
+                spec.weight.as_deref(),
+            )?;
+            report.train_rows = train.len();
+            report.test_rows = test.len();
+            return Ok(Dataset { train, test, labels, feature_kinds: feature_kinds(), report });
+        }
+    };
     for (side, r) in [("train", &train), ("test", &test)] {
         let pos = r.positives();
         if pos == 0 || pos == r.len() {
@@ -369,14 +396,7 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     report.test_rows = test.len();
     report.test_positives = test.positives();
 
-    let feature_kinds = spec
-        .features
-        .numeric
-        .iter()
-        .chain(&spec.features.categorical)
-        .map(|c| (c.clone(), kind_of(c).unwrap_or(Kind::Float)))
-        .collect();
-    Ok(Dataset { train, test, labels: mapping, feature_kinds, report })
+    Ok(Dataset { train, test, labels, feature_kinds: feature_kinds(), report })
 }
 
 /// The hidden column that carries each row's position in its read through the join and split.
@@ -558,6 +578,46 @@ fn join(
         joined.push(w, take(w)?);
     }
     Ok((joined, dropped))
+}
+
+/// A multiclass model needs every class on at least two train rows (one row gives no evidence
+/// beyond memorizing it, and the early-stopping carve-out could leave none), and weight on each.
+fn check_classes(
+    label: &str,
+    classes: &[serde_json::Value],
+    y: &[f32],
+    weights: Option<&[f32]>,
+    weight_column: Option<&str>,
+) -> Result<()> {
+    let mut rows = vec![0usize; classes.len()];
+    let mut weight = vec![0f64; classes.len()];
+    for (i, &c) in y.iter().enumerate() {
+        rows[c as usize] += 1;
+        weight[c as usize] += weights.map_or(1.0, |w| f64::from(w[i]));
+    }
+    if let Some(c) = rows.iter().position(|&n| n < 2) {
+        return Err(Error::data(format!(
+            "label column {label:?}: class {} has {} train row{}; every one of the {} classes needs at least 2 \
+             (filter the class out, or merge it with another)",
+            classes[c],
+            rows[c],
+            if rows[c] == 1 { "" } else { "s" },
+            classes.len()
+        )));
+    }
+    if let (Some(column), Some(c)) = (weight_column, weight.iter().position(|&w| w == 0.0)) {
+        return Err(Error::data(format!(
+            "weight: column {column:?}: every train row of class {} has weight 0; a model needs weight on every class",
+            classes[c]
+        )));
+    }
+    let total: f64 = weight.iter().sum();
+    if let Some(column) = weight_column.filter(|_| total > f64::from(f32::MAX)) {
+        return Err(Error::data(format!(
+            "weight: column {column:?}: the train weights sum to {total:e}, beyond float32 range (3.4e38); rescale them"
+        )));
+    }
+    Ok(())
 }
 
 /// The train rows' weights must give both classes some weight, and their total must stay a

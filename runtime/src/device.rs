@@ -34,6 +34,8 @@ pub enum Workload {
     Logistic,
     /// The MLP: candle's CUDA backend, so a build with the `cuda` feature.
     Mlp,
+    /// Multinomial (multiclass) logistic regression: its objective has no CUDA kernel yet.
+    Multinomial,
 }
 
 /// Why `workload` cannot run on CUDA device `ordinal` in this process, or `None` when it can.
@@ -51,6 +53,9 @@ pub fn cuda_unusable(ordinal: usize, workload: Workload) -> Option<String> {
         Workload::Mlp => Some(
             "the MLP on a GPU needs trainyard built with the `cuda` feature (the CUDA image); this build is CPU-only"
                 .into(),
+        ),
+        Workload::Multinomial => Some(
+            "the multinomial (multiclass) logistic objective runs on the CPU only in this version".into(),
         ),
     }
 }

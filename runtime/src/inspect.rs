@@ -5,18 +5,18 @@ use std::path::Path;
 
 use crate::artifact;
 use crate::error::{Error, Result};
-use crate::model::{FitReport, Model};
+use crate::metrics::{Evaluation, MulticlassMetrics, SplitMetrics};
 use crate::rundir::names;
-use crate::spec::ModelSpec;
-use crate::train::{Manifest, MetricsFile};
+use crate::runfiles::{Manifest, MetricsFile, RunFiles};
 
 /// Renders the summary of the run in `run`.
 pub fn inspect(run: &Path) -> Result<String> {
-    let files = artifact::RunFiles::open(run)?;
+    let files = RunFiles::open(run)?;
     let manifest: Manifest = serde_json::from_value(files.manifest().clone())
         .map_err(|e| Error::data(format!("{}: {e}", files.path(names::MANIFEST).display())))?;
     let metrics: MetricsFile = files.read_json(names::METRICS)?;
-    let (card, model) = artifact::load_from(&files)?;
+    let loaded = artifact::load_from(&files)?;
+    let (card, model) = (&loaded.card, &loaded.model);
     let mut s = String::new();
     let _ = writeln!(s, "run {}  ({})", manifest.run_id, manifest.status);
     let _ = writeln!(s, "  path        {}", run.display());
@@ -46,94 +46,18 @@ pub fn inspect(run: &Path) -> Result<String> {
             f.sha256.chars().take(16).collect::<String>()
         );
     }
-    match (&card.hyperparameters, &metrics.fit, &model) {
-        (ModelSpec::Logistic(h), FitReport::Logistic(f), Model::Logistic(m)) => {
-            let _ = writeln!(
-                s,
-                "\nmodel: logistic (l2 {}, tol {}, max_iter {}, class_weight {}), {} design columns",
-                h.l2,
-                h.tol,
-                h.max_iter,
-                h.class_weight.as_deref().unwrap_or("none"),
-                card.pipeline.width()
-            );
-            let _ = writeln!(
-                s,
-                "  fit: {} iterations, {} passes over the data, objective {:.6}, converged {} ({:?})",
-                f.iterations, f.objective_passes, f.final_objective, f.converged, f.stop
-            );
-            let mut top: Vec<(usize, f64)> = m.coef.iter().copied().enumerate().collect();
-            top.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
-            let _ = writeln!(s, "  largest coefficients (standardized features):");
-            for (j, c) in top.iter().take(5) {
-                let _ = writeln!(s, "    {:>9.4}  {}", c, card.pipeline.names[*j]);
-            }
-        }
-        (ModelSpec::Mlp(h), FitReport::Mlp(f), Model::Mlp(m)) => {
-            let a = &m.net.arch;
-            let _ = writeln!(
-                s,
-                "\nmodel: mlp {} -> {:?} -> 1 ({} numeric + embeddings {:?}), {} parameters, dropout {}",
-                a.input_width(),
-                a.hidden,
-                a.numeric,
-                a.embedding_dims,
-                a.parameter_count(),
-                a.dropout
-            );
-            let _ = writeln!(
-                s,
-                "  fit: {} epochs ({} steps of {} rows), kept epoch {}, early stopped {}, lr {} {}, \
-                 weight decay {}{}",
-                f.epochs,
-                f.steps,
-                f.batch_size,
-                f.best_epoch,
-                f.converged,
-                h.learning_rate,
-                format!("{:?}", h.schedule).to_lowercase(),
-                h.weight_decay,
-                f.resumed_from
-                    .map(|(e, st)| format!(", resumed at epoch {} step {st}", e + 1))
-                    .unwrap_or_default()
-            );
-            let _ = writeln!(s, "  epoch  train loss  val loss  val AUC");
-            for e in &f.history {
-                let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.5}"));
-                let _ = writeln!(
-                    s,
-                    "  {:>5}  {:>10.5}  {:>8}  {:>7}{}",
-                    e.epoch,
-                    e.train_loss,
-                    opt(e.validation_loss),
-                    opt(e.validation_auc),
-                    if e.epoch == f.best_epoch { "  *" } else { "" }
-                );
-            }
+    model.describe(&card.hyperparameters, &metrics.fit, &card.pipeline, &mut s);
+    match (&metrics.train, &metrics.test) {
+        (Evaluation::Binary(train), Evaluation::Binary(test)) => binary_metrics(train, test, &mut s),
+        (Evaluation::Multiclass(train), Evaluation::Multiclass(test)) => {
+            multiclass_metrics(train, test, &mut s)
         }
         _ => {
             return Err(Error::data(format!(
-                "{}: model and metrics disagree on the model kind",
-                run.display()
+                "{}: the train and test metrics are of different kinds",
+                files.path(names::METRICS).display()
             )));
         }
-    }
-    let _ = writeln!(s, "\nmetrics        {:>10} {:>10}", "train", "test");
-    let rows: [(&str, f64, f64); 10] = [
-        ("ROC AUC", metrics.train.roc_auc, metrics.test.roc_auc),
-        ("PR AUC", metrics.train.pr_auc, metrics.test.pr_auc),
-        ("log loss", metrics.train.log_loss, metrics.test.log_loss),
-        ("Brier", metrics.train.brier, metrics.test.brier),
-        ("accuracy", metrics.train.accuracy, metrics.test.accuracy),
-        ("precision", metrics.train.precision, metrics.test.precision),
-        ("recall", metrics.train.recall, metrics.test.recall),
-        ("F1", metrics.train.f1, metrics.test.f1),
-        ("ECE", metrics.train.ece, metrics.test.ece),
-        ("positive rate", rate(&metrics.train), rate(&metrics.test)),
-    ];
-    let _ = writeln!(s, "  rows         {:>10} {:>10}", metrics.train.rows, metrics.test.rows);
-    for (name, a, b) in rows {
-        let _ = writeln!(s, "  {name:<13}{a:>10.4} {b:>10.4}");
     }
     if let Some(g) = &metrics.partition {
         let _ = writeln!(
@@ -182,4 +106,71 @@ pub fn inspect(run: &Path) -> Result<String> {
 
 fn rate(m: &crate::metrics::SplitMetrics) -> f64 {
     m.positives as f64 / m.rows.max(1) as f64
+}
+
+fn binary_metrics(train: &SplitMetrics, test: &SplitMetrics, s: &mut String) {
+    let _ = writeln!(s, "\nmetrics        {:>10} {:>10}", "train", "test");
+    let rows: [(&str, f64, f64); 10] = [
+        ("ROC AUC", train.roc_auc, test.roc_auc),
+        ("PR AUC", train.pr_auc, test.pr_auc),
+        ("log loss", train.log_loss, test.log_loss),
+        ("Brier", train.brier, test.brier),
+        ("accuracy", train.accuracy, test.accuracy),
+        ("precision", train.precision, test.precision),
+        ("recall", train.recall, test.recall),
+        ("F1", train.f1, test.f1),
+        ("ECE", train.ece, test.ece),
+        ("positive rate", rate(train), rate(test)),
+    ];
+    let _ = writeln!(s, "  rows         {:>10} {:>10}", train.rows, test.rows);
+    for (name, a, b) in rows {
+        let _ = writeln!(s, "  {name:<13}{a:>10.4} {b:>10.4}");
+    }
+}
+
+/// The multiclass table: the headline metrics train vs test, then the test rows per class and
+/// the confusion matrix (rows: true class, columns: predicted).
+fn multiclass_metrics(train: &MulticlassMetrics, test: &MulticlassMetrics, s: &mut String) {
+    let _ = writeln!(s, "\nmetrics ({} classes) {:>10} {:>10}", test.classes, "train", "test");
+    let _ = writeln!(s, "  rows              {:>10} {:>10}", train.rows, test.rows);
+    let rows: [(&str, f64, f64); 6] = [
+        ("accuracy", train.accuracy, test.accuracy),
+        ("log loss", train.log_loss, test.log_loss),
+        ("macro F1", train.macro_f1, test.macro_f1),
+        ("weighted F1", train.weighted_f1, test.weighted_f1),
+        ("ROC AUC (ovr)", train.roc_auc_ovr_macro, test.roc_auc_ovr_macro),
+        ("Brier", train.brier, test.brier),
+    ];
+    for (name, a, b) in rows {
+        let _ = writeln!(s, "  {name:<18}{a:>10.4} {b:>10.4}");
+    }
+    let _ = writeln!(s, "\ntest per class     support  precision  recall      F1  ROC AUC");
+    let names: Vec<String> = test
+        .per_class
+        .iter()
+        .map(|c| match &c.class {
+            serde_json::Value::String(v) => v.clone(),
+            other => other.to_string(),
+        })
+        .collect();
+    for (c, name) in test.per_class.iter().zip(&names) {
+        let _ = writeln!(
+            s,
+            "  {name:<16} {:>8} {:>10.4} {:>7.4} {:>7.4} {:>8.4}",
+            c.support, c.precision, c.recall, c.f1, c.roc_auc
+        );
+    }
+    let width = names.iter().map(String::len).max().unwrap_or(1).max(5);
+    let _ = write!(s, "\ntest confusion (rows: true, columns: predicted)\n  {:<width$}", "");
+    for name in &names {
+        let _ = write!(s, " {name:>width$}");
+    }
+    let _ = writeln!(s);
+    for (name, row) in names.iter().zip(&test.confusion) {
+        let _ = write!(s, "  {name:<width$}");
+        for n in row {
+            let _ = write!(s, " {n:>width$}");
+        }
+        let _ = writeln!(s);
+    }
 }

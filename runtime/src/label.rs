@@ -1,5 +1,6 @@
-//! Binary labels: which values a label column may hold, which one is positive, and the encoding
-//! to 0/1 that the model and the metrics use.
+//! Labels: which values a label column may hold, binary (which one is positive, encoded 0/1) or
+//! multiclass (K >= 3 classes in ascending order, encoded as the class index), and the encoding
+//! the model and the metrics use.
 
 use std::collections::BTreeSet;
 
@@ -9,8 +10,186 @@ use serde_json::Value;
 use crate::data::{Column, Kind, Values};
 use crate::error::{Error, Result};
 
-/// How label values map to the positive class; recorded in `model.json`.
+/// Most classes a multiclass label may have: beyond this a "label" is an identifier, and the
+/// K × width coefficients and K-wide metrics stop being meaningful.
+pub const MAX_CLASSES: usize = 1000;
+
+/// How label values map to classes; recorded in `model.json` (`labels`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Labels {
+    /// Two classes: `{"column", "positive", "negative"}`, encoded 1.0 and 0.0.
+    Binary(LabelMapping),
+    /// K >= 3 classes: `{"column", "classes"}`, encoded as the index into `classes`.
+    Multiclass(ClassMapping),
+}
+
+/// A multiclass label's classes, in the order of the model's outputs and probability columns.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassMapping {
+    /// The label column.
+    pub column: String,
+    /// The class values in ascending order (numbers numerically, strings by their UTF-8 bytes),
+    /// as scikit-learn's `classes_`: class i is `classes[i]`.
+    pub classes: Vec<Value>,
+}
+
+impl Labels {
+    /// Works out the classes from every label column the job reads (train and test). Labels
+    /// that look binary (0/1, booleans, two strings) are binary as [`LabelMapping::fit`] decides;
+    /// 3 to [`MAX_CLASSES`] integers or strings are multiclass. `binary_only` names what in the
+    /// spec needs a binary label (it is added to the error a multiclass label then gets).
+    pub fn fit(
+        name: &str,
+        columns: &[&Column],
+        positive: Option<&Value>,
+        binary_only: Option<&str>,
+    ) -> Result<Labels> {
+        let binary = |why: Option<&str>| {
+            LabelMapping::fit(name, columns, positive).map(Labels::Binary).map_err(|e| match (e, why) {
+                (Error::Data(m), Some(why)) => Error::data(format!("{m}; {why}")),
+                (e, _) => e,
+            })
+        };
+        let kind = columns.first().map_or(Kind::Integer, |c| c.kind);
+        let classes: Vec<Value> = match kind {
+            Kind::Integer | Kind::Unsigned | Kind::Float | Kind::Decimal => {
+                let mut seen = BTreeSet::new();
+                for c in columns {
+                    for i in 0..c.len() {
+                        match c.f64_at(i) {
+                            Some(v) if v.is_finite() && v == v.trunc() && v.abs() < 9e15 => {
+                                seen.insert(v as i64);
+                            }
+                            // NaN, fractions, nulls: the binary rules name them.
+                            _ => return binary(None),
+                        }
+                    }
+                }
+                // Two integers other than 0/1 stay an error: a binary integer label is 0/1.
+                if seen.len() <= 2 {
+                    return binary(None);
+                }
+                seen.into_iter().map(Value::from).collect()
+            }
+            Kind::String => {
+                let mut distinct = BTreeSet::new();
+                for c in columns {
+                    if c.null_count() > 0 {
+                        return binary(None);
+                    }
+                    if let Values::Str { codes, dict } = &c.values {
+                        let used: BTreeSet<u32> = codes.iter().copied().collect();
+                        distinct.extend(used.into_iter().map(|k| dict[k as usize].clone()));
+                    }
+                }
+                if distinct.len() <= 2 {
+                    return binary(None);
+                }
+                distinct.into_iter().map(Value::String).collect()
+            }
+            _ => return binary(None),
+        };
+        if let Some(why) = binary_only {
+            return binary(Some(why));
+        }
+        if classes.len() > MAX_CLASSES {
+            let shown: Vec<String> = classes.iter().take(5).map(Value::to_string).collect();
+            return Err(Error::data(format!(
+                "label column {name:?} has {} distinct values ({}, ...); at most {MAX_CLASSES} classes are supported (is it an identifier?)",
+                classes.len(),
+                shown.join(", ")
+            )));
+        }
+        if positive.is_some() {
+            return Err(Error::spec(
+                "positive_label",
+                format!(
+                    "applies to binary labels; label column {name:?} has {} classes (remove positive_label)",
+                    classes.len()
+                ),
+            ));
+        }
+        Ok(Labels::Multiclass(ClassMapping { column: name.to_string(), classes }))
+    }
+
+    /// The label column.
+    pub fn column(&self) -> &str {
+        match self {
+            Labels::Binary(m) => &m.column,
+            Labels::Multiclass(m) => &m.column,
+        }
+    }
+
+    /// Classes: 2 for binary labels.
+    pub fn classes(&self) -> usize {
+        match self {
+            Labels::Binary(_) => 2,
+            Labels::Multiclass(m) => m.classes.len(),
+        }
+    }
+
+    /// The class values in encoding order (binary: negative, positive).
+    pub fn values(&self) -> Vec<Value> {
+        match self {
+            Labels::Binary(m) => vec![m.negative.clone(), m.positive.clone()],
+            Labels::Multiclass(m) => m.classes.clone(),
+        }
+    }
+
+    /// Encodes a label column (see [`Labels`]). Values outside the mapping are an error.
+    pub fn encode(&self, column: &Column) -> Result<Vec<f32>> {
+        match self {
+            Labels::Binary(m) => m.encode(column),
+            Labels::Multiclass(m) => m.encode(column),
+        }
+    }
+}
+
+impl ClassMapping {
+    /// Each row's class index, as an f32.
+    pub fn encode(&self, column: &Column) -> Result<Vec<f32>> {
+        let unknown = |i: usize| {
+            Error::data(format!(
+                "label column {:?} has value {} at row {i}, which is not one of its {} classes",
+                self.column,
+                value_at(column, i),
+                self.classes.len()
+            ))
+        };
+        match &column.values {
+            Values::Str { codes, dict } => {
+                let index: std::collections::HashMap<&str, usize> =
+                    self.classes.iter().enumerate().filter_map(|(k, v)| Some((v.as_str()?, k))).collect();
+                let of_code: Vec<Option<usize>> =
+                    dict.iter().map(|s| index.get(s.as_str()).copied()).collect();
+                (0..column.len())
+                    .map(|i| match (column.is_null(i), of_code[codes[i] as usize]) {
+                        (false, Some(k)) => Ok(k as f32),
+                        _ => Err(unknown(i)),
+                    })
+                    .collect()
+            }
+            _ => {
+                let index: std::collections::BTreeMap<i64, usize> =
+                    self.classes.iter().enumerate().filter_map(|(k, v)| Some((v.as_i64()?, k))).collect();
+                (0..column.len())
+                    .map(|i| match column.f64_at(i) {
+                        Some(v) if v == v.trunc() && v.abs() < 9e15 => {
+                            index.get(&(v as i64)).map(|&k| k as f32).ok_or_else(|| unknown(i))
+                        }
+                        _ => Err(unknown(i)),
+                    })
+                    .collect()
+            }
+        }
+    }
+}
+
+/// How binary label values map to the positive class.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LabelMapping {
     /// The label column.
     pub column: String,
@@ -21,8 +200,8 @@ pub struct LabelMapping {
 }
 
 impl LabelMapping {
-    /// Works out the mapping from every label column the job reads (train and test), checking
-    /// that labels are binary and have no nulls. `positive` is the spec's `positive_label`.
+    /// Works out the binary mapping from every label column the job reads (train and test),
+    /// checking that labels are binary and have no nulls. `positive` is the spec's `positive_label`.
     pub fn fit(name: &str, columns: &[&Column], positive: Option<&Value>) -> Result<LabelMapping> {
         for c in columns {
             let nulls = c.null_count();
@@ -203,5 +382,43 @@ mod tests {
         let err =
             LabelMapping::fit("y", &[&strs(&[0, 1], &["a", "b"])], Some(&Value::from("c"))).unwrap_err();
         assert!(err.to_string().starts_with("positive_label: \"c\" is not a value"), "{err}");
+    }
+
+    #[test]
+    fn three_or_more_integers_or_strings_are_classes_in_ascending_order() {
+        let m = Labels::fit("y", &[&ints(&[2, 0, 1, 7])], None, None).unwrap();
+        assert_eq!(m.values(), [Value::from(0), Value::from(1), Value::from(2), Value::from(7)]);
+        assert_eq!(m.encode(&ints(&[7, 2, 0])).unwrap(), [3.0, 2.0, 0.0]);
+        let train = strs(&[0, 1, 2], &["cat", "ant", "bee"]);
+        let test = strs(&[0, 1], &["bee", "ant"]);
+        let m = Labels::fit("y", &[&train, &test], None, None).unwrap();
+        assert_eq!(m.classes(), 3);
+        assert_eq!(m.encode(&train).unwrap(), [2.0, 0.0, 1.0]);
+        assert_eq!(m.encode(&test).unwrap(), [1.0, 0.0]);
+        // Binary labels stay binary, with the same mapping as before.
+        let b = Labels::fit("y", &[&ints(&[0, 1, 1])], None, None).unwrap();
+        assert_eq!(b, Labels::Binary(LabelMapping::fit("y", &[&ints(&[0, 1, 1])], None).unwrap()));
+        // Serialized, a binary mapping has exactly its old fields.
+        assert_eq!(
+            serde_json::to_value(&b).unwrap(),
+            serde_json::json!({"column": "y", "positive": 1, "negative": 0})
+        );
+        let back: Labels = serde_json::from_value(serde_json::to_value(&m).unwrap()).unwrap();
+        assert_eq!(back, m);
+    }
+
+    #[test]
+    fn multiclass_where_binary_is_needed_too_many_classes_and_positive_label_are_errors() {
+        let err = Labels::fit("y", &[&ints(&[0, 1, 2])], None, Some("partition needs a binary label"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("values other than 0 and 1: 2; partition needs a binary label"), "{err}");
+        let many: Vec<i64> = (0..1001).collect();
+        let err = Labels::fit("y", &[&ints(&many)], None, None).unwrap_err().to_string();
+        assert!(err.contains("has 1001 distinct values") && err.contains("at most 1000"), "{err}");
+        let err = Labels::fit("y", &[&ints(&[0, 1, 2])], Some(&Value::from(1)), None).unwrap_err();
+        assert!(err.to_string().starts_with("positive_label: applies to binary labels"), "{err}");
+        let f = Column { kind: Kind::Float, values: Values::Float(vec![0.0, 1.0, 2.5]), nulls: None };
+        assert!(Labels::fit("y", &[&f], None, None).is_err());
     }
 }

@@ -44,6 +44,7 @@ pub mod predict;
 pub mod progress;
 pub mod render;
 pub mod rundir;
+pub mod runfiles;
 pub mod signal;
 pub mod solver;
 pub mod spec;

@@ -14,7 +14,9 @@
 use serde::{Deserialize, Serialize};
 use trainyard_kernels::cuda::{self, CudaError};
 use trainyard_kernels::logistic::{self as kernel, LossGrad, Problem};
+use trainyard_kernels::softmax::{self, SoftmaxLossGrad};
 
+use crate::artifact::{f64_safetensors, read_f64_tensor};
 use crate::device::Device;
 use crate::features::Design;
 use crate::solver::{self, Stop};
@@ -30,12 +32,125 @@ pub struct LogisticModel {
     pub intercept: f64,
 }
 
+/// Tensor names in `model.safetensors`: coefficients (f64, `[width]` for binary models,
+/// `[classes, width]` for multinomial ones, one per one-hot design column in `pipeline.names`
+/// order) and intercepts (f64, `[1]` or `[classes]`).
+pub const TENSORS: [&str; 2] = [COEF, INTERCEPT];
+const COEF: &str = "coef";
+const INTERCEPT: &str = "intercept";
+
 impl LogisticModel {
+    /// The bytes of `model.safetensors`.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        f64_safetensors(&[(COEF, vec![self.coef.len()], &self.coef), (INTERCEPT, vec![1], &[self.intercept])])
+    }
+
+    /// A model from `model.safetensors` bytes over a design of `width` columns; `what` names
+    /// the file in errors.
+    pub fn from_bytes(bytes: &[u8], width: usize, what: &str) -> Result<LogisticModel> {
+        let (coef, intercept) = read_tensors(bytes, what)?;
+        if coef.len() != width || intercept.len() != 1 {
+            return Err(Error::data(format!(
+                "{what}: {} coefficients for {width} design columns",
+                coef.len()
+            )));
+        }
+        Ok(LogisticModel { coef, intercept: intercept[0] })
+    }
+
     /// Probabilities for every row of `x`.
     pub fn predict_proba(&self, x: &Design) -> Vec<f64> {
         let mut out = vec![0.0; x.rows()];
         kernel::predict_proba(&x.view(), &self.coef, self.intercept, &mut out);
         out
+    }
+}
+
+/// A fitted multinomial model: K classes, class-major coefficients as scikit-learn's `coef_`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SoftmaxModel {
+    /// K.
+    pub classes: usize,
+    /// `classes × width` coefficients, class after class, each in the one-hot layout.
+    pub coef: Vec<f64>,
+    /// One intercept per class.
+    pub intercept: Vec<f64>,
+}
+
+impl SoftmaxModel {
+    /// The bytes of `model.safetensors`.
+    pub fn to_bytes(&self) -> Result<Vec<u8>> {
+        let width = self.coef.len() / self.classes;
+        f64_safetensors(&[
+            (COEF, vec![self.classes, width], &self.coef),
+            (INTERCEPT, vec![self.classes], &self.intercept),
+        ])
+    }
+
+    /// A model of `classes` classes from `model.safetensors` bytes over a design of `width`
+    /// columns; `what` names the file in errors.
+    pub fn from_bytes(bytes: &[u8], classes: usize, width: usize, what: &str) -> Result<SoftmaxModel> {
+        let (coef, intercept) = read_tensors(bytes, what)?;
+        if coef.len() != classes * width || intercept.len() != classes {
+            return Err(Error::data(format!(
+                "{what}: {} coefficients and {} intercepts for {classes} classes of {width} design columns",
+                coef.len(),
+                intercept.len()
+            )));
+        }
+        Ok(SoftmaxModel { classes, coef, intercept })
+    }
+
+    /// Row-major `rows × classes` probabilities for every row of `x`.
+    pub fn predict_proba(&self, x: &Design) -> Vec<f64> {
+        let mut out = vec![0.0; x.rows() * self.classes];
+        softmax::predict_proba(&x.view(), &self.coef, &self.intercept, &mut out);
+        out
+    }
+}
+
+fn read_tensors(bytes: &[u8], what: &str) -> Result<(Vec<f64>, Vec<f64>)> {
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::data(format!("{what}: {e}")))?;
+    let path = std::path::Path::new(what);
+    Ok((read_f64_tensor(&st, COEF, path)?, read_f64_tensor(&st, INTERCEPT, path)?))
+}
+
+/// The `model:` lines of `inspect` for a logistic model: hyperparameters, the fit, and the
+/// largest coefficients (of every class, for a multinomial model).
+pub fn describe(
+    h: &LogisticSpec,
+    f: &FitReport,
+    coef: &[&[f64]],
+    pipeline: &crate::features::Pipeline,
+    s: &mut String,
+) {
+    use std::fmt::Write as _;
+    let classes =
+        if coef.len() > 1 { format!(", multinomial over {} classes", coef.len()) } else { String::new() };
+    let _ = writeln!(
+        s,
+        "\nmodel: logistic (l2 {}, tol {}, max_iter {}, class_weight {}){classes}, {} design columns",
+        h.l2,
+        h.tol,
+        h.max_iter,
+        h.class_weight.as_deref().unwrap_or("none"),
+        pipeline.width()
+    );
+    let _ = writeln!(
+        s,
+        "  fit: {} iterations, {} passes over the data, objective {:.6}, converged {} ({:?})",
+        f.iterations, f.objective_passes, f.final_objective, f.converged, f.stop
+    );
+    let mut top: Vec<(usize, usize, f64)> = coef
+        .iter()
+        .enumerate()
+        .flat_map(|(c, row)| row.iter().enumerate().map(move |(j, &v)| (c, j, v)))
+        .collect();
+    top.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
+    let _ = writeln!(s, "  largest coefficients (standardized features):");
+    for (c, j, v) in top.iter().take(5) {
+        let class = if coef.len() > 1 { format!("  (class {c})") } else { String::new() };
+        let _ = writeln!(s, "    {:>9.4}  {}{class}", v, pipeline.names[*j]);
     }
 }
 
@@ -77,7 +192,7 @@ pub fn fit_anchored(
     spec: &LogisticSpec,
     anchor: Option<&LogisticModel>,
 ) -> (LogisticModel, FitReport) {
-    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
+    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"), 2);
     let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
     match solve(&mut kernel::Cpu::new(problem), &problem, spec, anchor) {
         Ok(fitted) => fitted,
@@ -97,7 +212,7 @@ pub fn fit_on(
     let fitted = match device {
         Device::Cpu => fit(x, y, weights, spec),
         Device::Cuda(ordinal) => {
-            let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"));
+            let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"), 2);
             let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
             let mut gpu = cuda::logistic::Objective::new(ordinal, &problem).map_err(|e| {
                 Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}"))
@@ -106,18 +221,114 @@ pub fn fit_on(
                 .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))?
         }
     };
-    // The design matrix is checked finite before the fit, so this is a guard, not a path users
-    // take: a model fitted from a NaN objective must never be written as a run.
-    if fitted.1.stop == Stop::NonFinite
-        || !fitted.0.coef.iter().chain([&fitted.0.intercept]).all(|v| v.is_finite())
-    {
+    refuse_non_finite(&fitted.1, fitted.0.coef.iter().chain([&fitted.0.intercept]))?;
+    Ok(fitted)
+}
+
+/// The design matrix is checked finite before the fit, so this is a guard, not a path users
+/// take: a model fitted from a NaN objective must never be written as a run.
+fn refuse_non_finite<'a>(report: &FitReport, mut values: impl Iterator<Item = &'a f64>) -> Result<()> {
+    if report.stop == Stop::NonFinite || !values.all(|v| v.is_finite()) {
         return Err(Error::data(format!(
             "model.logistic: the objective became {} after {} iterations; no run was written \
              (check the features and weights for extreme values)",
-            fitted.1.final_objective, fitted.1.iterations
+            report.final_objective, report.iterations
         )));
     }
+    Ok(())
+}
+
+/// Fits the multinomial model Σᵢ sᵢ·(−log softmax(xᵢW + b)_{yᵢ}) + (l2/2)·‖W‖² (intercepts
+/// not penalized, as scikit-learn's multinomial lbfgs) on labels `y` holding class indices
+/// `0..classes`, on this machine's cores (the GPU runs the binary objective only; see
+/// [`crate::device::Workload::Multinomial`]).
+pub fn fit_multinomial(
+    x: &Design,
+    y: &[f32],
+    weights: Option<&[f32]>,
+    classes: usize,
+    spec: &LogisticSpec,
+) -> Result<(SoftmaxModel, FitReport)> {
+    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"), classes);
+    let problem = softmax::Problem { design: x.view(), classes, y, weights: weights.as_deref() };
+    let fitted = match solve_multinomial(&mut softmax::Cpu::new(problem), &problem, spec) {
+        Ok(fitted) => fitted,
+        Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
+    };
+    refuse_non_finite(&fitted.1, fitted.0.coef.iter().chain(&fitted.0.intercept))?;
     Ok(fitted)
+}
+
+/// L-BFGS over the multinomial objective: θ = [W (class-major), b], the objective divided by
+/// the total weight as in [`solve`], preconditioned by the Hessian's diagonal where every row
+/// has the class shares as its probabilities (p_c(1−p_c)·Σᵢ sᵢx̃ᵢⱼ² + l2).
+fn solve_multinomial(
+    objective: &mut dyn SoftmaxLossGrad,
+    problem: &softmax::Problem<'_>,
+    spec: &LogisticSpec,
+) -> Result<(SoftmaxModel, FitReport), CudaError> {
+    let (k, d) = (problem.classes, problem.design.width());
+    let mut share = vec![0f64; k];
+    for (i, &c) in problem.y.iter().enumerate() {
+        share[c as usize] += problem.weights.map_or(1.0, |w| f64::from(w[i]));
+    }
+    let total = share.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+    share.iter_mut().for_each(|s| *s = (*s / total).clamp(1e-12, 1.0));
+    let l2 = spec.l2;
+    let (mut grad_w, mut grad_b) = (vec![0.0; k * d], vec![0.0; k]);
+    let mut failure = None;
+    let mut f = |theta: &[f64], grad: &mut [f64]| -> f64 {
+        let (w, b) = theta.split_at(k * d);
+        let loss = match objective.loss_grad(w, b, &mut grad_w, &mut grad_b) {
+            Ok(v) => v,
+            Err(e) => {
+                failure.get_or_insert(e);
+                grad.iter_mut().for_each(|g| *g = f64::NAN);
+                return f64::NAN;
+            }
+        };
+        let penalty = 0.5 * l2 * w.iter().map(|v| v * v).sum::<f64>();
+        for j in 0..k * d {
+            grad[j] = (grad_w[j] + l2 * w[j]) / total;
+        }
+        for c in 0..k {
+            grad[k * d + c] = grad_b[c] / total;
+        }
+        (loss + penalty) / total
+    };
+    // Start from the class shares: W = 0 and b = their logs (centred) is the best constant
+    // model.
+    let mut theta0 = vec![0.0; k * d + k];
+    let mean_log = share.iter().map(|s| s.ln()).sum::<f64>() / k as f64;
+    for c in 0..k {
+        theta0[k * d + c] = share[c].ln() - mean_log;
+    }
+    let mut moments = vec![0.0; d];
+    let rows_weight = softmax::second_moments(problem, &mut moments);
+    let mut diag = vec![0.0; k * d + k];
+    for c in 0..k {
+        let curvature = share[c] * (1.0 - share[c]);
+        for j in 0..d {
+            diag[c * d + j] = (curvature * moments[j] + l2) / total;
+        }
+        diag[k * d + c] = curvature * rows_weight / total;
+    }
+    let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
+    let sol = solver::minimize_preconditioned(&mut f, theta0, &opts, Some(&diag));
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    let report = FitReport {
+        iterations: sol.iterations,
+        objective_passes: sol.evaluations,
+        final_objective: sol.value * total,
+        final_gradient: sol.grad_max,
+        converged: sol.converged(),
+        stop: sol.stop,
+    };
+    let mut coef = sol.x;
+    let intercept = coef.split_off(k * d);
+    Ok((SoftmaxModel { classes: k, coef, intercept }, report))
 }
 
 /// L-BFGS over `objective`, which evaluates `problem` wherever its data lives; with an anchor,
@@ -197,20 +408,29 @@ fn solve(
     Ok((LogisticModel { coef, intercept }, report))
 }
 
-/// Sample weights times `balanced` class weights (n / (2·n_class), from row counts, as
-/// scikit-learn's `compute_class_weight`). `None` when every row weighs 1.
-pub(crate) fn effective_weights(y: &[f32], weights: Option<&[f32]>, balanced: bool) -> Option<Vec<f32>> {
+/// Sample weights times `balanced` class weights (n / (K·n_k) for class k, from row counts, as
+/// scikit-learn's `compute_class_weight`); `y` holds class indices (0/1 when binary). `None`
+/// when every row weighs 1.
+pub(crate) fn effective_weights(
+    y: &[f32],
+    weights: Option<&[f32]>,
+    balanced: bool,
+    classes: usize,
+) -> Option<Vec<f32>> {
     if !balanced {
         return weights.map(<[f32]>::to_vec);
     }
     let n = y.len() as f64;
-    let n1 = y.iter().filter(|&&v| v == 1.0).count() as f64;
-    let (c1, c0) = ((n / (2.0 * n1.max(1.0))) as f32, (n / (2.0 * (n - n1).max(1.0))) as f32);
+    let mut counts = vec![0f64; classes];
+    for &v in y {
+        counts[v as usize] += 1.0;
+    }
+    let factor: Vec<f32> = counts.iter().map(|&nk| (n / (classes as f64 * nk.max(1.0))) as f32).collect();
     Some(
         y.iter()
             .enumerate()
             .map(|(i, &yi)| {
-                let c = if yi == 1.0 { c1 } else { c0 };
+                let c = factor[yi as usize];
                 weights.map_or(c, |w| w[i] * c)
             })
             .collect(),

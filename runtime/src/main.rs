@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use trainyard::metrics::Evaluation;
 use trainyard::model::FitReport;
 use trainyard::render::{self, RenderOptions};
+use trainyard::signal::Cancellation;
 use trainyard::spec::CheckedSpec;
 use trainyard::synth::{self, SynthOptions};
 use trainyard::train::{self, TrainOptions};
@@ -289,6 +291,18 @@ fn write_termination_log(explicit: Option<&Path>, error: &Error) {
     let _ = std::fs::write(path, format!("exit {}: {error}\n", error.exit_code()));
 }
 
+/// SIGTERM as the library's cancellation: while a model that checkpoints is fitting, it sets the
+/// flag the loop polls (it saves a checkpoint and the process exits 143); at any other time it
+/// ends the process as the default action would.
+fn sigterm_cancels() -> Result<Cancellation, Error> {
+    use signal_hook::{consts::SIGTERM, flag};
+    let cancel = Cancellation::default();
+    let installed = flag::register_conditional_default(SIGTERM, cancel.immediate_flag())
+        .and_then(|_| flag::register(SIGTERM, cancel.requested_flag()));
+    installed.map_err(|e| Error::Internal(format!("installing the SIGTERM handler: {e}")))?;
+    Ok(cancel)
+}
+
 fn run(cli: Cli, human: bool) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let print = |out: &mut std::io::StdoutLock<'_>, text: &str| {
@@ -297,23 +311,30 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
     match cli.command {
         Command::Train { spec, output, overwrite, set } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
-            let summary = train::train(&checked, &TrainOptions { output, overwrite, progress: human })?;
+            let cancel = sigterm_cancels()?;
+            let summary =
+                train::train(&checked, &TrainOptions { output, overwrite, progress: human, cancel })?;
             tracing::info!(
                 run = %summary.run_dir.display(),
-                test_auc = summary.test.roc_auc,
-                test_log_loss = summary.test.log_loss,
+                test_auc = summary.test.roc_auc(),
+                test_log_loss = summary.test.log_loss(),
                 seconds = summary.seconds,
                 "run written"
             );
+            let headline = match &summary.test {
+                Evaluation::Binary(m) => format!("test ROC AUC {:.4}, log loss {:.4}", m.roc_auc, m.log_loss),
+                Evaluation::Multiclass(m) => format!(
+                    "{} classes, test accuracy {:.4}, log loss {:.4}",
+                    m.classes, m.accuracy, m.log_loss
+                ),
+            };
             print(
                 &mut out,
                 &format!(
-                    "{}: trained on {} rows in {:.2} s; test ROC AUC {:.4}, log loss {:.4}{} -> {}\n",
+                    "{}: trained on {} rows in {:.2} s; {headline}{} -> {}\n",
                     checked.spec.name,
                     summary.train_rows,
                     summary.seconds,
-                    summary.test.roc_auc,
-                    summary.test.log_loss,
                     match &summary.fit {
                         FitReport::Logistic(f) if !f.converged => " (not converged)",
                         _ => "",

@@ -93,7 +93,15 @@ fn bytes(parts: &[usize], each: u128) -> u64 {
 }
 
 /// The large allocations of training `model` with `pipeline` on `train_rows` and `test_rows`.
-pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_rows: usize) -> Estimate {
+pub fn estimate(
+    model: &ModelSpec,
+    pipeline: &Pipeline,
+    train_rows: usize,
+    test_rows: usize,
+    classes: usize,
+) -> Estimate {
+    // A binary model has one output; a multinomial one K coefficient vectors and residuals.
+    let outputs = if classes > 2 { classes } else { 1 };
     let rows = train_rows.saturating_add(test_rows);
     let mut items = Vec::new();
     let widest = pipeline
@@ -112,8 +120,8 @@ pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_
                 culprit: "the number of rows and features".into(),
             });
             items.push(Item {
-                what: format!("row residuals: {train_rows} float64"),
-                bytes: bytes(&[train_rows], 8),
+                what: format!("row residuals: {train_rows} x {outputs} float64"),
+                bytes: bytes(&[train_rows, outputs], 8),
                 culprit: "the number of rows".into(),
             });
             // L-BFGS keeps 10 pairs of correction vectors; with the iterate, the gradients, the
@@ -127,8 +135,8 @@ pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_
                 _ => "the number of features".into(),
             };
             items.push(Item {
-                what: format!("solver state: 26 float64 vectors of {width} coefficients"),
-                bytes: bytes(&[width, 26], 8),
+                what: format!("solver state: 26 float64 vectors of {width} x {outputs} coefficients"),
+                bytes: bytes(&[width, outputs, 26], 8),
                 culprit,
             });
         }
@@ -145,7 +153,7 @@ pub fn estimate(model: &ModelSpec, pipeline: &Pipeline, train_rows: usize, test_
             });
             // Weights, gradients, the two AdamW moments, the best epoch's copy and the
             // checkpoint being serialized: six float32 copies of every parameter.
-            let arch = Architecture::new(m, numeric, cards);
+            let arch = Architecture::new(m, numeric, cards, classes);
             let sizes = arch.sizes();
             let embedded = sizes.input - numeric as u128;
             let culprit = if sizes.embeddings.saturating_mul(2) > sizes.parameters || embedded > 4096 {
@@ -239,17 +247,27 @@ mod tests {
     fn a_wide_one_hot_design_names_the_categorical_column() {
         // Codes, not one-hot columns, hold the rows: 200,000 levels cost their coefficients.
         let budget = Budget { bytes: 24 << 30, source: "test".into() };
-        let e = estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000), 400_000, 100_000);
+        let e =
+            estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000), 400_000, 100_000, 2);
         assert_eq!(e.total_bytes, 500_000 * 2 * 4 + 400_000 * 8 + 200_002 * 26 * 8);
         check(&e, &budget, 0).unwrap();
         // What is left to refuse: more levels than the solver's vectors can hold.
-        let e =
-            estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(200_000_000), 400_000, 100_000);
+        let e = estimate(
+            &ModelSpec::Logistic(LogisticSpec::default()),
+            &pipeline(200_000_000),
+            400_000,
+            100_000,
+            2,
+        );
         let err = check(&e, &budget, 0).unwrap_err().to_string();
         assert!(err.contains("features.categorical[0] \"merchant\" has 200000001 one-hot columns"), "{err}");
         assert!(err.contains("38.7 GiB"), "{err}");
-        check(&estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(10), 1000, 100), &budget, 0)
-            .unwrap();
+        check(
+            &estimate(&ModelSpec::Logistic(LogisticSpec::default()), &pipeline(10), 1000, 100, 2),
+            &budget,
+            0,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -259,7 +277,7 @@ mod tests {
             embedding_dim: Some(1 << 40),
             ..Default::default()
         };
-        let e = estimate(&ModelSpec::Mlp(spec), &pipeline(3), 100, 10);
+        let e = estimate(&ModelSpec::Mlp(spec), &pipeline(3), 100, 10, 2);
         assert_eq!(e.total_bytes, u64::MAX);
         let err = check(&e, &Budget { bytes: 1 << 40, source: "test".into() }, 0).unwrap_err();
         assert_eq!(err.exit_code(), 2);

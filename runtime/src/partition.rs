@@ -16,12 +16,13 @@ use rayon::prelude::*;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::{self, RunFiles};
+use crate::artifact;
 use crate::data::{self, Column, KeyRef, ParquetFile};
 use crate::error::{Error, Result};
 use crate::features::Design;
 use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
+use crate::runfiles::RunFiles;
 use crate::spec::{LogisticSpec, PartitionSpec};
 
 /// File names in the run directory.

@@ -7,9 +7,7 @@ use std::path::{Path, PathBuf};
 use crate::artifact;
 use crate::data::{self, ParquetFile};
 use crate::error::{Error, Result};
-use crate::model::Model;
-use crate::partition::{self, GroupModels};
-use crate::train::write_predictions;
+use crate::runfiles::{RunFiles, write_predictions};
 
 /// What a prediction run did.
 #[derive(Debug, Clone)]
@@ -23,8 +21,9 @@ pub struct PredictSummary {
 }
 
 /// Scores the rows of `data` (files, globs or directories) with the model in `run` and writes
-/// `out`: the model's key column when the data has it, then `score`. The output appears only
-/// once complete.
+/// `out`: the model's key column when the data has it, then `score` (binary), or `predicted`
+/// and one `probability_<class>` column per class (multiclass). The output appears only once
+/// complete.
 pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary> {
     if out.is_dir() {
         return Err(Error::Usage(format!(
@@ -32,8 +31,8 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
             out.display()
         )));
     }
-    let run_files = artifact::RunFiles::open(run)?;
-    let (card, model) = artifact::load_from(&run_files)?;
+    let loaded = artifact::load_from(&RunFiles::open(run)?)?;
+    let card = &loaded.card;
     // Scores written into the run would replace or sit beside its verified artifacts.
     if let (Ok(run_dir), Some(parent)) = (run.canonicalize(), out.parent())
         && (if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
@@ -58,38 +57,15 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
         )));
     }
     let files = ParquetFile::open_all(&paths)?;
-    let mut columns: Vec<String> = card
-        .pipeline
-        .numeric
-        .iter()
-        .map(|s| s.column.clone())
-        .chain(card.pipeline.categorical.iter().map(|s| s.column.clone()))
-        .collect();
+    let mut columns = card.input_columns();
     let key = card.key.clone().filter(|k| files.iter().all(|f| f.has_column(k)) && !columns.contains(k));
     columns.extend(key.clone());
-    if let Some(p) = &card.partition
-        && !columns.contains(&p.by)
-    {
-        // Without the group column no row could reach its group's model: an error, not a
-        // silent fallback to the generic model.
-        columns.push(p.by.clone());
-    }
     let kinds = data::column_kinds(&files, &columns)?;
     let (frame, _, origins) = data::read_tracked(&files, &columns, &kinds, &[])?;
     let numeric: Vec<(String, String)> =
         card.pipeline.numeric.iter().map(|n| ("--data".to_string(), n.column.clone())).collect();
     data::check_finite(&files, &origins, &frame, &numeric)?;
-    let scores = match (&card.partition, &model) {
-        (Some(p), Model::Logistic(generic)) => {
-            let groups = GroupModels::load(&run_files, card.pipeline.width())?;
-            let x = card.pipeline.design(&frame)?;
-            let mut scores = generic.predict_proba(&x);
-            let column = frame.column(&p.by).ok_or_else(|| Error::Internal(format!("{} not read", p.by)))?;
-            groups.compose(&x, &partition::keys(column, &p.by)?, &mut scores);
-            scores
-        }
-        _ => model.score(&card.pipeline, &frame)?,
-    };
+    let scores = loaded.score(&frame)?;
 
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
@@ -97,7 +73,7 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
     let key_column = key.as_deref().and_then(|k| frame.column(k).map(|c| (k, c)));
-    let written = write_predictions(&tmp, key_column, None, &scores)
+    let written = write_predictions(&tmp, key_column, None, &scores, &card.labels)
         .and_then(|()| std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -1,23 +1,63 @@
-//! SIGTERM as a flag: Kubernetes sends it before preempting a pod, and the MLP loop answers by
-//! finishing its step, writing a checkpoint and exiting 143. Installed only when a loop that
-//! can checkpoint starts; until then SIGTERM keeps its default (the process ends, and the
-//! staging directory it leaves is cleaned up by the next run).
+//! Cancellation as data: Kubernetes sends SIGTERM before preempting a pod, and a model that
+//! checkpoints answers by finishing its step, writing a checkpoint and stopping (exit 143). The
+//! library never installs a handler; the binary connects SIGTERM to a [`Cancellation`] (see
+//! `main.rs`), and tests can set it themselves.
 
 use std::sync::Arc;
-use std::sync::OnceLock;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::{Error, Result};
+/// Two flags shared with whoever handles signals: `requested` turns true when the process is
+/// asked to stop; `immediate` says whether it should rather end at once (true until a loop that
+/// can checkpoint is running, so a SIGTERM while loading data ends the process as it always
+/// did, and the staging directory it leaves is cleaned up by the next run).
+#[derive(Debug, Clone)]
+pub struct Cancellation {
+    requested: Arc<AtomicBool>,
+    immediate: Arc<AtomicBool>,
+}
 
-static SIGTERM: OnceLock<Arc<AtomicBool>> = OnceLock::new();
-
-/// The flag that turns true when SIGTERM arrives; installs the handler on first use.
-pub fn sigterm_flag() -> Result<Arc<AtomicBool>> {
-    if let Some(flag) = SIGTERM.get() {
-        return Ok(flag.clone());
+impl Default for Cancellation {
+    fn default() -> Self {
+        Cancellation {
+            requested: Arc::new(AtomicBool::new(false)),
+            immediate: Arc::new(AtomicBool::new(true)),
+        }
     }
-    let flag = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGTERM, flag.clone())
-        .map_err(|e| Error::Internal(format!("installing the SIGTERM handler: {e}")))?;
-    Ok(SIGTERM.get_or_init(|| flag).clone())
+}
+
+impl Cancellation {
+    /// The flag a signal handler sets to ask for a stop.
+    pub fn requested_flag(&self) -> Arc<AtomicBool> {
+        self.requested.clone()
+    }
+
+    /// The flag that says a stop request should end the process at once (the signal's default
+    /// action) because nothing is running that could save its work.
+    pub fn immediate_flag(&self) -> Arc<AtomicBool> {
+        self.immediate.clone()
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_requested(&self) -> bool {
+        self.requested.load(Ordering::SeqCst)
+    }
+
+    /// Marks a loop that can checkpoint as running until the guard is dropped: a stop request
+    /// is then answered by the loop instead of ending the process.
+    pub fn checkpointing(&self) -> CheckpointGuard {
+        self.immediate.store(false, Ordering::SeqCst);
+        CheckpointGuard { immediate: self.immediate.clone() }
+    }
+}
+
+/// See [`Cancellation::checkpointing`].
+#[derive(Debug)]
+pub struct CheckpointGuard {
+    immediate: Arc<AtomicBool>,
+}
+
+impl Drop for CheckpointGuard {
+    fn drop(&mut self) {
+        self.immediate.store(true, Ordering::SeqCst);
+    }
 }

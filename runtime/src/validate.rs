@@ -11,7 +11,7 @@ use crate::data::{Column, Kind, Values};
 use crate::dataset::{self, Dataset, LoadReport};
 use crate::error::Result;
 use crate::features::Pipeline;
-use crate::label::LabelMapping;
+use crate::label::Labels;
 use crate::memory;
 use crate::spec::CheckedSpec;
 
@@ -44,7 +44,7 @@ pub struct ValidateReport {
     /// Positive share of the test rows.
     pub test_positive_rate: f64,
     /// The label mapping.
-    pub labels: LabelMapping,
+    pub labels: Labels,
     /// Each feature.
     pub features: Vec<FeatureSummary>,
     /// Columns of the design matrix.
@@ -59,7 +59,8 @@ pub fn validate(checked: &CheckedSpec) -> Result<ValidateReport> {
     let spec = &checked.spec;
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
     let mut report = report(checked, &data, &pipeline);
-    let estimate = memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len());
+    let estimate =
+        memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len(), data.labels.classes());
     let budget = memory::budget();
     // What `train` would refuse, `validate` refuses too, with the same message.
     memory::check(&estimate, &budget, memory::resident_bytes())?;
@@ -208,11 +209,15 @@ impl ValidateReport {
             "  test  {:>10} rows  {:>8} positive  ({:.4})",
             l.test_rows, l.test_positives, self.test_positive_rate
         );
-        let _ = writeln!(
-            s,
-            "  label {:?}: positive = {}, negative = {}",
-            self.labels.column, self.labels.positive, self.labels.negative
-        );
+        let _ = match &self.labels {
+            Labels::Binary(m) => {
+                writeln!(s, "  label {:?}: positive = {}, negative = {}", m.column, m.positive, m.negative)
+            }
+            Labels::Multiclass(m) => {
+                let shown: Vec<String> = m.classes.iter().map(ToString::to_string).collect();
+                writeln!(s, "  label {:?}: {} classes: {}", m.column, m.classes.len(), shown.join(", "))
+            }
+        };
         let _ = writeln!(s, "\nfeatures (train rows):");
         let _ = writeln!(
             s,

@@ -182,7 +182,7 @@ pub fn content_digest(bytes: &[u8]) -> Result<String, String> {
         hasher.update((view.data().len() as u64).to_le_bytes());
         hasher.update(view.data());
     }
-    Ok(crate::artifact::hex(&hasher.finalize()))
+    Ok(crate::runfiles::hex(&hasher.finalize()))
 }
 
 /// Removes the checkpoint directory (after the run directory is committed).

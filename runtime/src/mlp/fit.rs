@@ -2,7 +2,6 @@
 //! checkpoints after every epoch (and every N steps), and a clean stop on SIGTERM.
 
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -14,7 +13,7 @@ use super::random::{self, Stream};
 use super::{EpochRecord, MlpModel, MlpReport, candle_error};
 use crate::error::{Error, Result};
 use crate::features::Matrix;
-use crate::metrics;
+use crate::metrics::{self, Scores};
 use crate::progress::Progress;
 use crate::spec::MlpSpec;
 
@@ -27,8 +26,10 @@ pub struct TrainData<'a> {
     pub codes: &'a [u32],
     /// Slots per categorical column.
     pub cardinalities: &'a [usize],
-    /// 0/1 labels.
+    /// 0/1 labels, or class indices when `classes` > 2.
     pub labels: &'a [f32],
+    /// Classes: 2 for binary labels.
+    pub classes: usize,
     /// Sample weights.
     pub weights: Option<&'a [f32]>,
 }
@@ -46,6 +47,9 @@ pub struct FitOptions {
     pub resume: Option<Checkpoint>,
     /// Draw a progress bar on stderr.
     pub progress: bool,
+    /// Set when the process is asked to stop: the loop saves a checkpoint and returns
+    /// [`Error::Preempted`].
+    pub cancel: crate::signal::Cancellation,
     /// The device the tensors live on.
     pub device: Device,
 }
@@ -88,9 +92,9 @@ impl Part {
 pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(MlpModel, MlpReport)> {
     let started = Instant::now();
     let rows = data.labels.len();
-    let arch = Architecture::new(spec, data.numeric.cols, data.cardinalities.to_vec());
+    let arch = Architecture::new(spec, data.numeric.cols, data.cardinalities.to_vec(), data.classes);
     let balanced = spec.class_weight.as_deref() == Some("balanced");
-    let mut weights = crate::logistic::effective_weights(data.labels, data.weights, balanced)
+    let mut weights = crate::logistic::effective_weights(data.labels, data.weights, balanced, data.classes)
         .unwrap_or_else(|| vec![1.0; rows]);
     // The loss is a weighted mean, so scaling every weight changes nothing but the range of the
     // float32 products: weights of 1e30 would overflow a batch's sum. Far from 1, bring the
@@ -136,7 +140,13 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         })
         .collect::<candle_core::Result<_>>()
         .map_err(candle_error)?;
-    let y = Tensor::from_slice(&train.labels, train.rows, dev).map_err(candle_error)?;
+    // Binary losses take the 0/1 labels as f32; the cross-entropy gathers by class index.
+    let y = if arch.outputs == 1 {
+        Tensor::from_slice(&train.labels, train.rows, dev)
+    } else {
+        Tensor::from_vec(train.labels.iter().map(|&v| v as u32).collect::<Vec<u32>>(), train.rows, dev)
+    }
+    .map_err(candle_error)?;
     let w = Tensor::from_slice(&train.weights, train.rows, dev).map_err(candle_error)?;
 
     let batch_size = spec.batch_size.unwrap_or_else(|| default_batch_size(train.rows)).min(train.rows);
@@ -144,10 +154,18 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
     let total_steps = u64::from(spec.epochs) * steps_per_epoch as u64;
     let warmup = (spec.warmup_epochs * steps_per_epoch as f64).round() as u64;
     let weight_total: f64 = train.weights.iter().map(|&v| f64::from(v)).sum();
-    let base_rate = train.labels.iter().zip(&train.weights).map(|(&l, &v)| f64::from(l * v)).sum::<f64>()
-        / weight_total.max(f64::MIN_POSITIVE);
+    // The base rate (binary) or each class's share of the weight: where the output bias starts.
+    let mut shares = vec![0f64; arch.outputs];
+    for (&l, &v) in train.labels.iter().zip(&train.weights) {
+        if arch.outputs == 1 {
+            shares[0] += f64::from(l * v);
+        } else {
+            shares[l as usize] += f64::from(v);
+        }
+    }
+    shares.iter_mut().for_each(|s| *s /= weight_total.max(f64::MIN_POSITIVE));
 
-    let mut network = Net::init(&arch, opts.seed, base_rate, dev).map_err(candle_error)?;
+    let mut network = Net::init(&arch, opts.seed, &shares, dev).map_err(candle_error)?;
     let mut optimizer = AdamW::new(&network.vars, spec.weight_decay).map_err(candle_error)?;
     let mut best: Vec<(String, Tensor)> = Vec::new();
     let mut state = LoopState {
@@ -220,7 +238,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         );
         state = ckpt.state;
     }
-    let terminate = crate::signal::sigterm_flag()?;
+    let _checkpointing = opts.cancel.checkpointing();
 
     let save = |state: &LoopState, network: &Net, optimizer: &AdamW, best: &[(String, Tensor)]| {
         let named = |vars: &[candle_core::Var]| -> Vec<(String, Tensor)> {
@@ -282,7 +300,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
             if !at_epoch_end && spec.checkpoint_every_steps.is_some_and(|n| state.step.is_multiple_of(n)) {
                 save(&state, &network, &optimizer, &best)?;
             }
-            if !at_epoch_end && terminate.load(Ordering::SeqCst) {
+            if !at_epoch_end && opts.cancel.is_requested() {
                 bar.finish();
                 save(&state, &network, &optimizer, &best)?;
                 return Err(preempted(&state, &opts.checkpoint_dir));
@@ -292,8 +310,8 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
 
         let train_loss = state.epoch_loss / state.epoch_weight.max(f64::MIN_POSITIVE);
         let (validation_loss, validation_auc) = if patience.is_some() {
-            let p = MlpModel { net: network.clone() }.predict_proba(&val_matrix, &val.codes_host)?;
-            let loss = weighted_log_loss(&val.labels, &p, &val.weights);
+            let scores = MlpModel { net: network.clone() }.predict(&val_matrix, &val.codes_host)?;
+            let (loss, auc) = validation_loss_auc(&val.labels, &scores, &val.weights);
             let improved = state.best.is_none_or(|(_, b)| loss < b);
             if improved {
                 state.best = Some((epoch + 1, loss));
@@ -307,7 +325,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
             } else {
                 state.bad_epochs += 1;
             }
-            (Some(loss), Some(metrics::roc_auc(&val.labels, &p)))
+            (Some(loss), Some(auc))
         } else {
             (None, None)
         };
@@ -342,7 +360,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         state.epoch_weight = 0.0;
         save(&state, &network, &optimizer, &best)?;
         let finished = state.epoch >= spec.epochs || patience.is_some_and(|p| state.bad_epochs >= p);
-        if terminate.load(Ordering::SeqCst) && !finished {
+        if opts.cancel.is_requested() && !finished {
             return Err(preempted(&state, &opts.checkpoint_dir));
         }
     }
@@ -394,7 +412,11 @@ fn step(
     let cb = cats.iter().map(|c| c.index_select(idx, 0)).collect::<candle_core::Result<Vec<_>>>()?;
     let (yb, wb) = (y.index_select(idx, 0)?, w.index_select(idx, 0)?);
     let z = network.forward(&xb, &cb, masks.as_deref())?;
-    let loss = net::weighted_log_loss(&z, &yb, &wb, batch_weight.max(f64::MIN_POSITIVE))?;
+    let loss = if network.arch.outputs == 1 {
+        net::weighted_log_loss(&z, &yb, &wb, batch_weight.max(f64::MIN_POSITIVE))?
+    } else {
+        net::weighted_cross_entropy(&z, &yb, &wb, batch_weight.max(f64::MIN_POSITIVE))?
+    };
     let store = loss.backward()?;
     let mut grads = network
         .vars
@@ -407,6 +429,23 @@ fn step(
     adamw::clip(&mut grads, clip)?;
     optimizer.step(&network.vars, &grads, lr)?;
     Ok(f64::from(loss.to_scalar::<f32>()?))
+}
+
+/// The validation rows' weighted log loss (cross-entropy) and ROC AUC (one-vs-rest macro for
+/// multiclass): what early stopping watches and the history records.
+fn validation_loss_auc(y: &[f32], scores: &Scores, w: &[f32]) -> (f64, f64) {
+    match scores {
+        Scores::Binary(p) => (weighted_log_loss(y, p, w), metrics::roc_auc(y, p)),
+        Scores::Multiclass { classes, p } => {
+            let (mut sum, mut total) = (0.0, 0.0);
+            for (i, (&yi, &wi)) in y.iter().zip(w).enumerate() {
+                sum -= f64::from(wi) * p[i * classes + yi as usize].max(1e-15).ln();
+                total += f64::from(wi);
+            }
+            let auc = metrics::MulticlassMetrics::compute(y, p, *classes, &[]).roc_auc_ovr_macro;
+            (sum / total.max(f64::MIN_POSITIVE), auc)
+        }
+    }
 }
 
 fn weighted_log_loss(y: &[f32], p: &[f64], w: &[f32]) -> f64 {

@@ -24,6 +24,7 @@ pub use net::{Architecture, Net, embedding_rule};
 
 use crate::error::{Error, Result};
 use crate::features::Matrix;
+use crate::metrics::Scores;
 
 /// A fitted MLP.
 #[derive(Debug, Clone)]
@@ -34,10 +35,27 @@ pub struct MlpModel {
 
 impl MlpModel {
     /// Probabilities for rows given as the pipeline's embedded encoding (numeric block and
-    /// categorical slot indices). Each row's score depends on that row alone.
-    pub fn predict_proba(&self, numeric: &Matrix, codes: &[u32]) -> Result<Vec<f64>> {
+    /// categorical slot indices): the sigmoid of the logit, or with K outputs the softmax of
+    /// the K logits (in f64). Each row's score depends on that row alone.
+    pub fn predict(&self, numeric: &Matrix, codes: &[u32]) -> Result<Scores> {
         let logits = self.net.logits(&numeric.data, codes, numeric.rows).map_err(candle_error)?;
-        Ok(logits.into_iter().map(|z| trainyard_kernels::logistic::sigmoid(f64::from(z))).collect())
+        let k = self.net.arch.outputs;
+        if k == 1 {
+            return Ok(Scores::Binary(
+                logits.into_iter().map(|z| trainyard_kernels::logistic::sigmoid(f64::from(z))).collect(),
+            ));
+        }
+        let mut p: Vec<f64> = logits.into_iter().map(f64::from).collect();
+        for row in p.chunks_exact_mut(k) {
+            let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mut sum = 0.0;
+            for v in row.iter_mut() {
+                *v = (*v - max).exp();
+                sum += *v;
+            }
+            row.iter_mut().for_each(|v| *v /= sum);
+        }
+        Ok(Scores::Multiclass { classes: k, p })
     }
 
     /// Tensor names, in `model.safetensors`.
@@ -67,9 +85,10 @@ pub struct EpochRecord {
     pub epoch: u32,
     /// Weighted mean log loss over the epoch's batches (with dropout on).
     pub train_loss: f64,
-    /// Weighted log loss on the validation rows, when early stopping is on.
+    /// Weighted log loss (cross-entropy) on the validation rows, when early stopping is on.
     pub validation_loss: Option<f64>,
-    /// ROC AUC on the validation rows, when early stopping is on.
+    /// ROC AUC on the validation rows (one-vs-rest macro for multiclass), when early stopping is
+    /// on.
     pub validation_auc: Option<f64>,
     /// Learning rate of the epoch's last step.
     pub learning_rate: f64,
@@ -110,4 +129,49 @@ pub struct MlpReport {
 /// candle errors are not the user's input: exit 1.
 pub(crate) fn candle_error(e: candle_core::Error) -> Error {
     Error::Internal(format!("tensor operation failed: {e}"))
+}
+
+/// The `model:` lines of `inspect` for an MLP: its shape, the fit, and the per-epoch history
+/// with the kept epoch marked.
+pub fn describe(m: &MlpModel, h: &crate::spec::MlpSpec, f: &MlpReport, s: &mut String) {
+    use std::fmt::Write as _;
+    let a = &m.net.arch;
+    let _ = writeln!(
+        s,
+        "\nmodel: mlp {} -> {:?} -> {} ({} numeric + embeddings {:?}), {} parameters, dropout {}",
+        a.input_width(),
+        a.hidden,
+        a.outputs,
+        a.numeric,
+        a.embedding_dims,
+        a.parameter_count(),
+        a.dropout
+    );
+    let _ = writeln!(
+        s,
+        "  fit: {} epochs ({} steps of {} rows), kept epoch {}, early stopped {}, lr {} {}, \
+         weight decay {}{}",
+        f.epochs,
+        f.steps,
+        f.batch_size,
+        f.best_epoch,
+        f.converged,
+        h.learning_rate,
+        format!("{:?}", h.schedule).to_lowercase(),
+        h.weight_decay,
+        f.resumed_from.map(|(e, st)| format!(", resumed at epoch {} step {st}", e + 1)).unwrap_or_default()
+    );
+    let _ = writeln!(s, "  epoch  train loss  val loss  val AUC");
+    for e in &f.history {
+        let opt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.5}"));
+        let _ = writeln!(
+            s,
+            "  {:>5}  {:>10.5}  {:>8}  {:>7}{}",
+            e.epoch,
+            e.train_loss,
+            opt(e.validation_loss),
+            opt(e.validation_auc),
+            if e.epoch == f.best_epoch { "  *" } else { "" }
+        );
+    }
 }

@@ -29,6 +29,18 @@ pub struct Architecture {
     pub hidden: Vec<usize>,
     /// Dropout probability after each hidden layer while training.
     pub dropout: f64,
+    /// Output units: 1 (a logit) for binary labels, K (one logit per class, softmax) for K
+    /// classes. Absent in `model.json` when 1, as before multiclass existed.
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub outputs: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 impl Architecture {
@@ -43,6 +55,9 @@ impl Architecture {
                 self.cardinalities.len()
             ));
         }
+        if self.outputs == 0 || self.outputs > crate::label::MAX_CLASSES {
+            return Err(format!("the architecture has {} outputs", self.outputs));
+        }
         if self.hidden.is_empty() || self.hidden.contains(&0) || !(0.0..1.0).contains(&self.dropout) {
             return Err("the architecture needs non-empty hidden layers and a dropout in [0, 1)".into());
         }
@@ -54,8 +69,8 @@ impl Architecture {
     }
 
     /// The shape `spec` gives a network over `numeric` standardized columns and categorical
-    /// columns of `cardinalities` slots.
-    pub fn new(spec: &MlpSpec, numeric: usize, cardinalities: Vec<usize>) -> Architecture {
+    /// columns of `cardinalities` slots, for `classes` classes (2: binary, one logit).
+    pub fn new(spec: &MlpSpec, numeric: usize, cardinalities: Vec<usize>, classes: usize) -> Architecture {
         Architecture {
             numeric,
             embedding_dims: cardinalities
@@ -65,6 +80,7 @@ impl Architecture {
             cardinalities,
             hidden: spec.hidden.clone(),
             dropout: spec.dropout,
+            outputs: if classes > 2 { classes } else { 1 },
         }
     }
 
@@ -78,7 +94,7 @@ impl Architecture {
             input = input.saturating_add(d as u128);
         }
         let (mut parameters, mut units, mut fan_in) = (embeddings, input, input);
-        for &h in self.hidden.iter().chain([&1]) {
+        for &h in self.hidden.iter().chain([&self.outputs]) {
             let h = h as u128;
             parameters = parameters.saturating_add(h.saturating_mul(fan_in).saturating_add(h));
             units = units.saturating_add(h);
@@ -104,8 +120,8 @@ impl Architecture {
             p.push((format!("hidden.{l}.bias"), vec![h]));
             fan_in = h;
         }
-        p.push(("output.weight".into(), vec![1, fan_in]));
-        p.push(("output.bias".into(), vec![1]));
+        p.push(("output.weight".into(), vec![self.outputs, fan_in]));
+        p.push(("output.bias".into(), vec![self.outputs]));
         p
     }
 
@@ -145,10 +161,11 @@ pub struct Net {
 impl Net {
     /// Fresh parameters drawn from `seed`: He-uniform hidden weights (bound √(6/fan_in), suited
     /// to ReLU), the output layer as PyTorch's default (bound 1/√fan_in), N(0, 1) embeddings,
-    /// zero hidden biases, and the output bias at the log-odds of `base_rate` so training starts
-    /// from the base rate instead of 0.5 (fraud data is heavily imbalanced).
-    pub fn init(arch: &Architecture, seed: u64, base_rate: f64, device: &Device) -> candle_core::Result<Net> {
-        let p = base_rate.clamp(1e-6, 1.0 - 1e-6);
+    /// zero hidden biases, and the output bias at the log-odds of the base rate (binary, so
+    /// training starts from the base rate instead of 0.5: fraud data is heavily imbalanced) or
+    /// at the log of each class's share. `shares` is `[base rate]` or the K class shares.
+    pub fn init(arch: &Architecture, seed: u64, shares: &[f64], device: &Device) -> candle_core::Result<Net> {
+        let p = shares.first().copied().unwrap_or(0.5).clamp(1e-6, 1.0 - 1e-6);
         let vars = arch
             .parameters()
             .into_iter()
@@ -158,8 +175,12 @@ impl Net {
                 let b = random::base(seed, Stream::Init(n as u64));
                 let values: Vec<f32> = if name.starts_with("embedding.") {
                     (0..count).map(|i| random::normal(b, i as u64) as f32).collect()
-                } else if name == "output.bias" {
+                } else if name == "output.bias" && count == 1 {
                     vec![(p / (1.0 - p)).ln() as f32]
+                } else if name == "output.bias" {
+                    (0..count)
+                        .map(|c| shares.get(c).map_or(0.0, |s| s.clamp(1e-6, 1.0).ln()) as f32)
+                        .collect()
                 } else if name.ends_with(".bias") {
                     vec![0.0; count]
                 } else {
@@ -200,8 +221,8 @@ impl Net {
         self.vars.iter().map(|(n, v)| (n.clone(), v.as_tensor().clone())).collect()
     }
 
-    /// Logits for a batch: `numeric` is `[b, numeric]` f32, `categorical[j]` is `[b]` u32 slot
-    /// indices of column j. `masks`, while training, holds one dropout mask per hidden layer
+    /// Logits for a batch (`[b]` with one output, `[b, outputs]` otherwise): `numeric` is
+    /// `[b, numeric]` f32, `categorical[j]` is `[b]` u32 slot indices of column j. `masks`, while training, holds one dropout mask per hidden layer
     /// (0 or 1/(1-p) per unit).
     pub fn forward(
         &self,
@@ -228,10 +249,12 @@ impl Net {
         }
         let n = self.vars.len();
         let (w, b) = (&self.vars[n - 2].1, &self.vars[n - 1].1);
-        h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?.squeeze(1)
+        let z = h.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?;
+        if self.arch.outputs == 1 { z.squeeze(1) } else { Ok(z) }
     }
 
-    /// Logits of every row, scored in fixed blocks of [`SCORE_ROWS`] with dropout off.
+    /// Logits of every row (`rows × outputs`, row after row), scored in fixed blocks of
+    /// [`SCORE_ROWS`] with dropout off.
     pub fn logits(&self, numeric: &[f32], codes: &[u32], rows: usize) -> candle_core::Result<Vec<f32>> {
         let device = self.vars[0].1.device().clone();
         let (d, c) = (self.arch.numeric, self.arch.cardinalities.len());
@@ -245,7 +268,7 @@ impl Net {
                     Tensor::from_vec(ids, n, &device)
                 })
                 .collect::<candle_core::Result<Vec<_>>>()?;
-            out.extend(self.forward(&num, &cat, None)?.to_vec1::<f32>()?);
+            out.extend(self.forward(&num, &cat, None)?.flatten_all()?.to_vec1::<f32>()?);
         }
         Ok(out)
     }
@@ -286,6 +309,19 @@ pub fn dropout_masks(arch: &Architecture, seed: u64, step: u64, rows: usize) -> 
         .into()
 }
 
+/// Weighted mean cross-entropy of logits `z: [b, K]` against class indices `y: [b]` (u32):
+/// −Σ wᵢ·log softmax(zᵢ)_{yᵢ} / Σ wᵢ, through a stable log-softmax.
+pub fn weighted_cross_entropy(
+    z: &Tensor,
+    y: &Tensor,
+    w: &Tensor,
+    weight_sum: f64,
+) -> candle_core::Result<Tensor> {
+    let log_p = candle_nn::ops::log_softmax(z, candle_core::D::Minus1)?;
+    let picked = log_p.gather(&y.unsqueeze(1)?, 1)?.squeeze(1)?;
+    (picked * w)?.sum_all()?.affine(-1.0 / weight_sum, 0.0)
+}
+
 /// Weighted mean of the numerically stable log loss of logits `z` against 0/1 labels `y`:
 /// Σ wᵢ·(max(zᵢ, 0) − yᵢzᵢ + log(1 + e^{−|zᵢ|})) / Σ wᵢ.
 pub fn weighted_log_loss(z: &Tensor, y: &Tensor, w: &Tensor, weight_sum: f64) -> candle_core::Result<Tensor> {
@@ -305,6 +341,7 @@ mod tests {
             embedding_dims: vec![2],
             hidden: vec![8, 4],
             dropout: 0.25,
+            outputs: 1,
         }
     }
 
@@ -333,7 +370,7 @@ mod tests {
     #[test]
     fn scores_do_not_depend_on_block_composition() {
         let a = arch();
-        let net = Net::init(&a, 3, 0.2, &Device::Cpu).unwrap();
+        let net = Net::init(&a, 3, &[0.2], &Device::Cpu).unwrap();
         let rows = SCORE_ROWS + 37;
         let numeric: Vec<f32> = (0..rows * 3).map(|i| ((i * 7919) % 101) as f32 / 50.0 - 1.0).collect();
         let codes: Vec<u32> = (0..rows).map(|i| (i % 4) as u32).collect();

@@ -1,11 +1,103 @@
-//! Evaluation metrics for binary classifiers, computed from labels (0/1) and probabilities.
+//! Evaluation metrics, computed from labels and probabilities: binary classifiers here,
+//! multiclass ones in [`MulticlassMetrics`].
 //! Definitions follow scikit-learn's: `roc_auc_score`, `average_precision_score`, `log_loss`,
 //! `brier_score_loss`, and the classification metrics at threshold 0.5 (`p > 0.5` is positive,
 //! as `LogisticRegression.predict` decides). Rows count equally (sample weights shape the fit,
 //! not the evaluation).
 
+mod multiclass;
+
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
+
+pub use multiclass::{ClassMetrics, MulticlassMetrics, argmax};
+
+/// A model's probabilities for a set of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scores {
+    /// The probability of the positive class, one per row.
+    Binary(Vec<f64>),
+    /// Row-major `rows × classes` class probabilities, each row summing to 1.
+    Multiclass {
+        /// K.
+        classes: usize,
+        /// The probabilities.
+        p: Vec<f64>,
+    },
+}
+
+impl Scores {
+    /// Rows scored.
+    pub fn rows(&self) -> usize {
+        match self {
+            Scores::Binary(p) => p.len(),
+            Scores::Multiclass { classes, p } => p.len() / classes,
+        }
+    }
+
+    /// Every value, for finiteness checks.
+    pub fn values(&self) -> &[f64] {
+        match self {
+            Scores::Binary(p) | Scores::Multiclass { p, .. } => p,
+        }
+    }
+}
+
+/// The metrics of one split, as `metrics.json` records them (binary: [`SplitMetrics`]'s fields;
+/// multiclass: [`MulticlassMetrics`]'s).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Evaluation {
+    /// Two classes.
+    Binary(SplitMetrics),
+    /// K >= 3 classes.
+    Multiclass(MulticlassMetrics),
+}
+
+impl Evaluation {
+    /// Every metric of `scores` against labels `y` (0/1, or class indices); `classes` names
+    /// the classes for the per-class rows.
+    pub fn compute(y: &[f32], scores: &Scores, classes: &[serde_json::Value]) -> Evaluation {
+        match scores {
+            Scores::Binary(p) => Evaluation::Binary(SplitMetrics::compute(y, p)),
+            Scores::Multiclass { classes: k, p } => {
+                Evaluation::Multiclass(MulticlassMetrics::compute(y, p, *k, classes))
+            }
+        }
+    }
+
+    /// Rows evaluated.
+    pub fn rows(&self) -> usize {
+        match self {
+            Evaluation::Binary(m) => m.rows,
+            Evaluation::Multiclass(m) => m.rows,
+        }
+    }
+
+    /// Mean log loss.
+    pub fn log_loss(&self) -> f64 {
+        match self {
+            Evaluation::Binary(m) => m.log_loss,
+            Evaluation::Multiclass(m) => m.log_loss,
+        }
+    }
+
+    /// ROC AUC: binary, or one-vs-rest macro for multiclass.
+    pub fn roc_auc(&self) -> f64 {
+        match self {
+            Evaluation::Binary(m) => m.roc_auc,
+            Evaluation::Multiclass(m) => m.roc_auc_ovr_macro,
+        }
+    }
+
+    /// Accuracy (binary: at 0.5; multiclass: of the most probable class).
+    pub fn accuracy(&self) -> f64 {
+        match self {
+            Evaluation::Binary(m) => m.accuracy,
+            Evaluation::Multiclass(m) => m.accuracy,
+        }
+    }
+}
 
 /// `serde(with)` for metrics that are NaN when undefined (ROC AUC of one class): JSON has no
 /// NaN, so they are written as `null` and read back as NaN.

@@ -1,0 +1,303 @@
+//! The run directory's files other than the model: `manifest.json`, `metrics.json` and
+//! `predictions.parquet` (their formats, written by `train`), and [`RunFiles`], through which
+//! `inspect` and `predict` read a run with every file checked against the manifest's digests.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::data::Column;
+use crate::error::{Error, Result};
+use crate::label::Labels;
+use crate::metrics::{Evaluation, Scores, argmax};
+use crate::model::FitReport;
+use crate::partition::PartitionReport;
+use crate::rundir::names;
+
+/// Seconds spent in each phase.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PhaseSeconds {
+    /// Reading, filtering, joining and splitting.
+    pub load: f64,
+    /// Fitting the feature pipeline and building both design matrices.
+    pub features: f64,
+    /// The solver.
+    pub fit: f64,
+    /// Scoring and metrics on train and test.
+    pub evaluate: f64,
+    /// Writing the run directory (up to the manifest).
+    pub write: f64,
+    /// Everything.
+    pub total: f64,
+}
+
+/// `metrics.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MetricsFile {
+    /// Metrics on the train rows (binary or multiclass fields, see [`Evaluation`]).
+    pub train: Evaluation,
+    /// Metrics on the test rows.
+    pub test: Evaluation,
+    /// How the fit went.
+    pub fit: FitReport,
+    /// Seconds per phase.
+    pub phases: PhaseSeconds,
+    /// Rows read per second of the load phase.
+    pub load_rows_per_second: f64,
+    /// Training rows processed per second of the fit phase (logistic: rows × objective passes;
+    /// MLP: rows × epochs).
+    pub fit_rows_per_second: f64,
+    /// Design-matrix columns (MLP: the numeric block; embeddings come on top).
+    pub design_width: usize,
+    /// Per-group models against the generic model alone (`partition` in the spec); `train` and
+    /// `test` above are the composition's metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partition: Option<PartitionReport>,
+}
+
+/// One input file in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputFile {
+    /// Spec field that listed it.
+    pub role: String,
+    /// Path as resolved.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub bytes: u64,
+    /// Rows.
+    pub rows: u64,
+    /// SHA-256 of the content.
+    pub sha256: String,
+}
+
+/// `manifest.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// `<name>-<UTC start time>-<first 8 hex of the spec hash>`.
+    pub run_id: String,
+    /// `succeeded`.
+    pub status: String,
+    /// `completed`.
+    pub exit_reason: String,
+    /// The job's name.
+    pub name: String,
+    /// The resolved spec (defaults filled in), `params` passed through untouched.
+    pub spec: serde_json::Value,
+    /// SHA-256 of the resolved spec's compact JSON.
+    pub spec_sha256: String,
+    /// trainyard version.
+    pub trainyard_version: String,
+    /// Git commit trainyard was built from, or `unknown`.
+    pub git_commit: String,
+    /// Device the model was fitted on.
+    pub device: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// The seed.
+    pub seed: u64,
+    /// Every input file with its content hash.
+    pub inputs: Vec<InputFile>,
+    /// Start, RFC 3339 UTC.
+    pub started_at: String,
+    /// End, RFC 3339 UTC.
+    pub finished_at: String,
+    /// Wall seconds.
+    pub seconds: f64,
+    /// SHA-256 of every other file of the run, by name; readers verify what they load.
+    #[serde(default)]
+    pub artifacts: std::collections::BTreeMap<String, String>,
+}
+
+/// Pretty JSON with a trailing newline, as every JSON file of a run is written.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// SHA-256 (hex) of every file in the staged run directory `dir`, by file name: what the
+/// manifest records so that a reader can tell a corrupt or changed artifact from a good one.
+pub fn digests(dir: &Path) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let path = entry.map_err(|e| Error::io(dir, e))?.path();
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        if name != names::MANIFEST && path.is_file() {
+            out.insert(name, sha256_file(&path)?);
+        }
+    }
+    Ok(out)
+}
+
+/// SHA-256 (hex) of a file's content, streamed.
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
+    let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut file, &mut hasher).map_err(|e| Error::io(path, e))?;
+    Ok(hex(&hasher.finalize()))
+}
+
+/// Lower-case hex of a digest.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A run directory whose manifest has been read once: the manifest and the artifact digests it
+/// records, through which every other file of the run is read and verified.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    dir: PathBuf,
+    manifest: serde_json::Value,
+    digests: BTreeMap<String, String>,
+}
+
+impl RunFiles {
+    /// Opens the run directory `run`: it must be a directory with a `manifest.json` that lists
+    /// artifact digests (exit 2 otherwise, naming what is wrong).
+    pub fn open(run: &Path) -> Result<Self> {
+        match std::fs::metadata(run) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::Usage(format!("run directory {} not found", run.display())));
+            }
+            Err(e) => return Err(Error::io(run, e)),
+            Ok(m) if !m.is_dir() => {
+                return Err(Error::Usage(format!(
+                    "{} is a file, not a run directory (pass the directory `train` wrote)",
+                    run.display()
+                )));
+            }
+            Ok(_) => {}
+        }
+        let path = run.join(names::MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::Usage(format!(
+                "{} is not a trainyard run directory (no {})",
+                run.display(),
+                names::MANIFEST
+            )),
+            _ => Error::io(&path, e),
+        })?;
+        let manifest: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Error::data(format!("{}: not a trainyard manifest: {e}", path.display())))?;
+        let digests = manifest
+            .get("artifacts")
+            .and_then(|a| serde_json::from_value::<BTreeMap<String, String>>(a.clone()).ok())
+            .ok_or_else(|| {
+                Error::data(format!(
+                    "{}: no artifact digests (\"artifacts\"); the run was written by an older trainyard \
+                     or the manifest was edited, retrain it",
+                    path.display()
+                ))
+            })?;
+        Ok(RunFiles { dir: run.to_path_buf(), manifest, digests })
+    }
+
+    /// The manifest as read by [`RunFiles::open`].
+    pub fn manifest(&self) -> &serde_json::Value {
+        &self.manifest
+    }
+
+    /// Path of `name` in the run.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The bytes of `name`, checked against the manifest's digest: a missing, corrupt or changed
+    /// file is exit 2 naming it.
+    pub fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.path(name);
+        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                Error::Usage(format!("{} is missing; the run directory is incomplete", path.display()))
+            }
+            _ => Error::io(&path, e),
+        })?;
+        let expected = self.digests.get(name).ok_or_else(|| {
+            Error::data(format!("{}: the manifest records no digest for this file", path.display()))
+        })?;
+        let actual = hex(&Sha256::digest(&bytes));
+        if &actual != expected {
+            return Err(Error::data(format!(
+                "{}: sha256 {} does not match the manifest's {}; the file is corrupt or was changed",
+                path.display(),
+                &actual[..16],
+                expected.chars().take(16).collect::<String>()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    /// JSON file `name`, verified as [`RunFiles::read`] does, then parsed.
+    pub fn read_json<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T> {
+        let bytes = self.read(name)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::data(format!("{}: {e}", self.path(name).display())))
+    }
+}
+
+/// Writes scores (and labels, at training time) to Parquet: the key column when there is one,
+/// then for binary labels `label` (0/1) and `score` (probability of the positive class); for
+/// multiclass labels `label` (the class value), `predicted` (the most probable class) and one
+/// `probability_<class>` column per class, in class order.
+pub fn write_predictions(
+    path: &Path,
+    key: Option<(&str, &Column)>,
+    labels: Option<&[f32]>,
+    scores: &Scores,
+    classes: &Labels,
+) -> Result<()> {
+    use arrow::array::{ArrayRef, Float64Array, Int64Array, StringArray};
+    use std::sync::Arc;
+    let mut columns: Vec<(String, ArrayRef)> = Vec::new();
+    if let Some((name, column)) = key {
+        columns.push((name.to_string(), column.to_arrow()));
+    }
+    match scores {
+        Scores::Binary(p) => {
+            if let Some(y) = labels {
+                columns.push((
+                    "label".into(),
+                    Arc::new(Int64Array::from_iter_values(y.iter().map(|&v| v as i64))),
+                ));
+            }
+            columns.push(("score".into(), Arc::new(Float64Array::from(p.clone()))));
+        }
+        Scores::Multiclass { classes: k, p } => {
+            let values = classes.values();
+            let strings = values.iter().all(serde_json::Value::is_string);
+            let column = |idx: &mut dyn Iterator<Item = usize>| -> ArrayRef {
+                if strings {
+                    Arc::new(StringArray::from_iter_values(
+                        idx.map(|c| values[c].as_str().unwrap_or_default()),
+                    ))
+                } else {
+                    Arc::new(Int64Array::from_iter_values(
+                        idx.map(|c| values[c].as_i64().unwrap_or_default()),
+                    ))
+                }
+            };
+            if let Some(y) = labels {
+                columns.push(("label".into(), column(&mut y.iter().map(|&v| v as usize))));
+            }
+            columns.push(("predicted".into(), column(&mut argmax(p, *k).into_iter())));
+            for (c, value) in values.iter().enumerate() {
+                columns.push((
+                    probability_column(value),
+                    Arc::new(Float64Array::from_iter_values(p.chunks_exact(*k).map(|row| row[c]))),
+                ));
+            }
+        }
+    }
+    let batch = arrow::record_batch::RecordBatch::try_from_iter(columns)
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    crate::data::write_parquet(path, batch, 1 << 20)
+}
+
+/// `probability_<class>`: the class value as written in the label column (strings unquoted).
+pub fn probability_column(class: &serde_json::Value) -> String {
+    match class {
+        serde_json::Value::String(s) => format!("probability_{s}"),
+        other => format!("probability_{other}"),
+    }
+}
