@@ -412,7 +412,10 @@ mod tests {
         let err = Labels::fit("y", &[&ints(&[0, 1, 2])], None, Some("partition needs a binary label"))
             .unwrap_err()
             .to_string();
-        assert!(err.contains("values other than 0 and 1: 2; partition needs a binary label"), "{err}");
+        assert!(
+            err.contains("values other than 0 and 1: 2") && err.ends_with("; partition needs a binary label"),
+            "{err}"
+        );
         let many: Vec<i64> = (0..1001).collect();
         let err = Labels::fit("y", &[&ints(&many)], None, None).unwrap_err().to_string();
         assert!(err.contains("has 1001 distinct values") && err.contains("at most 1000"), "{err}");
