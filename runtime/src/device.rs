@@ -40,6 +40,11 @@ pub enum Workload {
 
 /// Why `workload` cannot run on CUDA device `ordinal` in this process, or `None` when it can.
 pub fn cuda_unusable(ordinal: usize, workload: Workload) -> Option<String> {
+    if workload == Workload::Multinomial {
+        return Some(
+            "the multinomial (multiclass) logistic objective runs on the CPU only in this version".into(),
+        );
+    }
     let count = match cuda::probe() {
         Ok(n) => n,
         Err(e) => return Some(e.to_string()),
@@ -54,9 +59,7 @@ pub fn cuda_unusable(ordinal: usize, workload: Workload) -> Option<String> {
             "the MLP on a GPU needs trainyard built with the `cuda` feature (the CUDA image); this build is CPU-only"
                 .into(),
         ),
-        Workload::Multinomial => Some(
-            "the multinomial (multiclass) logistic objective runs on the CPU only in this version".into(),
-        ),
+        Workload::Multinomial => None,
     }
 }
 

@@ -108,16 +108,21 @@ fn label_with_nan() {
 
 #[test]
 fn label_with_a_third_value() {
+    // A third value is a multiclass label; per-group models are what need a binary one.
     let fx = Fixture::new();
     let labels: Vec<&str> = (0..40).map(|i| ["fraud", "legit", "unknown"][i % 3]).collect();
-    let spec = with_label(&fx, Arc::new(StringArray::from(labels)));
+    let binary_only = |mut spec: Value| {
+        spec["partition"] = json!({"by": "id"});
+        spec
+    };
+    let spec = binary_only(with_label(&fx, Arc::new(StringArray::from(labels))));
     rejects(
         &fx,
         &spec,
         &["label column \"label\" has 3 distinct values (\"fraud\", \"legit\", \"unknown\")"],
     );
     let ints: Vec<i64> = (0..40).map(|i| i % 3).collect();
-    let spec = with_label(&fx, Arc::new(Int64Array::from(ints)));
+    let spec = binary_only(with_label(&fx, Arc::new(Int64Array::from(ints))));
     rejects(&fx, &spec, &["label column \"label\" has values other than 0 and 1: 2"]);
 }
 
