@@ -389,7 +389,7 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
         }
     }
     if let (Some(w), Some(weights)) = (&spec.weight, &train.weights) {
-        check_weights(w, weights, &train.labels, &mapping)?;
+        check_weights(w, weights, &train.labels, mapping)?;
     }
     report.train_rows = train.len();
     report.train_positives = train.positives();
