@@ -7,21 +7,25 @@
 //! | --- | --- | --- |
 //! | parse and check the JSON job spec | [`spec`] | [`spec::CheckedSpec::from_file`] |
 //! | read Parquet (projection, filters, statistics pruning) | [`data`] | [`data::read`] |
-//! | join labels, split train/test, encode labels | [`dataset`], [`split`], [`label`] | [`dataset::load`] |
+//! | join labels, split train/test, encode labels (binary or K classes) | [`dataset`], [`split`], [`label`] | [`dataset::load`] |
 //! | fit the feature pipeline, build the design matrix | [`features`] | [`features::Pipeline::fit`] |
 //! | estimate the run's memory against the process's limit | [`memory`] | [`memory::estimate`] |
 //! | resolve `device` against the GPUs this process can use | [`device`] | [`device::resolve`] |
-//! | fit logistic regression (L-BFGS over the fused kernel) | [`logistic`], [`solver`] | [`logistic::fit`] |
+//! | fit, score, save, load and describe a model of any kind | [`model`] | [`model::Model::fit`] |
+//! | fit logistic regression, binary and multinomial (L-BFGS over the fused kernels) | [`logistic`], [`solver`] | [`logistic::fit`], [`logistic::fit_multinomial`] |
+//! | fit the MLP (AdamW, early stopping, checkpoints) | [`mlp`] | [`mlp::fit`] |
 //! | fit one logistic model per group next to the generic one, and compose them | [`partition`] | [`partition::fit`] |
-//! | evaluate | [`metrics`] | [`metrics::SplitMetrics::compute`] |
-//! | train end to end and write the run directory atomically | [`train`], [`rundir`], [`artifact`] | [`train::train`] |
-//! | score new data from a run directory | [`predict`] | [`predict::predict`] |
+//! | evaluate | [`metrics`] | [`metrics::Evaluation::compute`] |
+//! | train end to end and write the run directory atomically | [`train`], [`rundir`], [`artifact`], [`runfiles`] | [`train::train`] |
+//! | score new data from a run directory | [`predict`], [`artifact`] | [`artifact::Run::score`] |
 //! | summarize a run | [`inspect`] | [`inspect::inspect`] |
 //! | summarize a spec and its data without training | [`validate`] | [`validate::validate`] |
 //! | render the Kubernetes Job for a spec and resource class | [`render`] | [`render::render`] |
 //! | make synthetic fraud-like data | [`synth`] | [`synth::write`] |
 //!
-//! The library never prints; the `trainyard` binary is a thin layer over these calls.
+//! Randomness comes from one counter-based generator ([`random`]); cancellation (SIGTERM) is
+//! passed in as a [`signal::Cancellation`] by the caller. The `trainyard` binary is a thin
+//! layer over these calls.
 //! Every error is an [`Error`] whose [`Error::exit_code`] is the process exit code.
 
 #![warn(missing_docs)]
@@ -42,6 +46,7 @@ pub mod model;
 pub mod partition;
 pub mod predict;
 pub mod progress;
+pub mod random;
 pub mod render;
 pub mod rundir;
 pub mod runfiles;

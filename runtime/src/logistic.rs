@@ -451,7 +451,7 @@ mod tests {
         let true_beta = [1.5, -2.0, 0.0, 0.5];
         let mut s = seed;
         let mut u = || {
-            s = crate::split::mix64(s.wrapping_add(1));
+            s = crate::random::mix64(s.wrapping_add(1));
             (s >> 11) as f64 / (1u64 << 53) as f64
         };
         let mut x = Vec::with_capacity(rows * 4);
@@ -470,7 +470,7 @@ mod tests {
     fn coded(rows: usize, levels: usize, seed: u64) -> (Design, Vec<f32>) {
         let mut s = seed;
         let mut u = || {
-            s = crate::split::mix64(s.wrapping_add(1));
+            s = crate::random::mix64(s.wrapping_add(1));
             (s >> 11) as f64 / (1u64 << 53) as f64
         };
         let effect: Vec<f64> = (0..levels).map(|l| ((l as f64) * 0.37).sin() * 1.5).collect();

@@ -14,12 +14,7 @@ pub enum Side {
     Dropped,
 }
 
-/// SplitMix64's finalizer: a cheap, well-mixed, version-stable 64-bit hash step.
-pub fn mix64(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
+pub use crate::random::mix64;
 
 /// A uniform number in [0, 1) from a hash.
 fn unit(h: u64) -> f64 {

@@ -21,7 +21,7 @@ use arrow::record_batch::RecordBatch;
 
 use crate::data::write_parquet as write_batch;
 use crate::error::{Error, Result};
-use crate::split::mix64;
+use crate::random::mix64;
 
 /// Options for [`write`].
 #[derive(Debug, Clone)]

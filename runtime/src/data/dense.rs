@@ -14,7 +14,7 @@ use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use rayon::prelude::*;
 
 use super::column::{Column, Kind};
-use super::reader::{Origins, ParquetFile};
+use super::parquet_file::{Origins, ParquetFile};
 use crate::error::{Error, Result};
 
 /// A numeric feature value as the design holds it: rounded to f32. `Err` carries the value when

@@ -6,7 +6,8 @@
 //! model of zeros.
 
 use super::column::Values;
-use super::reader::{Frame, Origins, ParquetFile};
+use super::parquet_file::{Origins, ParquetFile};
+use super::reader::Frame;
 use crate::error::{Error, Result};
 
 /// The error for an infinite or out-of-range value of numeric feature `column` at `row`

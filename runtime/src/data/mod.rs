@@ -8,6 +8,7 @@ mod files;
 mod filter;
 mod finite;
 mod guard;
+mod parquet_file;
 mod reader;
 mod writer;
 
@@ -18,5 +19,6 @@ pub use files::expand;
 pub use filter::Predicate;
 pub use finite::check_finite;
 pub use guard::{panic_is_caught, panic_message};
-pub use reader::{Frame, Origins, ParquetFile, ReadStats, column_kinds, read, read_tracked};
+pub use parquet_file::{Origins, ParquetFile, column_kinds};
+pub use reader::{Frame, ReadStats, read, read_tracked};
 pub use writer::write_parquet;

@@ -316,7 +316,7 @@ mod tests {
             let mut y = Vec::new();
             let mut p = Vec::new();
             for _ in 0..n {
-                s = crate::split::mix64(s);
+                s = crate::random::mix64(s);
                 y.push(if s.is_multiple_of(3) { 1.0 } else { 0.0 });
                 // Coarse scores so that ties are common.
                 p.push(((s >> 20) % 7) as f64 / 7.0);

@@ -9,12 +9,12 @@ use candle_core::{Device, Tensor};
 use super::adamw::{self, AdamW};
 use super::checkpoint::{self, Checkpoint, LoopState};
 use super::net::{self, Architecture, Net};
-use super::random::{self, Stream};
 use super::{EpochRecord, MlpModel, MlpReport, candle_error};
 use crate::error::{Error, Result};
 use crate::features::Matrix;
 use crate::metrics::{self, Scores};
 use crate::progress::Progress;
+use crate::random::{self, Stream};
 use crate::spec::MlpSpec;
 
 /// Train rows in the pipeline's embedded encoding.

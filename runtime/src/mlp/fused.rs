@@ -6,7 +6,9 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use trainyard_kernels::mlp as kernel;
 
-use super::net::Mask;
+/// A dropout mask on the host: `[rows, width]` row-major values, 0 or 1/(1-p). Kept on the host
+/// because the CPU kernel reads it there; other devices get a tensor made from it.
+pub type Mask = std::sync::Arc<Vec<f32>>;
 
 /// `max(z + bias, 0) · mask` for `z: [rows, width]`, `bias: [width]`, and a dropout mask of
 /// 0 or 1/(1-p) per unit (while training).

@@ -11,7 +11,6 @@ pub mod checkpoint;
 mod fit;
 mod fused;
 mod net;
-mod random;
 mod tensors;
 
 use std::collections::HashMap;

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::spec::MlpSpec;
 
-use super::random::{self, Stream};
+pub use super::fused::Mask;
+use crate::random::{self, Stream};
 
 /// Rows per forward pass when scoring. Fixed, so a row's score never depends on how many rows
 /// are scored with it.
@@ -273,10 +274,6 @@ impl Net {
         Ok(out)
     }
 }
-
-/// A dropout mask on the host: `[rows, width]` row-major values, 0 or 1/(1-p). Kept on the host
-/// because the CPU kernel reads it there; other devices get a tensor made from it.
-pub type Mask = Arc<Vec<f32>>;
 
 /// Dropout masks for one optimizer step: for each hidden layer, `[rows, width]` values that
 /// are 0 with probability `p` and 1/(1-p) otherwise, drawn from (seed, step, layer).

@@ -1,10 +1,16 @@
-//! Counter-based randomness for the MLP: every draw is a pure function of (seed, stream,
-//! index), so initialisation, shuffling and dropout need no generator state, and a resumed run
-//! draws exactly what an uninterrupted one would have drawn.
+//! The one source of randomness: SplitMix64's finalizer as a counter-based generator. Every
+//! draw is a pure function of (seed, stream, index), so the split's hashes, the MLP's
+//! initialisation, shuffles and dropout, and the tests' data need no generator state, and a
+//! resumed run draws exactly what an uninterrupted one would have drawn.
 
-use crate::split::mix64;
+/// SplitMix64's finalizer: a cheap, well-mixed, version-stable 64-bit hash step.
+pub fn mix64(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
-/// Independent streams of draws, so that no two uses share numbers.
+/// Independent streams of the MLP's draws, so that no two uses share numbers.
 #[derive(Debug, Clone, Copy)]
 pub enum Stream {
     /// Initial weights of parameter `n`.
@@ -12,7 +18,12 @@ pub enum Stream {
     /// The epoch's shuffle.
     Shuffle(u64),
     /// Dropout masks of optimizer step `step`, layer `layer`.
-    Dropout { step: u64, layer: u64 },
+    Dropout {
+        /// The optimizer step.
+        step: u64,
+        /// The hidden layer.
+        layer: u64,
+    },
     /// Which train rows are held out for validation.
     Validation,
 }
