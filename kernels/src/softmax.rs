@@ -44,7 +44,7 @@ impl Problem<'_> {
     }
 
     /// Panics when the slices disagree with the shape: a caller bug, not an input error.
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         self.design.check();
         assert!(self.classes >= 2, "at least two classes");
         assert_eq!(self.y.len(), self.design.rows, "one label per row");
@@ -266,8 +266,9 @@ pub fn second_moments(p: &Problem<'_>, out: &mut [f64]) -> f64 {
     logistic::second_moments(&p.binary(), out)
 }
 
-/// The objective as the solver sees it, whichever device holds the data. Same contract as
-/// [`loss_grad`]; only a device can fail.
+/// The objective as the solver sees it, whichever device holds the data: the CPU ([`Cpu`]) or a
+/// GPU ([`crate::cuda::softmax::Objective`]). Same contract as [`loss_grad`]; only a device can
+/// fail.
 pub trait SoftmaxLossGrad {
     /// The loss, with the gradient written to `grad` (class-major) and `grad_b`.
     fn loss_grad(

@@ -80,6 +80,13 @@ pub struct LoadReport {
     pub test_rows: usize,
     /// Positive test rows.
     pub test_positives: usize,
+    /// Multiclass labels: train rows of each class, in class order (empty for binary labels,
+    /// whose classes `train_positives` counts).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub train_class_rows: Vec<usize>,
+    /// Multiclass labels: test rows of each class.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub test_class_rows: Vec<usize>,
 }
 
 /// Train and test rows with the label mapping and the counts.
@@ -375,6 +382,13 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             )?;
             report.train_rows = train.len();
             report.test_rows = test.len();
+            let counts = |y: &[f32]| {
+                let mut n = vec![0usize; m.classes.len()];
+                y.iter().for_each(|&c| n[c as usize] += 1);
+                n
+            };
+            report.train_class_rows = counts(&train.labels);
+            report.test_class_rows = counts(&test.labels);
             return Ok(Dataset { train, test, labels, feature_kinds: feature_kinds(), report });
         }
     };

@@ -34,17 +34,12 @@ pub enum Workload {
     Logistic,
     /// The MLP: candle's CUDA backend, so a build with the `cuda` feature.
     Mlp,
-    /// Multinomial (multiclass) logistic regression: its objective has no CUDA kernel yet.
+    /// Multinomial (multiclass) logistic regression: our NVRTC kernels too.
     Multinomial,
 }
 
 /// Why `workload` cannot run on CUDA device `ordinal` in this process, or `None` when it can.
 pub fn cuda_unusable(ordinal: usize, workload: Workload) -> Option<String> {
-    if workload == Workload::Multinomial {
-        return Some(
-            "the multinomial (multiclass) logistic objective runs on the CPU only in this version".into(),
-        );
-    }
     let count = match cuda::probe() {
         Ok(n) => n,
         Err(e) => return Some(e.to_string()),
@@ -53,13 +48,12 @@ pub fn cuda_unusable(ordinal: usize, workload: Workload) -> Option<String> {
         return Some(format!("CUDA device {ordinal} does not exist (the driver reports {count})"));
     }
     match workload {
-        Workload::Logistic => cuda::nvrtc_available().err().map(|e| e.to_string()),
+        Workload::Logistic | Workload::Multinomial => cuda::nvrtc_available().err().map(|e| e.to_string()),
         Workload::Mlp if cfg!(feature = "cuda") => None,
         Workload::Mlp => Some(
             "the MLP on a GPU needs trainyard built with the `cuda` feature (the CUDA image); this build is CPU-only"
                 .into(),
         ),
-        Workload::Multinomial => None,
     }
 }
 
@@ -91,7 +85,13 @@ pub fn parse(requested: &str) -> Result<Request> {
 /// Resolves the spec's `device` against what this process can use. `cuda` where no GPU is
 /// usable is a spec error naming the reason (exit 2); `auto` falls back to the CPU and logs why.
 pub fn resolve(requested: &str, workload: Workload) -> Result<Device> {
-    match parse(requested)? {
+    resolve_request(parse(requested)?, requested, workload)
+}
+
+/// [`resolve`] for a request already parsed (the checked spec's `device`), spelled `requested`
+/// in the spec for messages.
+pub fn resolve_request(request: Request, requested: &str, workload: Workload) -> Result<Device> {
+    match request {
         Request::Cpu => Ok(Device::Cpu),
         Request::Auto => Ok(match cuda_unusable(0, workload) {
             None => {

@@ -20,7 +20,7 @@ use crate::artifact::{f64_safetensors, read_f64_tensor};
 use crate::device::Device;
 use crate::features::Design;
 use crate::solver::{self, Stop};
-use crate::spec::LogisticSpec;
+use crate::spec::{ClassWeight, LogisticSpec};
 use crate::{Error, Result};
 
 /// A fitted model.
@@ -133,7 +133,7 @@ pub fn describe(
         h.l2,
         h.tol,
         h.max_iter,
-        h.class_weight.as_deref().unwrap_or("none"),
+        if h.class_weight.is_some() { "balanced" } else { "none" },
         pipeline.width()
     );
     let _ = writeln!(
@@ -192,7 +192,7 @@ pub fn fit_anchored(
     spec: &LogisticSpec,
     anchor: Option<&LogisticModel>,
 ) -> (LogisticModel, FitReport) {
-    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"), 2);
+    let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), 2);
     let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
     match solve(&mut kernel::Cpu::new(problem), &problem, spec, anchor) {
         Ok(fitted) => fitted,
@@ -212,7 +212,7 @@ pub fn fit_on(
     let fitted = match device {
         Device::Cpu => fit(x, y, weights, spec),
         Device::Cuda(ordinal) => {
-            let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"), 2);
+            let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), 2);
             let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
             let mut gpu = cuda::logistic::Objective::new(ordinal, &problem).map_err(|e| {
                 Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}"))
@@ -240,20 +240,30 @@ fn refuse_non_finite<'a>(report: &FitReport, mut values: impl Iterator<Item = &'
 
 /// Fits the multinomial model Σᵢ sᵢ·(−log softmax(xᵢW + b)_{yᵢ}) + (l2/2)·‖W‖² (intercepts
 /// not penalized, as scikit-learn's multinomial lbfgs) on labels `y` holding class indices
-/// `0..classes`, on this machine's cores (the GPU runs the binary objective only; see
-/// [`crate::device::Workload::Multinomial`]).
+/// `0..classes`, with the objective on `device` (a GPU failure during the fit is an internal
+/// error, exit 1).
 pub fn fit_multinomial(
+    device: Device,
     x: &Design,
     y: &[f32],
     weights: Option<&[f32]>,
     classes: usize,
     spec: &LogisticSpec,
 ) -> Result<(SoftmaxModel, FitReport)> {
-    let weights = effective_weights(y, weights, spec.class_weight.as_deref() == Some("balanced"), classes);
+    let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), classes);
     let problem = softmax::Problem { design: x.view(), classes, y, weights: weights.as_deref() };
-    let fitted = match solve_multinomial(&mut softmax::Cpu::new(problem), &problem, spec) {
-        Ok(fitted) => fitted,
-        Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
+    let fitted = match device {
+        Device::Cpu => match solve_multinomial(&mut softmax::Cpu::new(problem), &problem, spec) {
+            Ok(fitted) => fitted,
+            Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
+        },
+        Device::Cuda(ordinal) => {
+            let mut gpu = cuda::softmax::Objective::new(ordinal, &problem).map_err(|e| {
+                Error::Internal(format!("setting up the multinomial objective on cuda:{ordinal}: {e}"))
+            })?;
+            solve_multinomial(&mut gpu, &problem, spec)
+                .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))?
+        }
     };
     refuse_non_finite(&fitted.1, fitted.0.coef.iter().chain(&fitted.0.intercept))?;
     Ok(fitted)
@@ -557,9 +567,13 @@ mod tests {
             }
         }
         let plain = fit(&x, &y, None, &LogisticSpec::default()).0;
-        let balanced =
-            fit(&x, &y, None, &LogisticSpec { class_weight: Some("balanced".into()), ..Default::default() })
-                .0;
+        let balanced = fit(
+            &x,
+            &y,
+            None,
+            &LogisticSpec { class_weight: Some(ClassWeight::Balanced), ..Default::default() },
+        )
+        .0;
         assert!(balanced.intercept > plain.intercept + 0.5, "{} vs {}", balanced.intercept, plain.intercept);
     }
 

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use trainyard::metrics::Evaluation;
 use trainyard::model::FitReport;
+use trainyard::progress::{Reporter, Update};
 use trainyard::render::{self, RenderOptions};
 use trainyard::signal::Cancellation;
 use trainyard::spec::CheckedSpec;
@@ -291,6 +292,65 @@ fn write_termination_log(explicit: Option<&Path>, error: &Error) {
     let _ = std::fs::write(path, format!("exit {}: {error}\n", error.exit_code()));
 }
 
+/// Progress updates as a one-line bar on stderr at a terminal (redrawn at most every 100 ms,
+/// cleared when the phase's count completes so the log line after it starts clean), or as a
+/// JSON log line with the rate and ETA at most every 10 s in a pod.
+fn progress_reporter(human: bool) -> Reporter {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+    const WIDTH: usize = 30;
+    let every = if human { Duration::from_millis(100) } else { Duration::from_secs(10) };
+    let state = std::sync::Mutex::new((String::new(), Instant::now(), None::<Instant>));
+    Reporter::new(move |u: &Update| {
+        let Ok(mut st) = state.lock() else { return };
+        let (label, started, drawn) = &mut *st;
+        if *label != u.label {
+            *label = u.label.clone();
+            *started = Instant::now();
+            *drawn = None;
+        }
+        let finished = u.done >= u.total;
+        if human && finished {
+            if drawn.take().is_some() {
+                let _ = write!(std::io::stderr(), "\r\x1b[2K");
+            }
+            return;
+        }
+        if finished || drawn.is_some_and(|t| t.elapsed() < every) {
+            return;
+        }
+        *drawn = Some(Instant::now());
+        let rate = u.done as f64 / started.elapsed().as_secs_f64().max(1e-9);
+        let eta = (u.total - u.done) as f64 / rate.max(1e-9);
+        let loss = u.loss.map(|l| format!("  loss {l:.5}")).unwrap_or_default();
+        if human {
+            let filled = WIDTH * u.done / u.total.max(1);
+            let _ = write!(
+                std::io::stderr(),
+                "\r{} [{}{}] {}/{} steps{loss}  {rate:.0} steps/s  ETA {eta:.0} s",
+                u.label,
+                "#".repeat(filled),
+                "-".repeat(WIDTH - filled),
+                u.done,
+                u.total
+            );
+        } else {
+            tracing::info!(
+                phase = u.phase,
+                done = u.done,
+                total = u.total,
+                rate_per_second = rate,
+                eta_seconds = eta,
+                loss = u.loss,
+                "{}: {}/{} steps{loss}",
+                u.label,
+                u.done,
+                u.total
+            );
+        }
+    })
+}
+
 /// SIGTERM as the library's cancellation: while a model that checkpoints is fitting, it sets the
 /// flag the loop polls (it saves a checkpoint and the process exits 143); at any other time it
 /// ends the process as the default action would.
@@ -312,8 +372,10 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
         Command::Train { spec, output, overwrite, set } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
             let cancel = sigterm_cancels()?;
-            let summary =
-                train::train(&checked, &TrainOptions { output, overwrite, progress: human, cancel })?;
+            let summary = train::train(
+                &checked,
+                &TrainOptions { output, overwrite, progress: progress_reporter(human), cancel },
+            )?;
             tracing::info!(
                 run = %summary.run_dir.display(),
                 test_auc = summary.test.roc_auc(),

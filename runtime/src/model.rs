@@ -15,7 +15,8 @@ use crate::features::{Design, Pipeline};
 use crate::logistic::{self, LogisticModel, SoftmaxModel};
 use crate::metrics::Scores;
 use crate::mlp::{self, Architecture, MlpModel, MlpReport, checkpoint::Checkpoint};
-use crate::spec::ModelSpec;
+use crate::partition::{self, GroupKey};
+use crate::spec::{ModelSpec, PartitionSpec};
 
 /// A fitted model.
 #[derive(Debug, Clone)]
@@ -68,6 +69,20 @@ pub struct TrainSet<'a> {
     pub classes: usize,
     /// Sample weights.
     pub weights: Option<&'a [f32]>,
+    /// Each row's group (`partition.by`) when the spec has a partition.
+    pub groups: Option<&'a [Option<GroupKey>]>,
+}
+
+/// A fit's result: the model, how the fit went, and the per-group models of a partitioned run
+/// with the seconds they took.
+#[derive(Debug)]
+pub struct Fitted {
+    /// The generic model.
+    pub model: Model,
+    /// How its fit went.
+    pub report: FitReport,
+    /// Per-group models next to the generic one (`partition` in the spec).
+    pub groups: Option<(partition::Fitted, f64)>,
 }
 
 /// What a fit needs beyond the rows and hyperparameters; the caller (`main`, through `train`)
@@ -84,8 +99,8 @@ pub struct FitContext {
     pub checkpoint_dir: PathBuf,
     /// A checkpoint of this spec to resume from.
     pub resume: Option<Checkpoint>,
-    /// Draw progress bars on stderr.
-    pub progress: bool,
+    /// Where long fits report their progress.
+    pub progress: crate::progress::Reporter,
     /// Set when the process was asked to stop (SIGTERM): models that checkpoint save one and
     /// stop; see [`crate::signal::Cancellation`].
     pub cancel: crate::signal::Cancellation,
@@ -106,12 +121,52 @@ pub fn checkpoints(spec: &ModelSpec) -> bool {
 }
 
 impl Model {
-    /// Fits the model `spec` describes on `train`.
-    pub fn fit(spec: &ModelSpec, train: &TrainSet<'_>, ctx: FitContext) -> Result<(Model, FitReport)> {
+    /// Fits the model `spec` describes on `train`, and with `partition` (the checker allows it
+    /// only for a logistic model, and the labels were checked binary) one model per group next
+    /// to it.
+    pub fn fit(
+        spec: &ModelSpec,
+        partition: Option<&PartitionSpec>,
+        train: &TrainSet<'_>,
+        ctx: FitContext,
+    ) -> Result<Fitted> {
+        let (model, report) = Self::fit_generic(spec, train, ctx)?;
+        let groups = match (partition, train.groups, &model, spec) {
+            (Some(p), Some(keys), Model::Logistic(generic), ModelSpec::Logistic(hyper)) => {
+                let started = std::time::Instant::now();
+                let fitted = partition::fit(train.x, train.labels, train.weights, keys, p, hyper, generic);
+                let seconds = started.elapsed().as_secs_f64();
+                tracing::info!(
+                    phase = "fit",
+                    seconds,
+                    groups = fitted.models.keys.len(),
+                    "fitted {} group models on {:?}",
+                    fitted.models.keys.len(),
+                    p.by
+                );
+                Some((fitted, seconds))
+            }
+            (None, ..) => None,
+            _ => {
+                return Err(crate::Error::Internal(
+                    "partition reached a fit other than binary logistic regression".into(),
+                ));
+            }
+        };
+        Ok(Fitted { model, report, groups })
+    }
+
+    fn fit_generic(spec: &ModelSpec, train: &TrainSet<'_>, ctx: FitContext) -> Result<(Model, FitReport)> {
         match spec {
             ModelSpec::Logistic(hyper) if train.classes > 2 => {
-                let (m, fit) =
-                    logistic::fit_multinomial(train.x, train.labels, train.weights, train.classes, hyper)?;
+                let (m, fit) = logistic::fit_multinomial(
+                    ctx.device,
+                    train.x,
+                    train.labels,
+                    train.weights,
+                    train.classes,
+                    hyper,
+                )?;
                 Ok((Model::Multinomial(m), FitReport::Logistic(fit)))
             }
             ModelSpec::Logistic(hyper) => {
@@ -156,6 +211,21 @@ impl Model {
             Model::Logistic(m) => Ok(Scores::Binary(m.predict_proba(x))),
             Model::Multinomial(m) => Ok(Scores::Multiclass { classes: m.classes, p: m.predict_proba(x) }),
             Model::Mlp(m) => m.predict(&x.numeric, &x.codes),
+        }
+    }
+
+    /// The error for non-finite scores on `side`'s rows after a fit that reported none: the
+    /// MLP's optimizer can leave NaN weights after finite losses; for logistic models it is a bug.
+    pub fn non_finite(&self, side: &str) -> crate::Error {
+        match self {
+            Model::Mlp(_) => crate::Error::data(format!(
+                "model.mlp: the trained network gives non-finite scores on {side} rows; no run was \
+                 written (the optimizer diverged: lower model.mlp.learning_rate or set \
+                 model.mlp.grad_clip_norm)"
+            )),
+            _ => crate::Error::Internal(format!(
+                "the fitted model gives non-finite scores on {side} rows; no run was written"
+            )),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::features::Design;
 use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
 use crate::runfiles::RunFiles;
-use crate::spec::{LogisticSpec, PartitionSpec};
+use crate::spec::{LogisticSpec, PartitionSpec, Shrinkage};
 
 /// File names in the run directory.
 pub const GROUPS_WEIGHTS: &str = "groups.safetensors";
@@ -229,7 +229,7 @@ pub struct PartitionReport {
     /// The group column.
     pub by: String,
     /// `global` or `none`.
-    pub shrinkage: String,
+    pub shrinkage: Shrinkage,
     /// Groups in the train rows.
     pub train_groups: usize,
     /// Groups that got their own model.
@@ -325,7 +325,7 @@ pub fn fit(
         .collect();
     // Largest first, so the long fits start early and the small ones fill the gaps.
     eligible.sort_by_key(|&g| std::cmp::Reverse(groups[g].rows.len()));
-    let anchor = (part.shrinkage == "global").then_some(generic);
+    let anchor = (part.shrinkage == Shrinkage::Global).then_some(generic);
     let hyper = &LogisticSpec { l2: part.l2.unwrap_or(hyper.l2), ..hyper.clone() };
     let fits: Vec<(usize, GroupFit)> = eligible
         .iter()
@@ -499,7 +499,7 @@ pub fn evaluate(
     let groups_fitted = fitted.models.keys.len();
     let report = PartitionReport {
         by: part.by.clone(),
-        shrinkage: part.shrinkage.clone(),
+        shrinkage: part.shrinkage,
         train_groups: fitted.groups.len(),
         groups_fitted,
         groups_fell_back: fitted.groups.len() - groups_fitted,

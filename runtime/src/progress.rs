@@ -1,52 +1,47 @@
-//! A one-line progress bar on stderr for interactive runs. Logs carry the same facts per epoch;
-//! the bar only shows the steps in between, so it is drawn only on a terminal.
+//! Progress as data: a phase that takes long (today the MLP's epochs) reports [`Update`]s to a
+//! [`Reporter`] its caller passed in. The library draws nothing; the binary turns updates into a
+//! bar on a terminal or periodic JSON log lines in a pod.
 
-use std::io::Write as _;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
-/// Redraws at most this often: a bar is for eyes, not for throughput.
-const REDRAW: Duration = Duration::from_millis(100);
-const WIDTH: usize = 30;
-
-/// The bar of one epoch.
-#[derive(Debug)]
-pub struct Progress {
-    enabled: bool,
-    label: String,
-    total: usize,
-    started: Instant,
-    drawn: Option<Instant>,
+/// Where a long phase is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// The phase, as `metrics.json` names it (`fit`).
+    pub phase: &'static str,
+    /// What is being counted, for people (`epoch 3/20`).
+    pub label: String,
+    /// Steps done.
+    pub done: usize,
+    /// Steps in all.
+    pub total: usize,
+    /// The running loss, when there is one.
+    pub loss: Option<f64>,
 }
 
-impl Progress {
-    /// A bar for `total` steps; draws nothing unless `enabled`.
-    pub fn new(enabled: bool, label: String, total: usize) -> Self {
-        Progress { enabled, label, total: total.max(1), started: Instant::now(), drawn: None }
+/// What a [`Reporter`] calls.
+type Sink = dyn Fn(&Update) + Send + Sync;
+
+/// A callback for [`Update`]s; the default reports nowhere.
+#[derive(Clone, Default)]
+pub struct Reporter(Option<Arc<Sink>>);
+
+impl Reporter {
+    /// A reporter calling `f` with every update.
+    pub fn new(f: impl Fn(&Update) + Send + Sync + 'static) -> Self {
+        Reporter(Some(Arc::new(f)))
     }
 
-    /// `done` steps finished, running loss `loss`.
-    pub fn update(&mut self, done: usize, loss: f64) {
-        if !self.enabled || self.drawn.is_some_and(|t| t.elapsed() < REDRAW) && done < self.total {
-            return;
+    /// Passes `update` on.
+    pub fn report(&self, update: &Update) {
+        if let Some(f) = &self.0 {
+            f(update);
         }
-        self.drawn = Some(Instant::now());
-        let filled = WIDTH * done.min(self.total) / self.total;
-        let rate = done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
-        let _ = write!(
-            std::io::stderr(),
-            "\r{} [{}{}] {done}/{} steps  loss {loss:.5}  {rate:.0} steps/s",
-            self.label,
-            "#".repeat(filled),
-            "-".repeat(WIDTH - filled),
-            self.total
-        );
     }
+}
 
-    /// Clears the line so the epoch's log line starts clean.
-    pub fn finish(&mut self) {
-        if self.enabled && self.drawn.is_some() {
-            let _ = write!(std::io::stderr(), "\r\x1b[2K");
-            self.drawn = None;
-        }
+impl std::fmt::Debug for Reporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "Reporter(on)" } else { "Reporter(off)" })
     }
 }

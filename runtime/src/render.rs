@@ -77,12 +77,13 @@ pub fn render(checked: &CheckedSpec, opts: &RenderOptions) -> Result<String> {
     if let Some(image) = &opts.image {
         checked_image(image)?;
     }
-    let class_name = opts.class.clone().or_else(|| checked.spec.resources.clone()).ok_or_else(|| {
-        Error::Usage(format!(
-            "no resource class: pass --class or set \"resources\" in the spec; known: {}",
-            RESOURCE_CLASSES.join(", ")
-        ))
-    })?;
+    let class_name =
+        opts.class.clone().or_else(|| checked.resources.map(|c| c.name().to_string())).ok_or_else(|| {
+            Error::Usage(format!(
+                "no resource class: pass --class or set \"resources\" in the spec; known: {}",
+                RESOURCE_CLASSES.join(", ")
+            ))
+        })?;
     let class = CLASSES.iter().find(|c| c.name == class_name).ok_or_else(|| {
         Error::Usage(format!("unknown resource class {class_name:?}; known: {}", RESOURCE_CLASSES.join(", ")))
     })?;

@@ -14,11 +14,11 @@ use crate::features::Pipeline;
 use crate::memory;
 use crate::metrics::{Evaluation, Scores};
 use crate::mlp::checkpoint;
-use crate::model::{self, FitContext, FitReport, Model, TrainSet};
+use crate::model::{self, FitContext, FitReport, Fitted, Model, TrainSet};
 use crate::partition::{self, GroupKey};
 use crate::rundir::{self, Staging, names};
 use crate::runfiles::{self, InputFile, Manifest, MetricsFile, PhaseSeconds, to_json, write_predictions};
-use crate::spec::{CheckedSpec, ModelSpec};
+use crate::spec::CheckedSpec;
 
 /// Options of a training run beyond the spec.
 #[derive(Debug, Clone, Default)]
@@ -27,8 +27,8 @@ pub struct TrainOptions {
     pub output: Option<PathBuf>,
     /// Replace an existing non-empty run directory.
     pub overwrite: bool,
-    /// Draw progress bars on stderr (an interactive terminal).
-    pub progress: bool,
+    /// Where long phases report their progress (the binary draws a bar or logs JSON lines).
+    pub progress: crate::progress::Reporter,
     /// Asks a fit that checkpoints to stop (the binary connects it to SIGTERM).
     pub cancel: crate::signal::Cancellation,
 }
@@ -78,7 +78,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     phases.load = t.elapsed().as_secs_f64();
     let classes = data.labels.classes();
     // After the load, which knows the classes: the multinomial objective has no GPU kernel.
-    let device = device::resolve(&spec.device, model::workload(&spec.model, classes))?;
+    let device =
+        device::resolve_request(checked.device, &spec.device, model::workload(&spec.model, classes))?;
     // The inputs' SHA-256 for the manifest, on a thread of its own while the features and the
     // fit run: the files were just read, so this reads the page cache, and it overlaps the
     // phases that leave a core idle instead of adding a pass over the inputs at the end.
@@ -137,47 +138,25 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let t = Instant::now();
     let train_rows = data.train.len();
-    let train_set =
-        TrainSet { x: &x_train, labels: &data.train.labels, classes, weights: data.train.weights.as_deref() };
+    let train_set = TrainSet {
+        x: &x_train,
+        labels: &data.train.labels,
+        classes,
+        weights: data.train.weights.as_deref(),
+        groups: group_keys.as_ref().map(|(train, _)| train.as_slice()),
+    };
     let ctx = FitContext {
         device,
         seed: spec.seed,
         spec_sha256: spec_sha256.clone(),
         checkpoint_dir: checkpoint_dir.clone(),
         resume,
-        progress: opts.progress,
+        progress: opts.progress.clone(),
         cancel: opts.cancel.clone(),
     };
-    let (model, fit) = Model::fit(&spec.model, &train_set, ctx)?;
+    let Fitted { model, report: fit, groups } =
+        Model::fit(&spec.model, spec.partition.as_ref(), &train_set, ctx)?;
     log_fit(&fit, t.elapsed().as_secs_f64());
-
-    // Per-group models, next to the generic one (the checker allows a partition only with a
-    // binary logistic model, and the labels were checked binary).
-    let groups = match (&spec.partition, &model, &group_keys, &spec.model) {
-        (Some(p), Model::Logistic(generic), Some((train_keys, _)), ModelSpec::Logistic(hyper)) => {
-            let started = Instant::now();
-            let fitted = partition::fit(
-                &x_train,
-                &data.train.labels,
-                data.train.weights.as_deref(),
-                train_keys,
-                p,
-                hyper,
-                generic,
-            );
-            let seconds = started.elapsed().as_secs_f64();
-            tracing::info!(
-                phase = "fit",
-                seconds,
-                groups = fitted.models.keys.len(),
-                "fitted {} group models on {:?}",
-                fitted.models.keys.len(),
-                p.by
-            );
-            Some((fitted, seconds))
-        }
-        _ => None,
-    };
     phases.fit = t.elapsed().as_secs_f64();
 
     let t = Instant::now();
@@ -207,17 +186,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         .iter()
         .find_map(|(side, p)| p.values().iter().any(|v| !v.is_finite()).then_some(*side))
     {
-        return Err(match &model {
-            // Every step's loss was finite, but the last update left NaN or infinite weights.
-            Model::Mlp(_) => Error::data(format!(
-                "model.mlp: the trained network gives non-finite scores on {side} rows; no run was \
-                 written (the optimizer diverged: lower model.mlp.learning_rate or set \
-                 model.mlp.grad_clip_norm)"
-            )),
-            _ => Error::Internal(format!(
-                "the fitted model gives non-finite scores on {side} rows; no run was written"
-            )),
-        });
+        return Err(model.non_finite(side));
     }
     phases.evaluate = t.elapsed().as_secs_f64();
     tracing::info!(

@@ -199,23 +199,39 @@ impl ValidateReport {
             );
         }
         let _ = writeln!(s, "\nsplit:");
-        let _ = writeln!(
-            s,
-            "  train {:>10} rows  {:>8} positive  ({:.4})",
-            l.train_rows, l.train_positives, self.train_positive_rate
-        );
-        let _ = writeln!(
-            s,
-            "  test  {:>10} rows  {:>8} positive  ({:.4})",
-            l.test_rows, l.test_positives, self.test_positive_rate
-        );
         let _ = match &self.labels {
             Labels::Binary(m) => {
+                let _ = writeln!(
+                    s,
+                    "  train {:>10} rows  {:>8} positive  ({:.4})",
+                    l.train_rows, l.train_positives, self.train_positive_rate
+                );
+                let _ = writeln!(
+                    s,
+                    "  test  {:>10} rows  {:>8} positive  ({:.4})",
+                    l.test_rows, l.test_positives, self.test_positive_rate
+                );
                 writeln!(s, "  label {:?}: positive = {}, negative = {}", m.column, m.positive, m.negative)
             }
             Labels::Multiclass(m) => {
-                let shown: Vec<String> = m.classes.iter().map(ToString::to_string).collect();
-                writeln!(s, "  label {:?}: {} classes: {}", m.column, m.classes.len(), shown.join(", "))
+                let _ = writeln!(s, "  train {:>10} rows", l.train_rows);
+                let _ = writeln!(s, "  test  {:>10} rows", l.test_rows);
+                let _ = writeln!(
+                    s,
+                    "  label {:?}: {} classes (train rows, test rows):",
+                    m.column,
+                    m.classes.len()
+                );
+                for (c, class) in m.classes.iter().enumerate() {
+                    let count = |v: &[usize]| v.get(c).copied().unwrap_or(0);
+                    let _ = writeln!(
+                        s,
+                        "    {class:<20} {:>10} {:>10}",
+                        count(&l.train_class_rows),
+                        count(&l.test_class_rows)
+                    );
+                }
+                Ok(())
             }
         };
         let _ = writeln!(s, "\nfeatures (train rows):");

@@ -2,8 +2,7 @@
 //! (logistic and MLP, predictions with one probability column per class, `predict` equal to
 //! them); where a multiclass label cannot work the run is refused with exit 2 before any
 //! compute and no run directory: with `partition`, with a class on a single train row, with
-//! more than 1,000 classes, with `positive_label`, and on `device: cuda` for the multinomial
-//! objective.
+//! more than 1,000 classes, and with `positive_label`.
 
 #![allow(clippy::unwrap_used)]
 
@@ -137,7 +136,6 @@ fn multiclass_labels_are_refused_where_they_cannot_work() {
         &with("positive_label", json!("bee")),
         &["positive_label: applies to binary labels", "3 classes"],
     );
-    refused(&fx, &with("device", json!("cuda")), &["device", "multinomial"]);
 
     // One train row of a fourth class.
     let (fx, spec) = fixture(1);

@@ -4,7 +4,7 @@
 //                  per categorical column), stable softplus and sigmoid, weighted loss and
 //                  residual; per-block sums of loss and residual by a fixed tree;
 //   logistic_xt_r  X^T r over chunks of rows, one partial gradient per chunk;
-//   sum_parts      one block per output: strided partial sums, then a fixed tree.
+//   sum_parts      (reduce.cuh) one block per output: strided partial sums, then a tree.
 // The categorical slots' gradient is the residuals added into their slots in row order; the
 // host does that (cuda/logistic.rs), the same way the CPU kernel does.
 // Accumulation is in double like the CPU kernel; inputs are the same f32 matrix.
@@ -13,15 +13,6 @@
 #define TILE 32
 #define CHUNK_ROWS 1024
 #define XTR_LANES 8
-#define SUM_THREADS 256
-
-// Fixed-shape tree over a power-of-two block: the order of additions depends on nothing else.
-__device__ void tree_sum(double* s, int n, int t) {
-    for (int stride = n / 2; stride > 0; stride >>= 1) {
-        if (t < stride) s[t] += s[t + stride];
-        __syncthreads();
-    }
-}
 
 // rows × cols row-major x; rows × ncat row-major slot codes, column j's coefficients starting at
 // beta[bases[j]]; w is read only when has_w. parts gets (loss, sum of residuals) per block.
@@ -101,17 +92,4 @@ extern "C" __global__ void logistic_xt_r(const float* __restrict__ x,
         for (int l = 0; l < XTR_LANES; ++l) total += s[l][cx];
         parts[(long long)blockIdx.x * cols + j] = total;
     }
-}
-
-// out[j] = sum over p of parts[p * width + j], one block per j.
-extern "C" __global__ void sum_parts(const double* __restrict__ parts, long long n, int width,
-                                     double* __restrict__ out) {
-    __shared__ double s[SUM_THREADS];
-    const int t = threadIdx.x, j = blockIdx.x;
-    double acc = 0.0;
-    for (long long p = t; p < n; p += SUM_THREADS) acc += parts[p * width + j];
-    s[t] = acc;
-    __syncthreads();
-    tree_sum(s, SUM_THREADS, t);
-    if (t == 0) out[j] = s[0];
 }

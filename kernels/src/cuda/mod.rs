@@ -6,6 +6,7 @@
 //! it can. With the feature the libraries are linked, as candle's CUDA backend needs.
 
 pub mod logistic;
+pub mod softmax;
 
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -14,7 +15,12 @@ use cudarc::driver::{CudaContext, CudaModule};
 use cudarc::nvrtc::{CompileError, CompileOptions, Ptx};
 
 /// Every CUDA C source of this crate, by module name: what [`ptx`] compiles and `ptxgen` checks.
-pub const SOURCES: &[(&str, &str)] = &[("logistic", include_str!("logistic.cu"))];
+/// Each source is prepended with the shared reductions (`reduce.cuh`): NVRTC compiles one string
+/// per module, without include paths.
+pub const SOURCES: &[(&str, &str)] = &[
+    ("logistic", concat!(include_str!("reduce.cuh"), include_str!("logistic.cu"))),
+    ("softmax", concat!(include_str!("reduce.cuh"), include_str!("softmax.cu"))),
+];
 
 /// Why the GPU path cannot run, in words fit for an error message or a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]

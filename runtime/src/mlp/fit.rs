@@ -13,7 +13,7 @@ use super::{EpochRecord, MlpModel, MlpReport, candle_error};
 use crate::error::{Error, Result};
 use crate::features::Matrix;
 use crate::metrics::{self, Scores};
-use crate::progress::Progress;
+use crate::progress::Update;
 use crate::random::{self, Stream};
 use crate::spec::MlpSpec;
 
@@ -45,8 +45,8 @@ pub struct FitOptions {
     pub checkpoint_dir: PathBuf,
     /// A checkpoint to resume from (already checked to be this spec's).
     pub resume: Option<Checkpoint>,
-    /// Draw a progress bar on stderr.
-    pub progress: bool,
+    /// Where each step's progress goes.
+    pub progress: crate::progress::Reporter,
     /// Set when the process is asked to stop: the loop saves a checkpoint and returns
     /// [`Error::Preempted`].
     pub cancel: crate::signal::Cancellation,
@@ -93,7 +93,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
     let started = Instant::now();
     let rows = data.labels.len();
     let arch = Architecture::new(spec, data.numeric.cols, data.cardinalities.to_vec(), data.classes);
-    let balanced = spec.class_weight.as_deref() == Some("balanced");
+    let balanced = spec.class_weight == Some(crate::spec::ClassWeight::Balanced);
     let mut weights = crate::logistic::effective_weights(data.labels, data.weights, balanced, data.classes)
         .unwrap_or_else(|| vec![1.0; rows]);
     // The loss is a weighted mean, so scaling every weight changes nothing but the range of the
@@ -262,8 +262,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         let perm =
             random::permutation(train.rows, random::base(opts.seed, Stream::Shuffle(u64::from(epoch))));
         let perm_t = Tensor::from_slice(&perm, train.rows, dev).map_err(candle_error)?;
-        let mut bar =
-            Progress::new(opts.progress, format!("epoch {}/{}", epoch + 1, spec.epochs), steps_per_epoch);
+        let label = format!("epoch {}/{}", epoch + 1, spec.epochs);
         while state.batch < steps_per_epoch {
             let start = state.batch * batch_size;
             let len = batch_size.min(train.rows - start);
@@ -295,18 +294,22 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
             rows_this_run += len;
             state.epoch_loss += loss * batch_weight;
             state.epoch_weight += batch_weight;
-            bar.update(state.batch, state.epoch_loss / state.epoch_weight);
+            opts.progress.report(&Update {
+                phase: "fit",
+                label: label.clone(),
+                done: state.batch,
+                total: steps_per_epoch,
+                loss: Some(state.epoch_loss / state.epoch_weight),
+            });
             let at_epoch_end = state.batch == steps_per_epoch;
             if !at_epoch_end && spec.checkpoint_every_steps.is_some_and(|n| state.step.is_multiple_of(n)) {
                 save(&state, &network, &optimizer, &best)?;
             }
             if !at_epoch_end && opts.cancel.is_requested() {
-                bar.finish();
                 save(&state, &network, &optimizer, &best)?;
                 return Err(preempted(&state, &opts.checkpoint_dir));
             }
         }
-        bar.finish();
 
         let train_loss = state.epoch_loss / state.epoch_weight.max(f64::MIN_POSITIVE);
         let (validation_loss, validation_auc) = if patience.is_some() {

@@ -21,6 +21,10 @@ pub struct CheckedSpec {
     pub filters: Vec<CheckedFilter>,
     /// The holdout with its dates parsed.
     pub holdout: CheckedHoldout,
+    /// `device`, parsed.
+    pub device: crate::device::Request,
+    /// `resources`, parsed.
+    pub resources: Option<ResourceClass>,
 }
 
 /// One filter with exactly one operator.
@@ -95,6 +99,34 @@ pub enum CheckedHoldout {
 /// Resource classes known to `render` and the Kubernetes manifests.
 pub const RESOURCE_CLASSES: [&str; 4] = ["cpu-small", "cpu-large", "highmem", "gpu"];
 
+/// A resource class (`resources` in the spec), which `render` maps to a node pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceClass {
+    /// `cpu-small`.
+    CpuSmall,
+    /// `cpu-large`.
+    CpuLarge,
+    /// `highmem`.
+    Highmem,
+    /// `gpu`.
+    Gpu,
+}
+
+impl ResourceClass {
+    const ALL: [ResourceClass; 4] =
+        [ResourceClass::CpuSmall, ResourceClass::CpuLarge, ResourceClass::Highmem, ResourceClass::Gpu];
+
+    /// The class named `name` (one of [`RESOURCE_CLASSES`]).
+    pub fn parse(name: &str) -> Option<ResourceClass> {
+        RESOURCE_CLASSES.iter().position(|&n| n == name).map(|i| Self::ALL[i])
+    }
+
+    /// Its name in specs and manifests.
+    pub fn name(self) -> &'static str {
+        RESOURCE_CLASSES[Self::ALL.iter().position(|&c| c == self).unwrap_or(0)]
+    }
+}
+
 impl CheckedSpec {
     /// Checks `spec`; relative input paths will be resolved against `base_dir`.
     pub fn new(spec: JobSpec, base_dir: &Path) -> Result<Self> {
@@ -125,19 +157,20 @@ impl CheckedSpec {
         let holdout = check_holdout(&spec.holdout)?;
         check_model(&spec)?;
         check_partition(&spec)?;
-        check_device(&spec.device)?;
-        if let Some(class) = &spec.resources
-            && !RESOURCE_CLASSES.contains(&class.as_str())
-        {
-            return Err(Error::spec(
-                "resources",
-                format!("unknown resource class {class:?}; known: {}", RESOURCE_CLASSES.join(", ")),
-            ));
-        }
+        let device = crate::device::parse(&spec.device)?;
+        let resources = match &spec.resources {
+            None => None,
+            Some(class) => Some(ResourceClass::parse(class).ok_or_else(|| {
+                Error::spec(
+                    "resources",
+                    format!("unknown resource class {class:?}; known: {}", RESOURCE_CLASSES.join(", ")),
+                )
+            })?),
+        };
         if spec.output.as_deref() == Some("") {
             return Err(Error::spec("output", "must not be empty"));
         }
-        Ok(CheckedSpec { spec, base_dir: base_dir.to_path_buf(), filters, holdout })
+        Ok(CheckedSpec { spec, base_dir: base_dir.to_path_buf(), filters, holdout, device, resources })
     }
 
     /// Reads, parses and checks a spec file with `--set` overrides.
@@ -366,12 +399,6 @@ fn check_partition(spec: &JobSpec) -> Result<()> {
     {
         return Err(Error::spec("partition.l2", format!("must be >= 0, got {l2}")));
     }
-    if !matches!(p.shrinkage.as_str(), "global" | "none") {
-        return Err(Error::spec(
-            "partition.shrinkage",
-            format!("must be \"global\" or \"none\", got {:?}", p.shrinkage),
-        ));
-    }
     Ok(())
 }
 
@@ -385,14 +412,7 @@ fn check_logistic(l: &LogisticSpec) -> Result<()> {
     if !(l.tol > 0.0 && l.tol.is_finite()) {
         return Err(Error::spec("model.logistic.tol", format!("must be > 0, got {}", l.tol)));
     }
-    check_class_weight("model.logistic.class_weight", l.class_weight.as_deref())
-}
-
-fn check_class_weight(path: &str, class_weight: Option<&str>) -> Result<()> {
-    match class_weight {
-        None | Some("balanced") => Ok(()),
-        Some(other) => Err(Error::spec(path, format!("must be \"balanced\" or null, got {other:?}"))),
-    }
+    Ok(())
 }
 
 fn check_mlp(m: &MlpSpec) -> Result<()> {
@@ -456,7 +476,6 @@ fn check_mlp(m: &MlpSpec) -> Result<()> {
     {
         return bad("grad_clip_norm", format!("must be > 0 or null, got {c}"));
     }
-    check_class_weight("model.mlp.class_weight", m.class_weight.as_deref())?;
     if let Some(e) = &m.early_stopping {
         if e.patience == 0 {
             return bad("early_stopping.patience", "must be >= 1, got 0".into());
@@ -472,10 +491,6 @@ fn check_mlp(m: &MlpSpec) -> Result<()> {
         return bad("checkpoint_every_steps", "must be >= 1 or null, got 0".into());
     }
     Ok(())
-}
-
-fn check_device(device: &str) -> Result<()> {
-    crate::device::parse(device).map(|_| ())
 }
 
 /// Parses `YYYY-MM-DD` (midnight UTC) or an RFC 3339 timestamp into microseconds since the Unix

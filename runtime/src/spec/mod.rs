@@ -11,7 +11,8 @@ mod overrides;
 pub(crate) mod strict_json;
 
 pub use check::{
-    CheckedFilter, CheckedHoldout, CheckedSpec, FilterOp, FilterValue, RESOURCE_CLASSES, parse_instant,
+    CheckedFilter, CheckedHoldout, CheckedSpec, FilterOp, FilterValue, RESOURCE_CLASSES, ResourceClass,
+    parse_instant,
 };
 pub use overrides::apply_override;
 
@@ -249,10 +250,19 @@ pub struct LogisticSpec {
     /// 1e-4 is looser). `> 0`. Default: 1e-6.
     #[serde(default = "default_tol")]
     pub tol: f64,
-    /// `"balanced"` weighs each class by total / (2 · class total), as scikit-learn does.
+    /// `"balanced"` weighs each class by total / (K · class total), as scikit-learn does.
     /// Default: none.
     #[serde(default)]
-    pub class_weight: Option<String>,
+    pub class_weight: Option<ClassWeight>,
+}
+
+/// `class_weight`: a weight per class on top of the sample weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeight {
+    /// n / (K · n_k) for class k, from the train rows' counts (scikit-learn's
+    /// `class_weight="balanced"`).
+    Balanced,
 }
 
 impl Default for LogisticSpec {
@@ -281,8 +291,8 @@ pub struct PartitionSpec {
     pub min_positives: usize,
     /// `"global"`: the penalty is (l2/2)·‖w_g − w_generic‖², so small groups stay near the
     /// generic model; `"none"`: (l2/2)·‖w_g‖², each group on its own. Default: `"global"`.
-    #[serde(default = "default_shrinkage")]
-    pub shrinkage: String,
+    #[serde(default)]
+    pub shrinkage: Shrinkage,
     /// L2 strength of the group models (of the pull toward the generic model with `global`
     /// shrinkage). Default: none, the model's `l2`. Larger keeps groups closer to the generic
     /// model.
@@ -298,8 +308,24 @@ fn default_min_positives() -> usize {
     5
 }
 
-fn default_shrinkage() -> String {
-    "global".into()
+/// `partition.shrinkage`: what a group's penalty pulls its coefficients toward.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Shrinkage {
+    /// Toward the generic model's coefficients.
+    #[default]
+    Global,
+    /// Toward zero: each group on its own.
+    None,
+}
+
+impl std::fmt::Display for Shrinkage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Shrinkage::Global => "global",
+            Shrinkage::None => "none",
+        })
+    }
 }
 
 /// `model.mlp`: numeric features (standardized, with missing indicators) concatenated with one
@@ -343,9 +369,9 @@ pub struct MlpSpec {
     /// turns clipping off. Default: 1.0.
     #[serde(default = "default_clip")]
     pub grad_clip_norm: Option<f64>,
-    /// `"balanced"` weighs each class by total / (2 · class total). Default: none.
+    /// `"balanced"` weighs each class by total / (K · class total). Default: none.
     #[serde(default)]
-    pub class_weight: Option<String>,
+    pub class_weight: Option<ClassWeight>,
     /// Early stopping on a validation share of the train rows; `null` trains every epoch.
     /// Default: `{"patience": 3, "validation_fraction": 0.1}`.
     #[serde(default = "default_early_stopping")]
