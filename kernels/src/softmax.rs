@@ -19,6 +19,9 @@ use crate::cuda::CudaError;
 use crate::lanes::{self, LANES};
 use crate::logistic::{self, BLOCK_ROWS, Design, Layout, Portable, RowOps, score};
 
+/// Row blocks whose partial gradients are held at once (see [`loss_grad_with`]).
+const GROUP_BLOCKS: usize = 64;
+
 /// A multiclass problem: a design with class labels.
 #[derive(Debug, Clone, Copy)]
 pub struct Problem<'a> {
@@ -48,6 +51,7 @@ impl Problem<'_> {
         self.design.check();
         assert!(self.classes >= 2, "at least two classes");
         assert_eq!(self.y.len(), self.design.rows, "one label per row");
+        assert!(self.y.iter().all(|&c| c >= 0.0 && (c as usize) < self.classes), "labels are class indices");
         if let Some(w) = self.weights {
             assert_eq!(w.len(), self.design.rows, "one weight per row");
         }
@@ -232,22 +236,33 @@ pub fn loss_grad_with(
         let loss = block(p, &layout, start, end, coef, intercept, &mut g, &mut gb, res);
         (loss, g, gb)
     };
-    let partials: Vec<(f64, Vec<f64>, Vec<f64>)> = if coded {
-        residual.par_chunks_mut(BLOCK_ROWS * k).enumerate().map(|(b, res)| run(b, res)).collect()
-    } else {
-        (0..p.design.rows.div_ceil(BLOCK_ROWS)).into_par_iter().map(|b| run(b, &mut [])).collect()
-    };
     grad.iter_mut().for_each(|g| *g = 0.0);
     grad_b.iter_mut().for_each(|g| *g = 0.0);
     let mut loss = 0.0;
-    // Block order, not completion order: the sum is the same on 1 or 64 threads.
-    for (l, g, gb) in partials {
-        loss += l;
-        for c in 0..k {
-            for (a, b) in grad[c * width..c * width + cols].iter_mut().zip(&g[c * cols..(c + 1) * cols]) {
-                *a += b;
+    // Blocks are run GROUP_BLOCKS at a time, so that at most that many K × cols partial
+    // gradients exist at once (they would otherwise grow with the rows for wide designs); they
+    // are added in block order, not completion order, so the sum is the same on 1 or 64 threads.
+    let blocks = p.design.rows.div_ceil(BLOCK_ROWS);
+    for first in (0..blocks).step_by(GROUP_BLOCKS) {
+        let last = (first + GROUP_BLOCKS).min(blocks);
+        let partials: Vec<(f64, Vec<f64>, Vec<f64>)> = if coded {
+            let span = first * BLOCK_ROWS * k..(last * BLOCK_ROWS * k).min(residual.len());
+            residual[span]
+                .par_chunks_mut(BLOCK_ROWS * k)
+                .enumerate()
+                .map(|(b, res)| run(first + b, res))
+                .collect()
+        } else {
+            (first..last).into_par_iter().map(|b| run(b, &mut [])).collect()
+        };
+        for (l, g, gb) in partials {
+            loss += l;
+            for c in 0..k {
+                for (a, b) in grad[c * width..c * width + cols].iter_mut().zip(&g[c * cols..(c + 1) * cols]) {
+                    *a += b;
+                }
+                grad_b[c] += gb[c];
             }
-            grad_b[c] += gb[c];
         }
     }
     if coded {

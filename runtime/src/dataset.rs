@@ -254,7 +254,7 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     // join and the split have chosen rows.
     let read_side = |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats, Origins)> {
         let (mut frame, stats, origins) = data::read_tracked(files, &columns, &kinds, &predicates)?;
-        data::check_finite(files, &origins, &frame, &numeric_fields)?;
+        data::check_finite(files, &origins, |n| frame.column(n), &numeric_fields)?;
         let positions = Values::Int((0..frame.rows as i64).collect());
         frame.push(READ_ROW, Column { kind: Kind::Integer, values: positions, nulls: None });
         let frame = match (&label_frame, &spec.data.join_key) {

@@ -30,12 +30,10 @@ impl std::fmt::Display for Device {
 /// Which model the device is for: they need different things from a GPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Workload {
-    /// Logistic regression: our NVRTC kernels, so the driver and NVRTC.
+    /// Logistic regression, binary or multinomial: our NVRTC kernels, so the driver and NVRTC.
     Logistic,
     /// The MLP: candle's CUDA backend, so a build with the `cuda` feature.
     Mlp,
-    /// Multinomial (multiclass) logistic regression: our NVRTC kernels too.
-    Multinomial,
 }
 
 /// Why `workload` cannot run on CUDA device `ordinal` in this process, or `None` when it can.
@@ -48,7 +46,7 @@ pub fn cuda_unusable(ordinal: usize, workload: Workload) -> Option<String> {
         return Some(format!("CUDA device {ordinal} does not exist (the driver reports {count})"));
     }
     match workload {
-        Workload::Logistic | Workload::Multinomial => cuda::nvrtc_available().err().map(|e| e.to_string()),
+        Workload::Logistic => cuda::nvrtc_available().err().map(|e| e.to_string()),
         Workload::Mlp if cfg!(feature = "cuda") => None,
         Workload::Mlp => Some(
             "the MLP on a GPU needs trainyard built with the `cuda` feature (the CUDA image); this build is CPU-only"

@@ -46,7 +46,7 @@ pub fn inspect(run: &Path) -> Result<String> {
             f.sha256.chars().take(16).collect::<String>()
         );
     }
-    model.describe(&card.hyperparameters, &metrics.fit, &card.pipeline, &mut s);
+    model.describe(&card.hyperparameters, &metrics.fit, &card.pipeline, &card.labels.values(), &mut s);
     match (&metrics.train, &metrics.test) {
         (Evaluation::Binary(train), Evaluation::Binary(test)) => binary_metrics(train, test, &mut s),
         (Evaluation::Multiclass(train), Evaluation::Multiclass(test)) => {

@@ -35,6 +35,7 @@ pub mod data;
 pub mod dataset;
 pub mod device;
 mod error;
+mod f64_tensors;
 pub mod features;
 pub mod inspect;
 pub mod label;

@@ -16,8 +16,8 @@ use trainyard_kernels::cuda::{self, CudaError};
 use trainyard_kernels::logistic::{self as kernel, LossGrad, Problem};
 use trainyard_kernels::softmax::{self, SoftmaxLossGrad};
 
-use crate::artifact::{f64_safetensors, read_f64_tensor};
 use crate::device::Device;
+use crate::f64_tensors;
 use crate::features::Design;
 use crate::solver::{self, Stop};
 use crate::spec::{ClassWeight, LogisticSpec};
@@ -42,7 +42,10 @@ const INTERCEPT: &str = "intercept";
 impl LogisticModel {
     /// The bytes of `model.safetensors`.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
-        f64_safetensors(&[(COEF, vec![self.coef.len()], &self.coef), (INTERCEPT, vec![1], &[self.intercept])])
+        f64_tensors::to_bytes(&[
+            (COEF, vec![self.coef.len()], &self.coef),
+            (INTERCEPT, vec![1], &[self.intercept]),
+        ])
     }
 
     /// A model from `model.safetensors` bytes over a design of `width` columns; `what` names
@@ -81,7 +84,7 @@ impl SoftmaxModel {
     /// The bytes of `model.safetensors`.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let width = self.coef.len() / self.classes;
-        f64_safetensors(&[
+        f64_tensors::to_bytes(&[
             (COEF, vec![self.classes, width], &self.coef),
             (INTERCEPT, vec![self.classes], &self.intercept),
         ])
@@ -112,24 +115,25 @@ impl SoftmaxModel {
 fn read_tensors(bytes: &[u8], what: &str) -> Result<(Vec<f64>, Vec<f64>)> {
     let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| Error::data(format!("{what}: {e}")))?;
     let path = std::path::Path::new(what);
-    Ok((read_f64_tensor(&st, COEF, path)?, read_f64_tensor(&st, INTERCEPT, path)?))
+    Ok((f64_tensors::read(&st, COEF, path)?, f64_tensors::read(&st, INTERCEPT, path)?))
 }
 
 /// The `model:` lines of `inspect` for a logistic model: hyperparameters, the fit, and the
-/// largest coefficients (of every class, for a multinomial model).
+/// largest coefficients (of every class, named by `classes`, for a multinomial model).
 pub fn describe(
     h: &LogisticSpec,
     f: &FitReport,
     coef: &[&[f64]],
+    classes: &[serde_json::Value],
     pipeline: &crate::features::Pipeline,
     s: &mut String,
 ) {
     use std::fmt::Write as _;
-    let classes =
+    let multinomial =
         if coef.len() > 1 { format!(", multinomial over {} classes", coef.len()) } else { String::new() };
     let _ = writeln!(
         s,
-        "\nmodel: logistic (l2 {}, tol {}, max_iter {}, class_weight {}){classes}, {} design columns",
+        "\nmodel: logistic (l2 {}, tol {}, max_iter {}, class_weight {}){multinomial}, {} design columns",
         h.l2,
         h.tol,
         h.max_iter,
@@ -149,7 +153,11 @@ pub fn describe(
     top.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
     let _ = writeln!(s, "  largest coefficients (standardized features):");
     for (c, j, v) in top.iter().take(5) {
-        let class = if coef.len() > 1 { format!("  (class {c})") } else { String::new() };
+        let class = match classes.get(*c) {
+            Some(serde_json::Value::String(v)) => format!("  (class {v})"),
+            Some(v) => format!("  (class {v})"),
+            None => String::new(),
+        };
         let _ = writeln!(s, "    {:>9.4}  {}{class}", v, pipeline.names[*j]);
     }
 }

@@ -307,7 +307,10 @@ fn progress_reporter(human: bool) -> Reporter {
         if *label != u.label {
             *label = u.label.clone();
             *started = Instant::now();
-            *drawn = None;
+            // A bar is redrawn for each new count; log lines keep their pace across counts.
+            if human {
+                *drawn = None;
+            }
         }
         let finished = u.done >= u.total;
         if human && finished {

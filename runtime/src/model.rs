@@ -2,7 +2,7 @@
 //! summarized through the same calls. Each kind's behaviour lives in its own module
 //! ([`crate::logistic`] for binary and multinomial logistic regression, [`crate::mlp`] for the
 //! network); this module only routes to it, so `train`, `predict` and `inspect` never match on
-//! the kind.
+//! the model (they read its fit report's fields where they print them).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -106,10 +106,10 @@ pub struct FitContext {
     pub cancel: crate::signal::Cancellation,
 }
 
-/// Which device kind a model of `spec` over `classes` classes runs its fit on.
-pub fn workload(spec: &ModelSpec, classes: usize) -> Workload {
+/// What a model of `spec` needs from a GPU (binary and multinomial logistic regression run our
+/// NVRTC kernels; the MLP, candle's CUDA backend).
+pub fn workload(spec: &ModelSpec) -> Workload {
     match spec {
-        ModelSpec::Logistic(_) if classes > 2 => Workload::Multinomial,
         ModelSpec::Logistic(_) => Workload::Logistic,
         ModelSpec::Mlp(_) => Workload::Mlp,
     }
@@ -287,16 +287,23 @@ impl Model {
         }
     }
 
-    /// The `model:` section of `inspect`.
-    pub fn describe(&self, spec: &ModelSpec, fit: &FitReport, pipeline: &Pipeline, s: &mut String) {
+    /// The `model:` section of `inspect`; `classes` names the classes (in `labels` order).
+    pub fn describe(
+        &self,
+        spec: &ModelSpec,
+        fit: &FitReport,
+        pipeline: &Pipeline,
+        classes: &[serde_json::Value],
+        s: &mut String,
+    ) {
         match (self, spec, fit) {
             (Model::Logistic(m), ModelSpec::Logistic(h), FitReport::Logistic(f)) => {
-                logistic::describe(h, f, &[&m.coef], pipeline, s)
+                logistic::describe(h, f, &[&m.coef], &[], pipeline, s)
             }
             (Model::Multinomial(m), ModelSpec::Logistic(h), FitReport::Logistic(f)) => {
                 let width = pipeline.width();
                 let rows: Vec<&[f64]> = m.coef.chunks_exact(width).collect();
-                logistic::describe(h, f, &rows, pipeline, s)
+                logistic::describe(h, f, &rows, classes, pipeline, s)
             }
             (Model::Mlp(m), ModelSpec::Mlp(h), FitReport::Mlp(f)) => mlp::describe(m, h, f, s),
             // A run's files disagree only when they were edited: say so rather than guess.

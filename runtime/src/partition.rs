@@ -16,9 +16,9 @@ use rayon::prelude::*;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use crate::artifact;
 use crate::data::{self, Column, KeyRef, ParquetFile};
 use crate::error::{Error, Result};
+use crate::f64_tensors;
 use crate::features::Design;
 use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
@@ -118,7 +118,7 @@ impl GroupModels {
     /// both f64.
     pub fn to_bytes(&self) -> Result<Vec<u8>> {
         let g = self.keys.len();
-        artifact::f64_safetensors(&[
+        f64_tensors::to_bytes(&[
             (COEF, vec![g, self.cols], &self.coef),
             (INTERCEPT, vec![g], &self.intercept),
         ])
@@ -154,8 +154,8 @@ impl GroupModels {
         let bytes = run.read(GROUPS_WEIGHTS)?;
         let bad = |what: String| Error::data(format!("{}: {what}", path.display()));
         let st = SafeTensors::deserialize(&bytes).map_err(|e| bad(e.to_string()))?;
-        let coef = artifact::read_f64_tensor(&st, COEF, &path)?;
-        let intercept = artifact::read_f64_tensor(&st, INTERCEPT, &path)?;
+        let coef = f64_tensors::read(&st, COEF, &path)?;
+        let intercept = f64_tensors::read(&st, INTERCEPT, &path)?;
         let g = fitted.len();
         if coef.len() != g * cols || intercept.len() != g {
             return Err(bad(format!(

@@ -58,13 +58,20 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
     }
     let files = ParquetFile::open_all(&paths)?;
     let mut columns = card.input_columns();
-    let key = card.key.clone().filter(|k| files.iter().all(|f| f.has_column(k)) && !columns.contains(k));
-    columns.extend(key.clone());
+    // The key is copied out unless it is a feature (as before group columns were read here).
+    let features = card.pipeline.numeric.len() + card.pipeline.categorical.len();
+    let key = card
+        .key
+        .clone()
+        .filter(|k| files.iter().all(|f| f.has_column(k)) && !columns[..features].contains(k));
+    if let Some(k) = key.as_ref().filter(|k| !columns.contains(k)) {
+        columns.push(k.clone());
+    }
     let kinds = data::column_kinds(&files, &columns)?;
     let (frame, _, origins) = data::read_tracked(&files, &columns, &kinds, &[])?;
     let numeric: Vec<(String, String)> =
         card.pipeline.numeric.iter().map(|n| ("--data".to_string(), n.column.clone())).collect();
-    data::check_finite(&files, &origins, &frame, &numeric)?;
+    data::check_finite(&files, &origins, |n| frame.column(n), &numeric)?;
     let scores = loaded.score(&frame)?;
 
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();

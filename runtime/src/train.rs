@@ -73,13 +73,12 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let resume =
         if model::checkpoints(&spec.model) { find_checkpoint(&checkpoint_dir, &spec_sha256)? } else { None };
 
+    let device = device::resolve_request(checked.device, &spec.device, model::workload(&spec.model))?;
+
     let t = Instant::now();
     let mut data = dataset::load(&checked)?;
     phases.load = t.elapsed().as_secs_f64();
     let classes = data.labels.classes();
-    // After the load, which knows the classes: the multinomial objective has no GPU kernel.
-    let device =
-        device::resolve_request(checked.device, &spec.device, model::workload(&spec.model, classes))?;
     // The inputs' SHA-256 for the manifest, on a thread of its own while the features and the
     // fit run: the files were just read, so this reads the page cache, and it overlaps the
     // phases that leave a core idle instead of adding a pass over the inputs at the end.

@@ -224,9 +224,10 @@ impl ValidateReport {
                 );
                 for (c, class) in m.classes.iter().enumerate() {
                     let count = |v: &[usize]| v.get(c).copied().unwrap_or(0);
+                    let name = class.as_str().map_or_else(|| class.to_string(), str::to_string);
                     let _ = writeln!(
                         s,
-                        "    {class:<20} {:>10} {:>10}",
+                        "    {name:<20} {:>10} {:>10}",
                         count(&l.train_class_rows),
                         count(&l.test_class_rows)
                     );

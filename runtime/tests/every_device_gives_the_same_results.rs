@@ -54,7 +54,7 @@ fn multinomial_objective_equals_the_f64_reference_on_every_device() {
     let slots = [4usize, 120];
     let codes: Vec<u32> =
         (0..rows * 2).map(|j| (next().powi(2) * slots[j % 2] as f64) as u32 % slots[j % 2] as u32).collect();
-    let devs = devices(Workload::Multinomial);
+    let devs = devices(Workload::Logistic);
     for (weights, coded) in [(None, false), (Some(&w[..]), true)] {
         let (codes, slots): (&[u32], &[usize]) = if coded { (&codes, &slots) } else { (&[], &[]) };
         let p = softmax::Problem {

@@ -1,6 +1,6 @@
-//! The multinomial objective on a GPU: the design is uploaded once, then each pass is five
-//! launches (`softmax.cu`: rows, X^T R, residual sums, and the fixed-order sums of their
-//! parts) and small copies back. With categorical columns the rows × K residuals come back and
+//! The multinomial objective on a GPU: the design is uploaded once, then each pass is six
+//! launches (`softmax.cu`: rows, X^T R and the residual sums, each followed by the fixed-order
+//! sum of its parts; five without dense columns) and small copies back. With categorical columns the rows × K residuals come back and
 //! are scattered into the slots on the host in row order, as for the binary objective.
 
 use std::sync::Arc;

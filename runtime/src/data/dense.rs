@@ -14,16 +14,9 @@ use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use rayon::prelude::*;
 
 use super::column::{Column, Kind};
+use super::finite::{out_of_range, to_design};
 use super::parquet_file::{Origins, ParquetFile};
 use crate::error::{Error, Result};
-
-/// A numeric feature value as the design holds it: rounded to f32. `Err` carries the value when
-/// it is infinite or beyond f32's range (then it has no place on a float32 scale).
-#[inline]
-pub fn to_design(v: f64) -> std::result::Result<f32, f64> {
-    let x = v as f32;
-    if x.is_infinite() { Err(v) } else { Ok(x) }
-}
 
 /// Rows written per column before moving to the next column: the block of output rows stays in
 /// cache while every column of the batch is written into it.
@@ -260,7 +253,7 @@ fn decode_unit(
                         Ok(v) => v,
                         Err(value) => {
                             let row = file.first_row_of_group(rg) + u64::from(kept[i]);
-                            return Err(super::finite::out_of_range(&fields[j], &names[j], file, row, value));
+                            return Err(out_of_range(&fields[j], &names[j], file, row, value));
                         }
                     };
                     let t = &targets[o as usize];

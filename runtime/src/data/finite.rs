@@ -5,10 +5,17 @@
 //! standardized scale: it would turn the column's mean and scale into inf or NaN and train a
 //! model of zeros.
 
-use super::column::Values;
+use super::column::{Column, Values};
 use super::parquet_file::{Origins, ParquetFile};
-use super::reader::Frame;
 use crate::error::{Error, Result};
+
+/// A numeric feature value as the design holds it: rounded to f32. `Err` carries the value when
+/// it is infinite or beyond f32's range (then it has no place on a float32 scale).
+#[inline]
+pub fn to_design(v: f64) -> std::result::Result<f32, f64> {
+    let x = v as f32;
+    if x.is_infinite() { Err(v) } else { Ok(x) }
+}
 
 /// The error for an infinite or out-of-range value of numeric feature `column` at `row`
 /// (0-based, counted over the whole file) of `file`.
@@ -24,23 +31,20 @@ pub(crate) fn out_of_range(field: &str, column: &str, file: &ParquetFile, row: u
     ))
 }
 
-/// Checks that the float columns `columns` (`(spec field, column name)`) of a `frame` read from
-/// `files` hold no ±infinity and nothing beyond float32's range, naming the file and row of the
-/// first one.
-pub fn check_finite(
+/// Checks that the float columns `columns` (`(spec field, column name)`) of a frame read from
+/// `files` (its columns by name through `column`) hold no ±infinity and nothing beyond float32's
+/// range, naming the file and row of the first one.
+pub fn check_finite<'a>(
     files: &[ParquetFile],
     origins: &Origins,
-    frame: &Frame,
+    column: impl Fn(&str) -> Option<&'a Column>,
     columns: &[(String, String)],
 ) -> Result<()> {
     for (field, name) in columns {
-        let Some(column) = frame.column(name) else { continue };
+        let Some(column) = column(name) else { continue };
         let Values::Float(values) = &column.values else { continue };
         // A null slot's value is unspecified: only non-null values count.
-        let found = values
-            .iter()
-            .enumerate()
-            .position(|(j, &v)| super::dense::to_design(v).is_err() && !column.is_null(j));
+        let found = values.iter().enumerate().position(|(j, &v)| to_design(v).is_err() && !column.is_null(j));
         if let Some(i) = found {
             return Err(locate(files, origins, field, name, i, values[i]));
         }

@@ -13,11 +13,11 @@ mod reader;
 mod writer;
 
 pub use column::{Column, KeyRef, Kind, Values};
-pub use dense::{Dense, NOWHERE, Place, is_numeric, scatter, to_design};
+pub use dense::{Dense, NOWHERE, Place, is_numeric, scatter};
 pub(crate) use files::describe;
 pub use files::expand;
 pub use filter::Predicate;
-pub use finite::check_finite;
+pub use finite::{check_finite, to_design};
 pub use guard::{panic_is_caught, panic_message};
 pub use parquet_file::{Origins, ParquetFile, column_kinds};
 pub use reader::{Frame, ReadStats, read, read_tracked};
