@@ -19,6 +19,7 @@ use trainyard_kernels::softmax::{self, SoftmaxLossGrad};
 use crate::device::Device;
 use crate::f64_tensors;
 use crate::features::Design;
+use crate::progress::{Reporter, Update};
 use crate::solver::{self, Stop};
 use crate::spec::{ClassWeight, LogisticSpec};
 use crate::{Error, Result};
@@ -202,7 +203,7 @@ pub fn fit_anchored(
 ) -> (LogisticModel, FitReport) {
     let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), 2);
     let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
-    match solve(&mut kernel::Cpu::new(problem), &problem, spec, anchor) {
+    match solve(&mut kernel::Cpu::new(problem), &problem, spec, anchor, &Reporter::default()) {
         Ok(fitted) => fitted,
         Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
     }
@@ -216,16 +217,24 @@ pub fn fit_on(
     y: &[f32],
     weights: Option<&[f32]>,
     spec: &LogisticSpec,
+    progress: &Reporter,
 ) -> Result<(LogisticModel, FitReport)> {
     let fitted = match device {
-        Device::Cpu => fit(x, y, weights, spec),
+        Device::Cpu => {
+            let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), 2);
+            let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
+            match solve(&mut kernel::Cpu::new(problem), &problem, spec, None, progress) {
+                Ok(fitted) => fitted,
+                Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
+            }
+        }
         Device::Cuda(ordinal) => {
             let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), 2);
             let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
             let mut gpu = cuda::logistic::Objective::new(ordinal, &problem).map_err(|e| {
                 Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}"))
             })?;
-            solve(&mut gpu, &problem, spec, None)
+            solve(&mut gpu, &problem, spec, None, progress)
                 .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))?
         }
     };
@@ -257,11 +266,12 @@ pub fn fit_multinomial(
     weights: Option<&[f32]>,
     classes: usize,
     spec: &LogisticSpec,
+    progress: &Reporter,
 ) -> Result<(SoftmaxModel, FitReport)> {
     let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), classes);
     let problem = softmax::Problem { design: x.view(), classes, y, weights: weights.as_deref() };
     let fitted = match device {
-        Device::Cpu => match solve_multinomial(&mut softmax::Cpu::new(problem), &problem, spec) {
+        Device::Cpu => match solve_multinomial(&mut softmax::Cpu::new(problem), &problem, spec, progress) {
             Ok(fitted) => fitted,
             Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
         },
@@ -269,7 +279,7 @@ pub fn fit_multinomial(
             let mut gpu = cuda::softmax::Objective::new(ordinal, &problem).map_err(|e| {
                 Error::Internal(format!("setting up the multinomial objective on cuda:{ordinal}: {e}"))
             })?;
-            solve_multinomial(&mut gpu, &problem, spec)
+            solve_multinomial(&mut gpu, &problem, spec, progress)
                 .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))?
         }
     };
@@ -284,6 +294,7 @@ fn solve_multinomial(
     objective: &mut dyn SoftmaxLossGrad,
     problem: &softmax::Problem<'_>,
     spec: &LogisticSpec,
+    progress: &Reporter,
 ) -> Result<(SoftmaxModel, FitReport), CudaError> {
     let (k, d) = (problem.classes, problem.design.width());
     let mut share = vec![0f64; k];
@@ -295,6 +306,7 @@ fn solve_multinomial(
     let l2 = spec.l2;
     let (mut grad_w, mut grad_b) = (vec![0.0; k * d], vec![0.0; k]);
     let mut failure = None;
+    let mut passes = 0usize;
     let mut f = |theta: &[f64], grad: &mut [f64]| -> f64 {
         let (w, b) = theta.split_at(k * d);
         let loss = match objective.loss_grad(w, b, &mut grad_w, &mut grad_b) {
@@ -312,6 +324,8 @@ fn solve_multinomial(
         for c in 0..k {
             grad[k * d + c] = grad_b[c] / total;
         }
+        passes += 1;
+        report_pass(progress, passes, spec.max_iter, (loss + penalty) / total);
         (loss + penalty) / total
     };
     // Start from the class shares: W = 0 and b = their logs (centred) is the best constant
@@ -333,6 +347,8 @@ fn solve_multinomial(
     }
     let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
     let sol = solver::minimize_preconditioned(&mut f, theta0, &opts, Some(&diag));
+    // The count is complete: a bar can clear its line.
+    report_pass(progress, sol.evaluations as usize, 0, sol.value);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -356,6 +372,7 @@ fn solve(
     problem: &Problem<'_>,
     spec: &LogisticSpec,
     anchor: Option<&LogisticModel>,
+    progress: &Reporter,
 ) -> Result<(LogisticModel, FitReport), CudaError> {
     let (x_rows, y, weights) = (problem.design.rows, problem.y, problem.weights);
     let total: f64 = match weights {
@@ -373,6 +390,7 @@ fn solve(
     let center: &[f64] = anchor.map_or(&zeros, |a| &a.coef);
     let mut grad_beta = vec![0.0; d];
     let mut failure = None;
+    let mut passes = 0usize;
     let mut f = |theta: &[f64], grad: &mut [f64]| -> f64 {
         let (beta, b) = (&theta[..d], theta[d]);
         let (loss, g0) = match objective.loss_grad(beta, b, &mut grad_beta) {
@@ -390,6 +408,8 @@ fn solve(
             grad[j] = (grad_beta[j] + l2 * (beta[j] - center[j])) / total;
         }
         grad[d] = g0 / total;
+        passes += 1;
+        report_pass(progress, passes, spec.max_iter, (loss + penalty) / total);
         (loss + penalty) / total
     };
     // Start from the base rate: β = 0 and b = its log-odds is the best constant model, so the
@@ -409,6 +429,8 @@ fn solve(
     }
     let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
     let sol = solver::minimize_preconditioned(&mut f, theta0, &opts, Some(&diag));
+    // The count is complete: a bar can clear its line.
+    report_pass(progress, sol.evaluations as usize, 0, sol.value);
     if let Some(e) = failure {
         return Err(e);
     }
@@ -424,6 +446,20 @@ fn solve(
     let mut coef = sol.x;
     coef.truncate(d);
     Ok((LogisticModel { coef, intercept }, report))
+}
+
+/// `passes` objective passes done, of at most about `max_iter` (L-BFGS takes one or a few per
+/// iteration and usually stops long before, so the total is a bound, not a forecast); with
+/// `max_iter` 0, the fit is over.
+fn report_pass(progress: &Reporter, passes: usize, max_iter: u32, objective: f64) {
+    let total = if max_iter == 0 { passes } else { (max_iter as usize).max(passes + 1) };
+    progress.report(&Update {
+        phase: "fit",
+        label: "logistic objective passes".into(),
+        done: passes,
+        total,
+        loss: Some(objective),
+    });
 }
 
 /// Sample weights times `balanced` class weights (n / (K·n_k) for class k, from row counts, as

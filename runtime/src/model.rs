@@ -166,11 +166,13 @@ impl Model {
                     train.weights,
                     train.classes,
                     hyper,
+                    &ctx.progress,
                 )?;
                 Ok((Model::Multinomial(m), FitReport::Logistic(fit)))
             }
             ModelSpec::Logistic(hyper) => {
-                let (m, fit) = logistic::fit_on(ctx.device, train.x, train.labels, train.weights, hyper)?;
+                let (m, fit) =
+                    logistic::fit_on(ctx.device, train.x, train.labels, train.weights, hyper, &ctx.progress)?;
                 Ok((Model::Logistic(m), FitReport::Logistic(fit)))
             }
             ModelSpec::Mlp(hyper) => {

@@ -294,6 +294,17 @@ pub fn write_predictions(
     crate::data::write_parquet(path, batch, 1 << 20)
 }
 
+/// The columns [`write_predictions`] writes after the key, with labels (at training time).
+pub fn prediction_columns(classes: &Labels) -> Vec<String> {
+    match classes {
+        Labels::Binary(_) => vec!["label".into(), "score".into()],
+        Labels::Multiclass(m) => ["label".to_string(), "predicted".to_string()]
+            .into_iter()
+            .chain(m.classes.iter().map(probability_column))
+            .collect(),
+    }
+}
+
 /// `probability_<class>`: the class value as written in the label column (strings unquoted).
 pub fn probability_column(class: &serde_json::Value) -> String {
     match class {

@@ -79,6 +79,20 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let mut data = dataset::load(&checked)?;
     phases.load = t.elapsed().as_secs_f64();
     let classes = data.labels.classes();
+    // The key is copied into predictions.parquet beside columns of fixed names: a clash would
+    // only show when the run is written, after the fit.
+    if let Some(key) = dataset::row_key(&checked)
+        && runfiles::prediction_columns(&data.labels).iter().any(|c| c == key)
+    {
+        let field = if spec.data.join_key.is_some() { "data.join_key" } else { "holdout.random.key" };
+        return Err(Error::spec(
+            field,
+            format!(
+                "column {key:?} has the name of a column predictions.parquet writes ({}); rename it",
+                runfiles::prediction_columns(&data.labels).join(", ")
+            ),
+        ));
+    }
     // The inputs' SHA-256 for the manifest, on a thread of its own while the features and the
     // fit run: the files were just read, so this reads the page cache, and it overlaps the
     // phases that leave a core idle instead of adding a pass over the inputs at the end.

@@ -2,7 +2,8 @@
 //! (logistic and MLP, predictions with one probability column per class, `predict` equal to
 //! them); where a multiclass label cannot work the run is refused with exit 2 before any
 //! compute and no run directory: with `partition`, with a class on a single train row, with
-//! more than 1,000 classes, and with `positive_label`.
+//! more than 1,000 classes, and with `positive_label`; and a row key named like a predictions
+//! column.
 
 #![allow(clippy::unwrap_used)]
 
@@ -155,4 +156,23 @@ fn multiclass_labels_are_refused_where_they_cannot_work() {
     let spec = json!({"name": "ids", "data": {"features": ["ids.parquet"]}, "label": "y",
         "features": {"numeric": ["x"]}});
     refused(&fx, &spec, &["label column \"y\" has 1200 distinct values", "at most 1000 classes"]);
+
+    // A row key named like a predictions column would collide with it when the run is written.
+    let fx = Fixture::new();
+    write_parquet(
+        &fx.path("keyed.parquet"),
+        vec![
+            ("x", Arc::new(Float64Array::from((0..200).map(f64::from).collect::<Vec<_>>())) as ArrayRef),
+            ("y", Arc::new(Int64Array::from((0..200).map(|i| i64::from(i % 3 == 0)).collect::<Vec<_>>()))),
+            ("score", Arc::new(Int64Array::from((0..200).collect::<Vec<i64>>()))),
+        ],
+        1000,
+    );
+    let spec = json!({"name": "keyed", "data": {"features": ["keyed.parquet"]}, "label": "y",
+        "features": {"numeric": ["x"]}, "holdout": {"random": {"fraction": 0.3, "key": "score"}}});
+    refused(
+        &fx,
+        &spec,
+        &["holdout.random.key: column \"score\" has the name of a column predictions.parquet writes"],
+    );
 }
