@@ -11,6 +11,7 @@ use crate::data::{
 };
 use crate::error::{Error, Result};
 use crate::label::{LabelMapping, Labels};
+use crate::progress::Reporter;
 use crate::spec::{CheckedHoldout, CheckedSpec};
 use crate::split::{self, Side};
 
@@ -115,6 +116,11 @@ pub fn row_key(checked: &CheckedSpec) -> Option<&str> {
 
 /// Loads the job's rows and splits them.
 pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
+    load_reporting(checked, &Reporter::default())
+}
+
+/// [`load`], reporting the row groups read and decoded to `progress`.
+pub fn load_reporting(checked: &CheckedSpec, progress: &Reporter) -> Result<Dataset> {
     let spec = &checked.spec;
     let mut report = LoadReport::default();
 
@@ -253,7 +259,8 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     // Each row remembers its position in the read, so the dense columns can be placed after the
     // join and the split have chosen rows.
     let read_side = |files: &[ParquetFile], report: &mut LoadReport| -> Result<(Frame, ReadStats, Origins)> {
-        let (mut frame, stats, origins) = data::read_tracked(files, &columns, &kinds, &predicates)?;
+        let (mut frame, stats, origins) =
+            data::read_reporting(files, &columns, &kinds, &predicates, progress)?;
         data::check_finite(files, &origins, |n| frame.column(n), &numeric_fields)?;
         let positions = Values::Int((0..frame.rows as i64).collect());
         frame.push(READ_ROW, Column { kind: Kind::Integer, values: positions, nulls: None });
@@ -311,8 +318,16 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
             let (mut test, stats, test_origins) = read_side(&files, &mut report)?;
             let mut train = frame;
             let test_rows = stats.rows_kept as usize;
-            place_dense(&feature_files, &origins, read_rows, &dense, &dense_fields, &mut [&mut train])?;
-            place_dense(&files, &test_origins, test_rows, &dense, &dense_fields, &mut [&mut test])?;
+            place_dense(
+                &feature_files,
+                &origins,
+                read_rows,
+                &dense,
+                &dense_fields,
+                &mut [&mut train],
+                progress,
+            )?;
+            place_dense(&files, &test_origins, test_rows, &dense, &dense_fields, &mut [&mut test], progress)?;
             report.holdout_read = Some(stats);
             (train, test)
         }
@@ -341,6 +356,7 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
                 &dense,
                 &dense_fields,
                 &mut [&mut train, &mut test],
+                progress,
             )?;
             (train, test)
         }
@@ -426,6 +442,7 @@ fn place_dense(
     dense: &[String],
     fields: &[String],
     sides: &mut [&mut Frame],
+    progress: &Reporter,
 ) -> Result<()> {
     let mut places = vec![data::NOWHERE; if dense.is_empty() { 0 } else { read_rows }];
     for (o, side) in sides.iter_mut().enumerate() {
@@ -445,7 +462,7 @@ fn place_dense(
         return Ok(());
     }
     let mut outs: Vec<&mut Dense> = sides.iter_mut().map(|s| &mut s.dense).collect();
-    data::scatter(files, origins, dense, fields, &places, &mut outs)
+    data::scatter_reporting(files, origins, dense, fields, &places, &mut outs, progress)
 }
 
 fn record(report: &mut LoadReport, role: &str, files: &[ParquetFile]) {

@@ -330,7 +330,7 @@ fn progress_reporter(human: bool) -> Reporter {
             let filled = WIDTH * u.done / u.total.max(1);
             let _ = write!(
                 std::io::stderr(),
-                "\r{} [{}{}] {}/{} steps{loss}  {rate:.0} steps/s  ETA {eta:.0} s",
+                "\r{} [{}{}] {}/{}{loss}  {rate:.0}/s  ETA {eta:.0} s",
                 u.label,
                 "#".repeat(filled),
                 "-".repeat(WIDTH - filled),
@@ -345,7 +345,7 @@ fn progress_reporter(human: bool) -> Reporter {
                 rate_per_second = rate,
                 eta_seconds = eta,
                 loss = u.loss,
-                "{}: {}/{} steps{loss}",
+                "{}: {}/{}{loss}",
                 u.label,
                 u.done,
                 u.total

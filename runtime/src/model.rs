@@ -130,11 +130,13 @@ impl Model {
         train: &TrainSet<'_>,
         ctx: FitContext,
     ) -> Result<Fitted> {
+        let progress = ctx.progress.clone();
         let (model, report) = Self::fit_generic(spec, train, ctx)?;
         let groups = match (partition, train.groups, &model, spec) {
             (Some(p), Some(keys), Model::Logistic(generic), ModelSpec::Logistic(hyper)) => {
                 let started = std::time::Instant::now();
-                let fitted = partition::fit(train.x, train.labels, train.weights, keys, p, hyper, generic);
+                let fitted =
+                    partition::fit(train.x, train.labels, train.weights, keys, p, hyper, generic, &progress);
                 let seconds = started.elapsed().as_secs_f64();
                 tracing::info!(
                     phase = "fit",

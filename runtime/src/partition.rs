@@ -22,6 +22,7 @@ use crate::f64_tensors;
 use crate::features::Design;
 use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
+use crate::progress::{Counter, Reporter};
 use crate::runfiles::RunFiles;
 use crate::spec::{LogisticSpec, PartitionSpec, Shrinkage};
 
@@ -301,6 +302,7 @@ pub struct Fitted {
 /// Fits one model per train group that has at least `min_rows` rows and `min_positives`
 /// positive and negative rows. Results do not depend on the thread count: each group's fit sees
 /// only its own rows, in their original order.
+#[allow(clippy::too_many_arguments)]
 pub fn fit(
     x: &Design,
     y: &[f32],
@@ -309,6 +311,7 @@ pub fn fit(
     part: &PartitionSpec,
     hyper: &LogisticSpec,
     generic: &LogisticModel,
+    progress: &Reporter,
 ) -> Fitted {
     let mut groups: Vec<TrainGroup> = index(keys)
         .into_iter()
@@ -327,10 +330,12 @@ pub fn fit(
     eligible.sort_by_key(|&g| std::cmp::Reverse(groups[g].rows.len()));
     let anchor = (part.shrinkage == Shrinkage::Global).then_some(generic);
     let hyper = &LogisticSpec { l2: part.l2.unwrap_or(hyper.l2), ..hyper.clone() };
+    let counter = Counter::new(progress, "fit", "group models", eligible.len());
     let fits: Vec<(usize, GroupFit)> = eligible
         .iter()
         .par_bridge()
         .map(|&g| {
+            let _tick = Tick(&counter);
             let rows = &groups[g].rows;
             let gx = x.gather(rows);
             let gy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
@@ -553,6 +558,15 @@ pub fn write_table(path: &Path, rows: &[GroupRow]) -> Result<()> {
     let batch = arrow::record_batch::RecordBatch::try_from_iter(columns)
         .map_err(|e| Error::Internal(format!("building {GROUPS_TABLE}: {e}")))?;
     data::write_parquet(path, batch, 1 << 20)
+}
+
+/// Ticks its counter when dropped: when a group's fit is done, however its closure returns.
+struct Tick<'a, 'b>(&'a Counter<'b>);
+
+impl Drop for Tick<'_, '_> {
+    fn drop(&mut self) {
+        self.0.tick();
+    }
 }
 
 #[cfg(test)]

@@ -76,7 +76,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let device = device::resolve_request(checked.device, &spec.device, model::workload(&spec.model))?;
 
     let t = Instant::now();
-    let mut data = dataset::load(&checked)?;
+    let mut data = dataset::load_reporting(&checked, &opts.progress)?;
     phases.load = t.elapsed().as_secs_f64();
     let classes = data.labels.classes();
     // The key is copied into predictions.parquet beside columns of fixed names: a clash would

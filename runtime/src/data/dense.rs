@@ -17,6 +17,7 @@ use super::column::{Column, Kind};
 use super::finite::{out_of_range, to_design};
 use super::parquet_file::{Origins, ParquetFile};
 use crate::error::{Error, Result};
+use crate::progress::{Counter, Reporter};
 
 /// Rows written per column before moving to the next column: the block of output rows stays in
 /// cache while every column of the batch is written into it.
@@ -156,6 +157,19 @@ pub fn scatter(
     places: &[Place],
     outs: &mut [&mut Dense],
 ) -> Result<()> {
+    scatter_reporting(files, origins, names, fields, places, outs, &Reporter::default())
+}
+
+/// [`scatter`], reporting each decoded row group to `progress`.
+pub fn scatter_reporting(
+    files: &[ParquetFile],
+    origins: &Origins,
+    names: &[String],
+    fields: &[String],
+    places: &[Place],
+    outs: &mut [&mut Dense],
+    progress: &Reporter,
+) -> Result<()> {
     assert_eq!(names.len(), fields.len(), "one spec field per column");
     let cols = names.len();
     if cols == 0 {
@@ -187,12 +201,15 @@ pub fn scatter(
     if next != places.len() {
         return Err(Error::Internal(format!("{} places for {next} read rows", places.len())));
     }
+    let counter = Counter::new(progress, "load", "decoding numeric columns", origins.units.len());
     origins.units.par_iter().zip(&first).try_for_each(|((fi, rg, kept), &first)| {
         let unit_places = &places[first..first + kept.len()];
-        super::guard::decoding(
+        let done = super::guard::decoding(
             || format!("{} row group {rg}", files[*fi].path.display()),
             || decode_unit(&files[*fi], *rg, names, fields, kept, unit_places, &targets),
-        )
+        );
+        counter.tick();
+        done
     })
 }
 

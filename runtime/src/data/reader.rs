@@ -8,6 +8,7 @@ use super::dense::Dense;
 use super::filter::Predicate;
 use super::parquet_file::{Origins, ParquetFile};
 use crate::error::{Error, Result};
+use crate::progress::{Counter, Reporter};
 
 /// Named columns of equal length, plus float32 feature columns kept as row-major f32 rows.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +104,17 @@ pub fn read_tracked(
     kinds: &[Kind],
     predicates: &[Predicate],
 ) -> Result<(Frame, ReadStats, Origins)> {
+    read_reporting(files, columns, kinds, predicates, &Reporter::default())
+}
+
+/// [`read_tracked`], reporting each decoded row group to `progress`.
+pub fn read_reporting(
+    files: &[ParquetFile],
+    columns: &[String],
+    kinds: &[Kind],
+    predicates: &[Predicate],
+    progress: &Reporter,
+) -> Result<(Frame, ReadStats, Origins)> {
     let mut stats = ReadStats::default();
     let mut units = Vec::new();
     for (fi, f) in files.iter().enumerate() {
@@ -123,13 +135,16 @@ pub fn read_tracked(
         }
     }
 
+    let counter = Counter::new(progress, "load", "reading row groups", units.len());
     let chunks: Vec<(Vec<Column>, Vec<u32>)> = units
         .par_iter()
         .map(|&(fi, rg)| {
-            super::guard::decoding(
+            let chunk = super::guard::decoding(
                 || format!("{} row group {rg}", files[fi].path.display()),
                 || read_row_group(&files[fi], rg, columns, kinds, predicates),
-            )
+            );
+            counter.tick();
+            chunk
         })
         .collect::<Result<_>>()?;
 
