@@ -345,22 +345,11 @@ fn solve_multinomial(
         }
         diag[k * d + c] = curvature * rows_weight / total;
     }
-    let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
-    let sol = solver::minimize_preconditioned(&mut f, theta0, &opts, Some(&diag));
-    // The count is complete: a bar can clear its line.
-    report_pass(progress, sol.evaluations as usize, 0, sol.value);
+    let (theta, report) = minimize(&mut f, theta0, &diag, spec, total, progress);
     if let Some(e) = failure {
         return Err(e);
     }
-    let report = FitReport {
-        iterations: sol.iterations,
-        objective_passes: sol.evaluations,
-        final_objective: sol.value * total,
-        final_gradient: sol.grad_max,
-        converged: sol.converged(),
-        stop: sol.stop,
-    };
-    let mut coef = sol.x;
+    let mut coef = theta;
     let intercept = coef.split_off(k * d);
     Ok((SoftmaxModel { classes: k, coef, intercept }, report))
 }
@@ -427,13 +416,30 @@ fn solve(
     for v in &mut diag[..d] {
         *v = (curvature * *v + l2) / total;
     }
-    let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
-    let sol = solver::minimize_preconditioned(&mut f, theta0, &opts, Some(&diag));
-    // The count is complete: a bar can clear its line.
-    report_pass(progress, sol.evaluations as usize, 0, sol.value);
+    let (theta, report) = minimize(&mut f, theta0, &diag, spec, total, progress);
     if let Some(e) = failure {
         return Err(e);
     }
+    let intercept = theta[d];
+    let mut coef = theta;
+    coef.truncate(d);
+    Ok((LogisticModel { coef, intercept }, report))
+}
+
+/// L-BFGS from `theta0`, preconditioned by `diag`, on an objective divided by `total`: the
+/// solution and the fit report (the final objective scaled back by `total`).
+fn minimize(
+    f: &mut dyn solver::Objective,
+    theta0: Vec<f64>,
+    diag: &[f64],
+    spec: &LogisticSpec,
+    total: f64,
+    progress: &Reporter,
+) -> (Vec<f64>, FitReport) {
+    let opts = solver::Options { max_iter: spec.max_iter, gtol: spec.tol, ..Default::default() };
+    let sol = solver::minimize_preconditioned(f, theta0, &opts, Some(diag));
+    // The count is complete: a bar can clear its line.
+    report_pass(progress, sol.evaluations as usize, 0, sol.value);
     let report = FitReport {
         iterations: sol.iterations,
         objective_passes: sol.evaluations,
@@ -442,10 +448,7 @@ fn solve(
         converged: sol.converged(),
         stop: sol.stop,
     };
-    let intercept = sol.x[d];
-    let mut coef = sol.x;
-    coef.truncate(d);
-    Ok((LogisticModel { coef, intercept }, report))
+    (sol.x, report)
 }
 
 /// `passes` objective passes done, of at most about `max_iter` (L-BFGS takes one or a few per
