@@ -266,13 +266,18 @@ pub fn loss_grad_with(
         }
     }
     if coded {
-        let residual = &residual[..];
-        let design = p.design;
-        grad.par_chunks_mut(width).enumerate().for_each(|(c, gc)| {
-            logistic::scatter_slots(&design, gc, &|i| residual[i * k + c]);
-        });
+        scatter_class_slots(&p.design, k, residual, grad);
     }
     loss
+}
+
+/// Adds the rows × `classes` residuals into every class's categorical slots of `grad`
+/// (class-major), in row order: one task per class and column, so the sums do not depend on the
+/// thread count. The CPU and GPU objectives both finish their gradient with it.
+pub(crate) fn scatter_class_slots(design: &Design<'_>, classes: usize, residual: &[f64], grad: &mut [f64]) {
+    grad.par_chunks_mut(design.width()).enumerate().for_each(|(c, gc)| {
+        logistic::scatter_slots(design, gc, &|i| residual[i * classes + c]);
+    });
 }
 
 /// The diagonal of Σᵢ sᵢ·x̃ᵢx̃ᵢᵀ over the one-hot rows (the same for every class), and Σᵢ sᵢ;

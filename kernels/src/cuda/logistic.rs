@@ -7,15 +7,8 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 
-use super::{CudaError, guarded, module};
+use super::{CHUNK_ROWS, CudaError, ROW_THREADS, TILE, XTR_LANES, guarded, launch_size, module, sum_parts};
 use crate::logistic::{self, LossGrad, Problem};
-
-// The launch shapes `logistic.cu` is written for.
-const ROW_THREADS: usize = 256;
-const TILE: usize = 32;
-const CHUNK_ROWS: usize = 1024;
-const XTR_LANES: usize = 8;
-const SUM_THREADS: usize = 256;
 
 /// A [`Problem`] resident on one GPU.
 pub struct Objective {
@@ -53,10 +46,6 @@ impl std::fmt::Debug for Objective {
             .field("cols", &self.cols)
             .finish()
     }
-}
-
-fn launch_size(n: usize, what: &str) -> Result<u32, CudaError> {
-    u32::try_from(n).map_err(|_| CudaError(format!("{what} ({n}) exceeds a CUDA grid dimension")))
 }
 
 impl Objective {
@@ -152,14 +141,7 @@ impl Objective {
         // and every buffer is at least as long as the grid reads or writes.
         unsafe { b.launch(cfg) }?;
 
-        let n_row_parts = i64::try_from(row_blocks).map_err(|_| CudaError("too many rows".into()))?;
-        let width = 2i32;
-        let cfg =
-            LaunchConfig { grid_dim: (2, 1, 1), block_dim: (SUM_THREADS as u32, 1, 1), shared_mem_bytes: 0 };
-        let mut b = s.launch_builder(&self.sum_fn);
-        b.arg(&self.row_parts).arg(&n_row_parts).arg(&width).arg(&mut self.sums);
-        // SAFETY: as above, for `sum_parts` over `row_blocks` pairs.
-        unsafe { b.launch(cfg) }?;
+        sum_parts(s, &self.sum_fn, &self.row_parts, row_blocks, 2, &mut self.sums)?;
 
         if self.cols > 0 {
             let cfg = LaunchConfig {
@@ -176,16 +158,7 @@ impl Objective {
             // SAFETY: as above, for `logistic_xt_r`; grad_parts holds chunks × cols.
             unsafe { b.launch(cfg) }?;
 
-            let n_chunks = i64::try_from(chunks).map_err(|_| CudaError("too many rows".into()))?;
-            let cfg = LaunchConfig {
-                grid_dim: (launch_size(self.cols, "columns")?, 1, 1),
-                block_dim: (SUM_THREADS as u32, 1, 1),
-                shared_mem_bytes: 0,
-            };
-            let mut b = s.launch_builder(&self.sum_fn);
-            b.arg(&self.grad_parts).arg(&n_chunks).arg(&cols).arg(&mut self.grad);
-            // SAFETY: as above, for `sum_parts` over `chunks` rows of `cols`.
-            unsafe { b.launch(cfg) }?;
+            sum_parts(s, &self.sum_fn, &self.grad_parts, chunks, self.cols, &mut self.grad)?;
             s.memcpy_dtoh(&self.grad, &mut grad[..self.cols])?;
         }
         if !self.slots.is_empty() && self.rows > 0 {

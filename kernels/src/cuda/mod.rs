@@ -22,6 +22,48 @@ pub const SOURCES: &[(&str, &str)] = &[
     ("softmax", concat!(include_str!("reduce.cuh"), include_str!("softmax.cu"))),
 ];
 
+// The launch shapes the `.cu` sources (and `reduce.cuh`) are written for.
+const ROW_THREADS: usize = 256;
+const TILE: usize = 32;
+const CHUNK_ROWS: usize = 1024;
+const XTR_LANES: usize = 8;
+const SUM_THREADS: usize = 256;
+
+/// `n` as a CUDA grid dimension; `what` names it in the error.
+fn launch_size(n: usize, what: &str) -> Result<u32, CudaError> {
+    u32::try_from(n).map_err(|_| CudaError(format!("{what} ({n}) exceeds a CUDA grid dimension")))
+}
+
+/// `n` as a kernel's integer argument; `what` names it in the error.
+fn int<T: TryFrom<usize>>(n: usize, what: &str) -> Result<T, CudaError> {
+    T::try_from(n).map_err(|_| CudaError(format!("too many {what} ({n})")))
+}
+
+/// Launches `reduce.cuh`'s `sum_parts` over `n` parts of `width` values into `out` (one block
+/// per output, a fixed-order tree in each).
+fn sum_parts(
+    stream: &cudarc::driver::CudaStream,
+    sum_fn: &cudarc::driver::CudaFunction,
+    parts: &cudarc::driver::CudaSlice<f64>,
+    n: usize,
+    width: usize,
+    out: &mut cudarc::driver::CudaSlice<f64>,
+) -> Result<(), CudaError> {
+    use cudarc::driver::{LaunchConfig, PushKernelArg};
+    let (n, w): (i64, i32) = (int(n, "parts")?, int(width, "sums")?);
+    let cfg = LaunchConfig {
+        grid_dim: (launch_size(width, "sums")?, 1, 1),
+        block_dim: (SUM_THREADS as u32, 1, 1),
+        shared_mem_bytes: 0,
+    };
+    let mut b = stream.launch_builder(sum_fn);
+    b.arg(parts).arg(&n).arg(&w).arg(out);
+    // SAFETY: the arguments match `sum_parts`'s parameters; `parts` holds n × width values
+    // and `out` width.
+    unsafe { b.launch(cfg) }?;
+    Ok(())
+}
+
 /// Why the GPU path cannot run, in words fit for an error message or a log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CudaError(pub String);

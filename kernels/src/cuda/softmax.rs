@@ -7,16 +7,11 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaFunction, CudaSlice, CudaStream, LaunchConfig, PushKernelArg};
 
-use super::{CudaError, guarded, module};
+use super::{
+    CHUNK_ROWS, CudaError, ROW_THREADS, TILE, XTR_LANES, guarded, int, launch_size, module, sum_parts,
+};
 use crate::logistic;
-use crate::softmax::{Problem, SoftmaxLossGrad};
-
-// The launch shapes `softmax.cu` and `reduce.cuh` are written for.
-const ROW_THREADS: usize = 256;
-const TILE: usize = 32;
-const CHUNK_ROWS: usize = 1024;
-const XTR_LANES: usize = 8;
-const SUM_THREADS: usize = 256;
+use crate::softmax::{self, Problem, SoftmaxLossGrad};
 
 /// A multiclass [`Problem`] resident on one GPU.
 pub struct Objective {
@@ -58,14 +53,6 @@ impl std::fmt::Debug for Objective {
             .field("classes", &self.classes)
             .finish()
     }
-}
-
-fn launch_size(n: usize, what: &str) -> Result<u32, CudaError> {
-    u32::try_from(n).map_err(|_| CudaError(format!("{what} ({n}) exceeds a CUDA grid dimension")))
-}
-
-fn int<T: TryFrom<usize>>(n: usize, what: &str) -> Result<T, CudaError> {
-    T::try_from(n).map_err(|_| CudaError(format!("too many {what} ({n})")))
 }
 
 impl Objective {
@@ -135,29 +122,6 @@ impl Objective {
     }
 }
 
-/// Launches `sum_parts` over `n` parts of `width` values into `out`.
-fn sum(
-    stream: &CudaStream,
-    sum_fn: &CudaFunction,
-    parts: &CudaSlice<f64>,
-    n: usize,
-    width: usize,
-    out: &mut CudaSlice<f64>,
-) -> Result<(), CudaError> {
-    let (n, w): (i64, i32) = (int(n, "parts")?, int(width, "sums")?);
-    let cfg = LaunchConfig {
-        grid_dim: (launch_size(width, "sums")?, 1, 1),
-        block_dim: (SUM_THREADS as u32, 1, 1),
-        shared_mem_bytes: 0,
-    };
-    let mut b = stream.launch_builder(sum_fn);
-    b.arg(parts).arg(&n).arg(&w).arg(out);
-    // SAFETY: the arguments match `sum_parts`'s parameters; `parts` holds n × width values
-    // and `out` width.
-    unsafe { b.launch(cfg) }?;
-    Ok(())
-}
-
 impl Objective {
     fn pass(
         &mut self,
@@ -197,7 +161,7 @@ impl Objective {
         // SAFETY: the arguments match `softmax_rows`'s parameters in number, type and order, and
         // every buffer is at least as long as the grid reads or writes.
         unsafe { b.launch(cfg) }?;
-        sum(&s, &self.sum_fn, &self.loss_parts, row_blocks, 1, &mut self.loss)?;
+        sum_parts(&s, &self.sum_fn, &self.loss_parts, row_blocks, 1, &mut self.loss)?;
 
         if cols > 0 {
             let cfg = LaunchConfig {
@@ -213,7 +177,7 @@ impl Objective {
             b.arg(&self.x).arg(&self.residual).arg(&rows).arg(&cols_i).arg(&k_i).arg(&mut self.grad_parts);
             // SAFETY: as above, for `softmax_xt_r`; grad_parts holds chunks × K × cols.
             unsafe { b.launch(cfg) }?;
-            sum(&s, &self.sum_fn, &self.grad_parts, chunks, k * cols, &mut self.grad)?;
+            sum_parts(&s, &self.sum_fn, &self.grad_parts, chunks, k * cols, &mut self.grad)?;
         }
         let cfg = LaunchConfig {
             grid_dim: (launch_size(chunks, "row chunks")?, launch_size(k.div_ceil(TILE), "class tiles")?, 1),
@@ -224,7 +188,7 @@ impl Objective {
         b.arg(&self.residual).arg(&rows).arg(&k_i).arg(&mut self.res_parts);
         // SAFETY: as above, for `residual_sums`; res_parts holds chunks × K.
         unsafe { b.launch(cfg) }?;
-        sum(&s, &self.sum_fn, &self.res_parts, chunks, k, &mut self.grad_b)?;
+        sum_parts(&s, &self.sum_fn, &self.res_parts, chunks, k, &mut self.grad_b)?;
 
         let mut dense = vec![0f64; k * cols];
         if cols > 0 {
@@ -249,10 +213,7 @@ impl Objective {
                 codes: &self.host_codes,
                 slots: &self.slots,
             };
-            let residual = &self.host_residual;
-            for (c, gc) in grad.chunks_exact_mut(width).enumerate() {
-                logistic::scatter_slots(&design, gc, &|i| residual[i * k + c]);
-            }
+            softmax::scatter_class_slots(&design, k, &self.host_residual, grad);
         }
         Ok(loss[0])
     }
