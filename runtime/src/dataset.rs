@@ -56,6 +56,9 @@ pub struct FileInfo {
     pub rows: u64,
     /// Row groups in the file.
     pub row_groups: usize,
+    /// For an object in a store: its ETag, version and last-modified time, as listed.
+    #[serde(skip)]
+    pub object: Option<object_store::ObjectMeta>,
 }
 
 /// Counts from loading, joining and splitting.
@@ -125,14 +128,14 @@ pub fn load_reporting(checked: &CheckedSpec, progress: &Reporter) -> Result<Data
     let mut report = LoadReport::default();
 
     let feature_paths = data::expand("data.features", &spec.data.features, |p| checked.resolve(p))?;
-    let feature_files = ParquetFile::open_all(&feature_paths)?;
+    let feature_files = ParquetFile::open_sources(&feature_paths)?;
     record(&mut report, "data.features", &feature_files);
 
     let labels_source = if spec.data.labels.is_empty() {
         None
     } else {
         let paths = data::expand("data.labels", &spec.data.labels, |p| checked.resolve(p))?;
-        let files = ParquetFile::open_all(&paths)?;
+        let files = ParquetFile::open_sources(&paths)?;
         record(&mut report, "data.labels", &files);
         Some(files)
     };
@@ -148,9 +151,12 @@ pub fn load_reporting(checked: &CheckedSpec, progress: &Reporter) -> Result<Data
         CheckedHoldout::Files(entries) => {
             let paths = data::expand("holdout.files", entries, |p| checked.resolve(p))?;
             // A file on both sides puts the same rows in train and test: metrics that flatter.
-            let canonical = |p: &PathBuf| p.canonicalize().unwrap_or_else(|_| p.clone());
+            let canonical = |s: &data::Source| {
+                let p = s.path();
+                p.canonicalize().unwrap_or(p)
+            };
             let train: Vec<PathBuf> = feature_paths.iter().map(canonical).collect();
-            if let Some(both) = paths.iter().find(|p| train.contains(&canonical(p))) {
+            if let Some(both) = paths.iter().map(canonical).find(|p| train.contains(p)) {
                 return Err(Error::spec(
                     "holdout.files",
                     format!(
@@ -159,7 +165,7 @@ pub fn load_reporting(checked: &CheckedSpec, progress: &Reporter) -> Result<Data
                     ),
                 ));
             }
-            Some(ParquetFile::open_all(&paths)?)
+            Some(ParquetFile::open_sources(&paths)?)
         }
         _ => None,
     };
@@ -472,6 +478,7 @@ fn record(report: &mut LoadReport, role: &str, files: &[ParquetFile]) {
         bytes: f.bytes,
         rows: f.rows(),
         row_groups: f.row_groups(),
+        object: f.remote.as_ref().map(|r| r.meta.clone()),
     }));
 }
 

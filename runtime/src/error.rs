@@ -32,6 +32,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An object-store request failed for a reason that may pass (throttling, 5xx, timeouts,
+    /// an unreachable endpoint), also after its retries; the message names the URL.
+    #[error("{0}")]
+    Store(String),
     /// Training stopped on SIGTERM after writing a checkpoint; running again resumes.
     #[error("{0}")]
     Preempted(String),
@@ -48,7 +52,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Spec { .. } | Error::Data(_) | Error::Usage(_) => 2,
-            Error::Io { .. } | Error::Internal(_) => 1,
+            Error::Io { .. } | Error::Store(_) | Error::Internal(_) => 1,
             Error::Preempted(_) => 143,
         }
     }

@@ -37,14 +37,8 @@ pub fn inspect(run: &Path) -> Result<String> {
     }
     let _ = writeln!(s, "\ninputs:");
     for f in &manifest.inputs {
-        let _ = writeln!(
-            s,
-            "  {:<14} {}  {} rows  sha256 {}",
-            f.role,
-            f.path.display(),
-            f.rows,
-            f.sha256.chars().take(16).collect::<String>()
-        );
+        let _ =
+            writeln!(s, "  {:<14} {}  {} rows  {}", f.role, f.path.display(), f.rows, f.short_fingerprint());
     }
     model.describe(&card.hyperparameters, &metrics.fit, &card.pipeline, &card.labels.values(), &mut s);
     match (&metrics.train, &metrics.test) {

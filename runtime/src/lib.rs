@@ -55,6 +55,7 @@ pub mod signal;
 pub mod solver;
 pub mod spec;
 pub mod split;
+pub mod store;
 pub mod synth;
 pub mod train;
 pub mod validate;

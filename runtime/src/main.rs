@@ -229,7 +229,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             let what = if matches!(e, Error::Preempted(_)) { "stopped" } else { "error" };
-            let _ = writeln!(std::io::stderr(), "{what}: {e}");
+            // Messages name URLs; a query string (a SAS token, a signature) never leaves.
+            let _ = writeln!(std::io::stderr(), "{what}: {}", trainyard::store::redact(&e.to_string()));
             write_termination_log(termination_log.as_deref(), &e);
             ExitCode::from(e.exit_code())
         }
@@ -289,7 +290,8 @@ fn write_termination_log(explicit: Option<&Path>, error: &Error) {
         None if default.exists() => default,
         None => return,
     };
-    let _ = std::fs::write(path, format!("exit {}: {error}\n", error.exit_code()));
+    let message = trainyard::store::redact(&error.to_string());
+    let _ = std::fs::write(path, format!("exit {}: {message}\n", error.exit_code()));
 }
 
 /// Progress updates as a one-line bar on stderr at a terminal (redrawn at most every 100 ms,

@@ -97,6 +97,8 @@ pub struct FitContext {
     pub spec_sha256: String,
     /// Where checkpoints go (models that checkpoint).
     pub checkpoint_dir: PathBuf,
+    /// The object-store prefix each checkpoint is also uploaded to, for a run bound for one.
+    pub checkpoint_mirror: Option<crate::store::Remote>,
     /// A checkpoint of this spec to resume from.
     pub resume: Option<Checkpoint>,
     /// Where long fits report their progress.
@@ -190,6 +192,7 @@ impl Model {
                     seed: ctx.seed,
                     spec_sha256: ctx.spec_sha256,
                     checkpoint_dir: ctx.checkpoint_dir,
+                    checkpoint_mirror: ctx.checkpoint_mirror,
                     resume: ctx.resume,
                     progress: ctx.progress,
                     cancel: ctx.cancel,

@@ -127,14 +127,14 @@ impl GroupModels {
 
     /// Reads `groups.safetensors` and the fitted groups' keys from `groups.parquet` in `run`.
     pub fn load(run: &RunFiles, cols: usize) -> Result<GroupModels> {
-        // The table is small: verified from its bytes, then read as Parquet from its path.
-        run.read(GROUPS_TABLE)?;
-        let table = run.path(GROUPS_TABLE);
+        // The table is small: verified from its bytes, then read as Parquet from a local file.
+        let table = run.local_copy(GROUPS_TABLE)?;
         let files = ParquetFile::open_all(std::slice::from_ref(&table))?;
         let columns = vec!["group".to_string(), "model_row".to_string()];
         let kinds = data::column_kinds(&files, &columns)?;
         let (frame, _) = data::read(&files, &columns, &kinds, &[])?;
-        let bad = |what: String| Error::data(format!("{}: {what}", table.display()));
+        let shown = run.path(GROUPS_TABLE);
+        let bad = |what: String| Error::data(format!("{}: {what}", shown.display()));
         let (group, row) = match (frame.column("group"), frame.column("model_row")) {
             (Some(g), Some(r)) => (g, r),
             _ => return Err(bad("needs columns group and model_row".into())),

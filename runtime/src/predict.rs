@@ -8,6 +8,7 @@ use crate::artifact;
 use crate::data::{self, ParquetFile};
 use crate::error::{Error, Result};
 use crate::runfiles::{RunFiles, write_predictions};
+use crate::store::{Remote, Scratch};
 
 /// What a prediction run did.
 #[derive(Debug, Clone)]
@@ -25,7 +26,22 @@ pub struct PredictSummary {
 /// and one `probability_<class>` column per class (multiclass). The output appears only once
 /// complete.
 pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary> {
-    if out.is_dir() {
+    let remote_out = Remote::parse_path(out)?;
+    if let Some(remote) = &remote_out {
+        if remote.name().is_none() {
+            return Err(Error::Usage(format!("--out {}: name the output Parquet object", remote.url())));
+        }
+        let run_url = Remote::parse_path(run)?;
+        if run_url.is_some_and(|r| r.contains(remote)) {
+            return Err(Error::Usage(format!(
+                "--out {} is inside the run {}; write the scores elsewhere",
+                remote.url(),
+                run.display()
+            )));
+        }
+    }
+    let out = &PathBuf::from(crate::store::local_path(&out.to_string_lossy()));
+    if remote_out.is_none() && out.is_dir() {
         return Err(Error::Usage(format!(
             "--out {} is a directory; name the output Parquet file",
             out.display()
@@ -47,16 +63,17 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
     }
     let paths = data::expand("--data", data, |p| PathBuf::from(p))?;
     // Writing the scores over an input would destroy it (the rename replaces the file).
-    if let Ok(target) = out.canonicalize()
-        && let Some(input) = paths.iter().find(|p| p.canonicalize().is_ok_and(|c| c == target))
-    {
+    if let Some(input) = paths.iter().map(data::Source::path).find(|p| match &remote_out {
+        Some(r) => p.to_string_lossy() == r.url(),
+        None => out.canonicalize().is_ok_and(|target| p.canonicalize().is_ok_and(|c| c == target)),
+    }) {
         return Err(Error::Usage(format!(
             "--out {} is one of the --data files ({}); write the scores elsewhere",
             out.display(),
             input.display()
         )));
     }
-    let files = ParquetFile::open_all(&paths)?;
+    let files = ParquetFile::open_sources(&paths)?;
     let mut columns = card.input_columns();
     // The key is copied out unless it is a feature (as before group columns were read here).
     let features = card.pipeline.numeric.len() + card.pipeline.categorical.len();
@@ -74,12 +91,20 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
     data::check_finite(&files, &origins, |n| frame.column(n), &numeric)?;
     let scores = loaded.score(&frame)?;
 
+    let key_column = key.as_deref().and_then(|k| frame.column(k).map(|c| (k, c)));
+    if let Some(remote) = &remote_out {
+        // One PUT: the object appears whole or not at all.
+        let scratch = Scratch::new("predict")?;
+        let tmp = scratch.path().join("scores.parquet");
+        write_predictions(&tmp, key_column, None, &scores, &card.labels)?;
+        remote.upload(&tmp)?;
+        return Ok(PredictSummary { rows: frame.rows, files: files.len(), out: PathBuf::from(remote.url()) });
+    }
     let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = out.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     }
-    let key_column = key.as_deref().and_then(|k| frame.column(k).map(|c| (k, c)));
     let written = write_predictions(&tmp, key_column, None, &scores, &card.labels)
         .and_then(|()| std::fs::rename(&tmp, out).map_err(|e| Error::io(out, e)));
     if written.is_err() {

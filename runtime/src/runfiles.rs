@@ -15,6 +15,7 @@ use crate::metrics::{Evaluation, Scores, argmax};
 use crate::model::FitReport;
 use crate::partition::PartitionReport;
 use crate::rundir::names;
+use crate::store::{self, Remote, Scratch};
 
 /// Seconds spent in each phase.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -51,6 +52,10 @@ pub struct MetricsFile {
     pub fit_rows_per_second: f64,
     /// Design-matrix columns (MLP: the numeric block; embeddings come on top).
     pub design_width: usize,
+    /// Requests and bytes to and from object stores up to the write phase (inputs, checkpoints),
+    /// for a run that used one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<crate::store::TrafficCounts>,
     /// Per-group models against the generic model alone (`partition` in the spec); `train` and
     /// `test` above are the composition's metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -68,8 +73,30 @@ pub struct InputFile {
     pub bytes: u64,
     /// Rows.
     pub rows: u64,
-    /// SHA-256 of the content.
-    pub sha256: String,
+    /// SHA-256 of the content, for a local file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// For an object in a store, its ETag: the store's fingerprint of the content (hashing it
+    /// here would mean downloading the columns and row groups the read skipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The object's version id, when the bucket is versioned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The object's last-modified time, RFC 3339 UTC.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<String>,
+}
+
+impl InputFile {
+    /// The content fingerprint, shortened for humans: `sha256 <16 hex>` or `etag <etag>`.
+    pub fn short_fingerprint(&self) -> String {
+        match (&self.sha256, &self.etag) {
+            (Some(h), _) => format!("sha256 {}", h.chars().take(16).collect::<String>()),
+            (None, Some(e)) => format!("etag {}", e.trim_matches('"')),
+            (None, None) => "no fingerprint".into(),
+        }
+    }
 }
 
 /// `manifest.json`.
@@ -148,7 +175,10 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 /// records, through which every other file of the run is read and verified.
 #[derive(Debug, Clone)]
 pub struct RunFiles {
+    /// The directory, or for a run in an object store its URL (as a path, for messages).
     dir: PathBuf,
+    /// The run's prefix in an object store, and a scratch directory for local copies.
+    remote: Option<(Remote, std::sync::Arc<Scratch>)>,
     manifest: serde_json::Value,
     digests: BTreeMap<String, String>,
 }
@@ -157,6 +187,13 @@ impl RunFiles {
     /// Opens the run directory `run`: it must be a directory with a `manifest.json` that lists
     /// artifact digests (exit 2 otherwise, naming what is wrong).
     pub fn open(run: &Path) -> Result<Self> {
+        if let Some(remote) = Remote::parse_path(run)? {
+            let manifest = store::run::committed_manifest(&remote)?;
+            let shown = PathBuf::from(remote.url());
+            let digests = Self::digests_of(&manifest, &shown.join(names::MANIFEST))?;
+            let scratch = std::sync::Arc::new(Scratch::new("run")?);
+            return Ok(RunFiles { dir: shown, remote: Some((remote, scratch)), manifest, digests });
+        }
         match std::fs::metadata(run) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(Error::Usage(format!("run directory {} not found", run.display())));
@@ -181,7 +218,13 @@ impl RunFiles {
         })?;
         let manifest: serde_json::Value = serde_json::from_str(&text)
             .map_err(|e| Error::data(format!("{}: not a trainyard manifest: {e}", path.display())))?;
-        let digests = manifest
+        let digests = Self::digests_of(&manifest, &path)?;
+        Ok(RunFiles { dir: run.to_path_buf(), remote: None, manifest, digests })
+    }
+
+    /// The artifact digests the manifest at `path` records.
+    fn digests_of(manifest: &serde_json::Value, path: &Path) -> Result<BTreeMap<String, String>> {
+        manifest
             .get("artifacts")
             .and_then(|a| serde_json::from_value::<BTreeMap<String, String>>(a.clone()).ok())
             .ok_or_else(|| {
@@ -190,8 +233,7 @@ impl RunFiles {
                      or the manifest was edited, retrain it",
                     path.display()
                 ))
-            })?;
-        Ok(RunFiles { dir: run.to_path_buf(), manifest, digests })
+            })
     }
 
     /// The manifest as read by [`RunFiles::open`].
@@ -208,12 +250,15 @@ impl RunFiles {
     /// file is exit 2 naming it.
     pub fn read(&self, name: &str) -> Result<Vec<u8>> {
         let path = self.path(name);
-        let bytes = std::fs::read(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => {
-                Error::Usage(format!("{} is missing; the run directory is incomplete", path.display()))
-            }
-            _ => Error::io(&path, e),
-        })?;
+        let missing =
+            || Error::Usage(format!("{} is missing; the run directory is incomplete", path.display()));
+        let bytes = match &self.remote {
+            Some((remote, _)) => remote.child(name).get()?.ok_or_else(missing)?.to_vec(),
+            None => std::fs::read(&path).map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => missing(),
+                _ => Error::io(&path, e),
+            })?,
+        };
         let expected = self.digests.get(name).ok_or_else(|| {
             Error::data(format!("{}: the manifest records no digest for this file", path.display()))
         })?;
@@ -227,6 +272,20 @@ impl RunFiles {
             )));
         }
         Ok(bytes)
+    }
+
+    /// A local file with the verified content of `name`: the file itself in a local run, a
+    /// copy in a scratch directory (removed with the last clone of this) for a remote one.
+    pub fn local_copy(&self, name: &str) -> Result<PathBuf> {
+        let bytes = self.read(name)?;
+        match &self.remote {
+            None => Ok(self.path(name)),
+            Some((_, scratch)) => {
+                let path = scratch.path().join(name);
+                std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+                Ok(path)
+            }
+        }
     }
 
     /// JSON file `name`, verified as [`RunFiles::read`] does, then parsed.

@@ -19,6 +19,7 @@ use crate::partition::{self, GroupKey};
 use crate::rundir::{self, Staging, names};
 use crate::runfiles::{self, InputFile, Manifest, MetricsFile, PhaseSeconds, to_json, write_predictions};
 use crate::spec::CheckedSpec;
+use crate::store::{self, Remote};
 
 /// Options of a training run beyond the spec.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +57,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     if let Some(out) = &opts.output {
         checked.spec.output = Some(out.to_string_lossy().into_owned());
     }
-    let target = PathBuf::from(checked.spec.output_dir());
+    let output = PathBuf::from(store::local_path(&checked.spec.output_dir()));
     let inputs: Vec<PathBuf> = (checked.spec.data.features.iter().chain(&checked.spec.data.labels))
         .chain(match &checked.holdout {
             crate::spec::CheckedHoldout::Files(entries) => entries.as_slice(),
@@ -64,14 +65,39 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         })
         .map(|entry| checked.resolve(entry))
         .collect();
-    let target = rundir::check_output(&target, opts.overwrite, &inputs)?;
+    let (local_inputs, remote_inputs): (Vec<PathBuf>, Vec<PathBuf>) =
+        inputs.into_iter().partition(|p| !p.to_str().is_some_and(store::is_url));
+    // A run bound for an object store is staged in a local scratch directory, then uploaded.
+    let out = match Remote::parse_path(&output)? {
+        Some(remote) => {
+            let urls: Vec<String> = remote_inputs.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+            store::run::check_target(&remote, opts.overwrite, &urls)?;
+            let scratch = store::Scratch::new("output")?;
+            let name = remote.name().unwrap_or_default();
+            let local = scratch.path().join(&name);
+            let checkpoint = remote.with_suffix(".checkpoint");
+            Output { target: local, remote: Some((remote, checkpoint, scratch)) }
+        }
+        None => {
+            Output { target: rundir::check_output(&output, opts.overwrite, &local_inputs)?, remote: None }
+        }
+    };
+    let target = out.target.clone();
     let spec = &checked.spec;
     let mut phases = PhaseSeconds::default();
     let resolved = spec.resolved_json();
     let spec_sha256 = runfiles::hex(&Sha256::digest(resolved.to_string().as_bytes()));
     let checkpoint_dir = checkpoint::dir_for(&target);
-    let resume =
-        if model::checkpoints(&spec.model) { find_checkpoint(&checkpoint_dir, &spec_sha256)? } else { None };
+    let checkpoint_mirror = out.remote.as_ref().map(|(_, c, _)| c.clone());
+    let resume = if model::checkpoints(&spec.model) {
+        // A preempted pod with no volume resumes from the checkpoint in the bucket.
+        if let Some(mirror) = &checkpoint_mirror {
+            checkpoint::download(mirror, &checkpoint_dir)?;
+        }
+        find_checkpoint(&checkpoint_dir, &spec_sha256, checkpoint_mirror.as_ref())?
+    } else {
+        None
+    };
 
     let device = device::resolve_request(checked.device, &spec.device, model::workload(&spec.model))?;
 
@@ -163,6 +189,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         seed: spec.seed,
         spec_sha256: spec_sha256.clone(),
         checkpoint_dir: checkpoint_dir.clone(),
+        checkpoint_mirror: checkpoint_mirror.clone(),
         resume,
         progress: opts.progress.clone(),
         cancel: opts.cancel.clone(),
@@ -246,6 +273,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         fit_rows_per_second: (train_rows as f64 * fit.passes()) / phases.fit.max(1e-9),
         design_width,
         phases,
+        object_store: Some(store::TRAFFIC.counts()).filter(|c| *c != store::TrafficCounts::default()),
         partition: partition_report,
     };
     staging.write(names::METRICS, &to_json(&metrics)?)?;
@@ -269,7 +297,12 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         artifacts: runfiles::digests(&staging.path(""))?,
     };
     staging.write(names::MANIFEST, &to_json(&manifest)?)?;
-    let run_dir = staging.commit()?;
+    let mut run_dir = staging.commit()?;
+    if let Some((remote, checkpoint, _scratch)) = &out.remote {
+        store::run::commit(&run_dir, remote, opts.overwrite)?;
+        checkpoint::remove_remote(checkpoint)?;
+        run_dir = PathBuf::from(remote.url());
+    }
     checkpoint::remove(&checkpoint_dir)?;
     Ok(TrainSummary {
         run_dir,
@@ -316,7 +349,11 @@ fn log_fit(fit: &FitReport, seconds: f64) {
 
 /// The checkpoint a killed or preempted run of this spec left, if any. A checkpoint of another
 /// spec is refused: resuming it would mix two jobs' weights.
-fn find_checkpoint(dir: &Path, spec_sha256: &str) -> Result<Option<checkpoint::Checkpoint>> {
+fn find_checkpoint(
+    dir: &Path,
+    spec_sha256: &str,
+    mirror: Option<&Remote>,
+) -> Result<Option<checkpoint::Checkpoint>> {
     let Some(ckpt) = checkpoint::load(dir, &candle_core::Device::Cpu)? else {
         return Ok(None);
     };
@@ -324,7 +361,7 @@ fn find_checkpoint(dir: &Path, spec_sha256: &str) -> Result<Option<checkpoint::C
         return Err(Error::Usage(format!(
             "{} holds a checkpoint of a different spec (resolved spec sha256 {}, this one is {}); \
              run the original spec to resume it, or remove the folder to start over",
-            dir.display(),
+            mirror.map_or_else(|| dir.display().to_string(), Remote::url),
             ckpt.state.spec_sha256.chars().take(12).collect::<String>(),
             &spec_sha256[..12]
         )));
@@ -332,17 +369,37 @@ fn find_checkpoint(dir: &Path, spec_sha256: &str) -> Result<Option<checkpoint::C
     Ok(Some(ckpt))
 }
 
-/// Hashes every input file (in parallel) for the manifest.
+/// Where the run goes: the local directory it is written to, and for a run bound for an object
+/// store, the prefix it is uploaded to, its checkpoint's prefix and the local scratch directory.
+struct Output {
+    target: PathBuf,
+    remote: Option<(Remote, Remote, store::Scratch)>,
+}
+
+/// Fingerprints every input file for the manifest: local files by the SHA-256 of their content,
+/// objects by the ETag, version and last-modified time their listing returned.
 fn fingerprint(files: &[dataset::FileInfo]) -> Result<Vec<InputFile>> {
     files
         .iter()
         .map(|f| {
+            let (sha256, etag, version, last_modified) = match &f.object {
+                Some(o) => (
+                    None,
+                    o.e_tag.clone(),
+                    o.version.clone(),
+                    Some(o.last_modified.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+                ),
+                None => (Some(runfiles::sha256_file(&f.path)?), None, None, None),
+            };
             Ok(InputFile {
                 role: f.role.clone(),
                 path: f.path.clone(),
                 bytes: f.bytes,
                 rows: f.rows,
-                sha256: runfiles::sha256_file(&f.path)?,
+                sha256,
+                etag,
+                version,
+                last_modified,
             })
         })
         .collect()

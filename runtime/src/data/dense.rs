@@ -11,7 +11,6 @@
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
-use rayon::prelude::*;
 
 use super::column::{Column, Kind};
 use super::finite::{out_of_range, to_design};
@@ -202,20 +201,25 @@ pub fn scatter_reporting(
         return Err(Error::Internal(format!("{} places for {next} read rows", places.len())));
     }
     let counter = Counter::new(progress, "load", "decoding numeric columns", origins.units.len());
-    origins.units.par_iter().zip(&first).try_for_each(|((fi, rg, kept), &first)| {
-        let unit_places = &places[first..first + kept.len()];
+    let units: Vec<(usize, usize)> = origins.units.iter().map(|(fi, rg, _)| (*fi, *rg)).collect();
+    super::remote::each_row_group(files, &units, names, |i, reader| {
+        let (fi, rg, kept) = &origins.units[i];
+        let unit_places = &places[first[i]..first[i] + kept.len()];
         let done = super::guard::decoding(
             || format!("{} row group {rg}", files[*fi].path.display()),
-            || decode_unit(&files[*fi], *rg, names, fields, kept, unit_places, &targets),
+            || decode_unit(&files[*fi], *rg, reader, names, fields, kept, unit_places, &targets),
         );
         counter.tick();
         done
     })
+    .map(|_| ())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn decode_unit(
     file: &ParquetFile,
     rg: usize,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
     names: &[String],
     fields: &[String],
     kept: &[u32],
@@ -224,7 +228,6 @@ fn decode_unit(
 ) -> Result<()> {
     let path = &file.path;
     let cols = names.len();
-    let reader = file.row_group_reader(rg, names)?;
     // `kept` is sorted: walk it alongside the batches.
     let mut cursor = 0usize;
     let mut offset = 0u32;

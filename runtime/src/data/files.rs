@@ -1,11 +1,34 @@
-//! Turning the spec's file entries (paths, globs, directories) into a list of Parquet files.
+//! Turning the spec's file entries (paths, globs, directories, object-store URLs and prefixes)
+//! into a list of Parquet files.
 
 use std::collections::HashSet;
 use std::fs::{FileType, Metadata};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use super::remote::RemoteFile;
 use crate::error::{Error, Result};
+use crate::store::Remote;
+
+/// One input file: a local path or an object in a store.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A local file.
+    Local(PathBuf),
+    /// An object, with the metadata its listing returned.
+    Remote(Arc<RemoteFile>),
+}
+
+impl Source {
+    /// The path, or the URL as a path, for messages and the manifest.
+    pub fn path(&self) -> PathBuf {
+        match self {
+            Source::Local(p) => p.clone(),
+            Source::Remote(f) => PathBuf::from(f.remote.url()),
+        }
+    }
+}
 
 /// A file's or directory's identity: one (device, inode) is one file, whichever path, symbolic
 /// link or hard link reaches it.
@@ -29,12 +52,25 @@ fn identity(m: &Metadata) -> Identity {
 /// A named entry, or a `*.parquet` match, that is not a regular file (a named pipe, a device, a
 /// socket) is an error that says what it is; it is never opened, since opening a named pipe
 /// blocks. Only a path that does not exist is "not found", and a dangling link says so.
-pub fn expand(field: &str, entries: &[String], resolve: impl Fn(&str) -> PathBuf) -> Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = Vec::new();
+///
+/// An object-store URL (`s3://bucket/key`) names an object, or, when no object has that key, a
+/// prefix searched the same way as a directory; a glob in its key matches keys by listing the
+/// prefix before the first wildcard.
+pub fn expand(field: &str, entries: &[String], resolve: impl Fn(&str) -> PathBuf) -> Result<Vec<Source>> {
+    let mut out: Vec<Source> = Vec::new();
     let mut listed: HashSet<Identity> = HashSet::new();
+    let mut listed_urls: HashSet<String> = HashSet::new();
     for (i, entry) in entries.iter().enumerate() {
-        let path = resolve(entry);
         let here = format!("{field}[{i}]");
+        if crate::store::is_url(entry) {
+            for f in expand_remote(&here, entry)? {
+                if listed_urls.insert(f.remote.url()) {
+                    out.push(Source::Remote(Arc::new(f)));
+                }
+            }
+            continue;
+        }
+        let path = resolve(crate::store::local_path(entry));
         let found = if entry.contains(['*', '?', '[']) {
             glob_files(&here, entry, &path)?
         } else {
@@ -58,11 +94,74 @@ pub fn expand(field: &str, entries: &[String], resolve: impl Fn(&str) -> PathBuf
         };
         for (f, id) in found {
             if listed.insert(id) {
-                out.push(f);
+                out.push(Source::Local(f));
             }
         }
     }
     Ok(out)
+}
+
+/// The objects one URL entry names: the object at its key, else the `*.parquet` objects under
+/// it as a prefix (skipping names starting with `_` or `.` at any level, as for directories);
+/// for a glob, the keys under its literal prefix that match it.
+fn expand_remote(here: &str, entry: &str) -> Result<Vec<RemoteFile>> {
+    let parse = |url: &str| match Remote::parse(url) {
+        Ok(Some(remote)) => Ok(remote),
+        Ok(None) => Err(Error::Internal(format!("{url} is not an object-store URL"))),
+        Err(e) => Err(Error::spec(here, e.to_string())),
+    };
+    let hidden = |rest: &str| rest.split('/').any(|part| part.starts_with('_') || part.starts_with('.'));
+    let after_scheme = entry.find("://").map_or(0, |i| i + 3);
+    // In a URL `?` starts a query (refused by `Remote::parse`), so only `*` and `[` are wildcards.
+    if let Some(w) = entry[after_scheme..].find(['*', '[']).map(|w| w + after_scheme) {
+        // Wildcards are not valid in keys: list the literal prefix and match the rest.
+        let cut = entry[..w].rfind('/').filter(|&c| c >= after_scheme).ok_or_else(|| {
+            Error::spec(here, format!("{entry:?}: a wildcard in the bucket name is not supported"))
+        })?;
+        let prefix = parse(&entry[..cut])?;
+        let rest = &entry[cut + 1..];
+        let key = if prefix.key().as_ref().is_empty() {
+            rest.to_string()
+        } else {
+            format!("{}/{rest}", prefix.key())
+        };
+        let pattern = glob::Pattern::new(&key)
+            .map_err(|e| Error::spec(here, format!("invalid glob {entry:?}: {e}")))?;
+        let found: Vec<RemoteFile> = prefix
+            .list()?
+            .into_iter()
+            .filter(|m| pattern.matches_with(m.location.as_ref(), GLOB_OPTIONS))
+            .map(|meta| RemoteFile { remote: prefix.at(meta.location.clone()), meta })
+            .collect();
+        if found.is_empty() {
+            return Err(Error::data(format!(
+                "{here}: glob {entry:?} matched no objects (listed {})",
+                prefix.url()
+            )));
+        }
+        return Ok(found);
+    }
+    let remote = parse(entry)?;
+    let url = remote.url();
+    let key = remote.key().as_ref().to_string();
+    if let Some(meta) = remote.head()? {
+        return Ok(vec![RemoteFile { remote, meta }]);
+    }
+    let found: Vec<RemoteFile> = remote
+        .list()?
+        .into_iter()
+        .filter(|m| {
+            let rest = m.location.as_ref().strip_prefix(key.as_str()).unwrap_or(m.location.as_ref());
+            m.location.as_ref().ends_with(".parquet") && !hidden(rest.trim_start_matches('/'))
+        })
+        .map(|meta| RemoteFile { remote: remote.at(meta.location.clone()), meta })
+        .collect();
+    if found.is_empty() {
+        return Err(Error::data(format!(
+            "{here}: {url} not found (no object has that key, and no .parquet objects are under it)"
+        )));
+    }
+    Ok(found)
 }
 
 /// The regular files a glob entry matches, sorted by path.
@@ -223,8 +322,8 @@ mod tests {
 
     use super::*;
 
-    fn names(got: &[PathBuf], d: &Path) -> Vec<String> {
-        got.iter().map(|p| p.strip_prefix(d).unwrap().to_string_lossy().into_owned()).collect()
+    fn names(got: &[Source], d: &Path) -> Vec<String> {
+        got.iter().map(|s| s.path().strip_prefix(d).unwrap().to_string_lossy().into_owned()).collect()
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
 use parquet::arrow::ProjectionMask;
@@ -16,12 +17,14 @@ use parquet::arrow::arrow_reader::{
 use rayon::prelude::*;
 
 use super::column::Kind;
-use super::files::describe;
+use super::files::{Source, describe};
+use super::remote::{self, RemoteFile};
 use crate::error::{Error, Result};
+use crate::store;
 
 /// Rows per decoded Arrow batch; large enough to amortize per-batch overhead, small enough to
 /// keep a row group's transient Arrow buffers well below the size of the final frame.
-const BATCH_ROWS: usize = 64 * 1024;
+pub(crate) const BATCH_ROWS: usize = 64 * 1024;
 
 /// A Parquet file whose footer has been read.
 #[derive(Debug, Clone)]
@@ -31,28 +34,63 @@ pub struct ParquetFile {
     /// File size in bytes.
     pub bytes: u64,
     pub(crate) meta: ArrowReaderMetadata,
+    /// The object, for a file in an object store (`path` is then its URL).
+    pub(crate) remote: Option<Arc<RemoteFile>>,
 }
 
 impl ParquetFile {
-    /// A reader of `columns` in row group `rg`, in batches of [`BATCH_ROWS`].
-    pub(crate) fn row_group_reader(&self, rg: usize, columns: &[String]) -> Result<ParquetRecordBatchReader> {
-        let path = &self.path;
-        let handle = File::open(path).map_err(|e| Error::io(path, e))?;
+    /// The projection of `columns`.
+    pub(crate) fn projection(&self, columns: &[String]) -> Result<ProjectionMask> {
         let roots: Vec<usize> = columns
             .iter()
             .map(|c| {
                 self.schema()
                     .index_of(c)
-                    .map_err(|_| Error::Internal(format!("column {c} vanished from {}", path.display())))
+                    .map_err(|_| Error::Internal(format!("column {c} vanished from {}", self.path.display())))
             })
             .collect::<Result<_>>()?;
-        let mask = ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), roots);
+        Ok(ProjectionMask::roots(self.meta.metadata().file_metadata().schema_descr(), roots))
+    }
+
+    /// A reader of `columns` in row group `rg` of a local file, in batches of [`BATCH_ROWS`].
+    pub(crate) fn row_group_reader(&self, rg: usize, columns: &[String]) -> Result<ParquetRecordBatchReader> {
+        self.row_group_reader_masked(rg, self.projection(columns)?)
+    }
+
+    /// [`row_group_reader`](Self::row_group_reader) of a projection.
+    pub(crate) fn row_group_reader_masked(
+        &self,
+        rg: usize,
+        mask: ProjectionMask,
+    ) -> Result<ParquetRecordBatchReader> {
+        let path = &self.path;
+        if self.remote.is_some() {
+            return Err(Error::Internal(format!(
+                "{} is read through the object-store reader",
+                path.display()
+            )));
+        }
+        let handle = File::open(path).map_err(|e| Error::io(path, e))?;
         ParquetRecordBatchReaderBuilder::new_with_metadata(handle, self.meta.clone())
             .with_projection(mask)
             .with_row_groups(vec![rg])
             .with_batch_size(BATCH_ROWS)
             .build()
             .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))
+    }
+
+    /// Opens a local or object-store file and reads its footer.
+    pub fn open_source(source: &Source) -> Result<Self> {
+        match source {
+            Source::Local(path) => Self::open(path),
+            Source::Remote(file) => store::block_on(Self::open_remote(file.clone())),
+        }
+    }
+
+    async fn open_remote(file: Arc<RemoteFile>) -> Result<Self> {
+        let url = file.remote.url();
+        let meta = remote::metadata(&file).await?;
+        Self::checked(PathBuf::from(url), file.meta.size, meta, Some(file))
     }
 
     /// Opens `path` and reads its footer. A file that is not Parquet, is truncated, is not a
@@ -80,6 +118,16 @@ impl ParquetFile {
                     .map_err(|e| Error::data(format!("{}: not a readable Parquet file: {e}", path.display())))
             },
         )?;
+        Self::checked(path.to_path_buf(), metadata.len(), meta, None)
+    }
+
+    /// The file, once its schema has no two top-level columns of one name.
+    fn checked(
+        path: PathBuf,
+        bytes: u64,
+        meta: ArrowReaderMetadata,
+        remote: Option<Arc<RemoteFile>>,
+    ) -> Result<Self> {
         // Columns are looked up by name everywhere, and a lookup would silently take the first.
         let names: Vec<&str> = meta.schema().fields().iter().map(|f| f.name().as_str()).collect();
         let mut seen = HashSet::new();
@@ -91,12 +139,35 @@ impl ParquetFile {
                 path.display()
             )));
         }
-        Ok(ParquetFile { path: path.to_path_buf(), bytes: metadata.len(), meta })
+        Ok(ParquetFile { path, bytes, meta, remote })
     }
 
-    /// Opens several files in parallel, keeping their order.
+    /// Opens several local files in parallel, keeping their order.
     pub fn open_all(paths: &[PathBuf]) -> Result<Vec<Self>> {
         paths.par_iter().map(|p| Self::open(p)).collect()
+    }
+
+    /// Opens several local or object-store files, keeping their order: local footers in
+    /// parallel on the rayon pool, object-store footers many at once on the store runtime.
+    pub fn open_sources(sources: &[Source]) -> Result<Vec<Self>> {
+        if sources.iter().all(|s| matches!(s, Source::Local(_))) {
+            return sources.par_iter().map(Self::open_source).collect();
+        }
+        const FOOTERS_IN_FLIGHT: usize = 32;
+        let owned = sources.to_vec();
+        store::block_on(async move {
+            use futures::{StreamExt, TryStreamExt};
+            futures::stream::iter(owned)
+                .map(|s| async move {
+                    match s {
+                        Source::Local(path) => Self::open(&path),
+                        Source::Remote(file) => Self::open_remote(file).await,
+                    }
+                })
+                .buffered(FOOTERS_IN_FLIGHT)
+                .try_collect()
+                .await
+        })
     }
 
     /// The Arrow schema.

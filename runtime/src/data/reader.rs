@@ -136,17 +136,16 @@ pub fn read_reporting(
     }
 
     let counter = Counter::new(progress, "load", "reading row groups", units.len());
-    let chunks: Vec<(Vec<Column>, Vec<u32>)> = units
-        .par_iter()
-        .map(|&(fi, rg)| {
+    let chunks: Vec<(Vec<Column>, Vec<u32>)> =
+        super::remote::each_row_group(files, &units, columns, |i, reader| {
+            let (fi, rg) = units[i];
             let chunk = super::guard::decoding(
                 || format!("{} row group {rg}", files[fi].path.display()),
-                || read_row_group(&files[fi], rg, columns, kinds, predicates),
+                || read_row_group(&files[fi], rg, reader, columns, kinds, predicates),
             );
             counter.tick();
             chunk
-        })
-        .collect::<Result<_>>()?;
+        })?;
 
     let mut per_column: Vec<Vec<Column>> =
         (0..columns.len()).map(|_| Vec::with_capacity(chunks.len())).collect();
@@ -170,12 +169,12 @@ pub fn read_reporting(
 fn read_row_group(
     file: &ParquetFile,
     rg: usize,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
     columns: &[String],
     kinds: &[Kind],
     predicates: &[Predicate],
 ) -> Result<(Vec<Column>, Vec<u32>)> {
     let path = &file.path;
-    let reader = file.row_group_reader(rg, columns)?;
 
     let mut parts: Vec<Vec<Column>> = vec![Vec::new(); columns.len()];
     let mut kept: Vec<u32> = Vec::new();

@@ -16,6 +16,7 @@ use sha2::{Digest, Sha256};
 use super::EpochRecord;
 use super::tensors;
 use crate::error::{Error, Result};
+use crate::store::Remote;
 
 const FILE: &str = "checkpoint.safetensors";
 const STATE_KEY: &str = "trainyard.state";
@@ -102,6 +103,30 @@ pub fn save(
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+/// Uploads the checkpoint just saved in `dir` to the prefix `mirror`. The checkpoint is one
+/// object, replaced whole by each upload and checked against its own digest on load, so a
+/// reader sees the previous checkpoint or this one, never a mix.
+pub fn upload(dir: &Path, mirror: &Remote) -> Result<()> {
+    mirror.child(FILE).upload(&dir.join(FILE))
+}
+
+/// Downloads the checkpoint at the prefix `mirror`, if there is one, into `dir`, where
+/// [`load`] finds it.
+pub fn download(mirror: &Remote, dir: &Path) -> Result<()> {
+    let Some(bytes) = mirror.child(FILE).get()? else { return Ok(()) };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let path = dir.join(FILE);
+    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+    tracing::info!(checkpoint = %mirror.url(), bytes = bytes.len(), "downloaded the checkpoint");
+    Ok(())
+}
+
+/// Deletes the checkpoint objects under `mirror` once the run is committed.
+pub fn remove_remote(mirror: &Remote) -> Result<()> {
+    let keys: Vec<_> = mirror.list()?.into_iter().map(|o| o.location).collect();
+    if keys.is_empty() { Ok(()) } else { mirror.delete(keys) }
 }
 
 /// Reads the checkpoint in `dir`, or `None` when there is none.

@@ -43,6 +43,8 @@ pub struct FitOptions {
     pub spec_sha256: String,
     /// Where checkpoints go.
     pub checkpoint_dir: PathBuf,
+    /// The object-store prefix each checkpoint is also uploaded to.
+    pub checkpoint_mirror: Option<crate::store::Remote>,
     /// A checkpoint to resume from (already checked to be this spec's).
     pub resume: Option<Checkpoint>,
     /// Where each step's progress goes.
@@ -186,7 +188,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         let mismatch = |what: String| {
             Error::data(format!(
                 "checkpoint {} was written for {what}; the data changed since. Remove the folder to start over",
-                opts.checkpoint_dir.display()
+                checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref())
             ))
         };
         if (ckpt.state.train_rows, ckpt.state.validation_rows) != (train.rows, val.rows) {
@@ -231,7 +233,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         tracing::info!(
             epoch = ckpt.state.epoch + 1,
             step = ckpt.state.step,
-            checkpoint = %opts.checkpoint_dir.display(),
+            checkpoint = %checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref()),
             "resuming from the checkpoint at epoch {} step {}",
             ckpt.state.epoch + 1,
             ckpt.state.step
@@ -251,7 +253,11 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
             &named(&optimizer.m),
             &named(&optimizer.v),
             best,
-        )
+        )?;
+        match &opts.checkpoint_mirror {
+            Some(mirror) => checkpoint::upload(&opts.checkpoint_dir, mirror),
+            None => Ok(()),
+        }
     };
     let patience = spec.early_stopping.as_ref().map(|e| e.patience);
     let val_matrix = Matrix { data: std::mem::take(&mut val.numeric_host), rows: val.rows, cols: d };
@@ -307,7 +313,10 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
             }
             if !at_epoch_end && opts.cancel.is_requested() {
                 save(&state, &network, &optimizer, &best)?;
-                return Err(preempted(&state, &opts.checkpoint_dir));
+                return Err(preempted(
+                    &state,
+                    &checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref()),
+                ));
             }
         }
 
@@ -364,7 +373,10 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         save(&state, &network, &optimizer, &best)?;
         let finished = state.epoch >= spec.epochs || patience.is_some_and(|p| state.bad_epochs >= p);
         if opts.cancel.is_requested() && !finished {
-            return Err(preempted(&state, &opts.checkpoint_dir));
+            return Err(preempted(
+                &state,
+                &checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref()),
+            ));
         }
     }
 
@@ -462,11 +474,15 @@ fn weighted_log_loss(y: &[f32], p: &[f64], w: &[f32]) -> f64 {
     sum / total.max(f64::MIN_POSITIVE)
 }
 
-fn preempted(state: &LoopState, dir: &std::path::Path) -> Error {
+fn preempted(state: &LoopState, place: &str) -> Error {
     Error::Preempted(format!(
-        "stopped by SIGTERM at epoch {} step {}; checkpoint saved to {}; run the same command to resume",
+        "stopped by SIGTERM at epoch {} step {}; checkpoint saved to {place}; run the same command to resume",
         state.epoch + 1,
         state.step,
-        dir.display()
     ))
+}
+
+/// Where checkpoints are kept, for messages: the bucket prefix when they are uploaded.
+fn checkpoint_place(dir: &std::path::Path, mirror: Option<&crate::store::Remote>) -> String {
+    mirror.map_or_else(|| dir.display().to_string(), crate::store::Remote::url)
 }

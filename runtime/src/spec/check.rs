@@ -182,7 +182,11 @@ impl CheckedSpec {
 
     /// Resolves a spec path against the spec file's directory.
     pub fn resolve(&self, path: &str) -> PathBuf {
-        let p = Path::new(path);
+        // Object-store URLs are absolute; `file://` URLs are local paths.
+        if crate::store::is_url(path) {
+            return PathBuf::from(path);
+        }
+        let p = Path::new(crate::store::local_path(path));
         if p.is_absolute() { p.to_path_buf() } else { self.base_dir.join(p) }
     }
 }
