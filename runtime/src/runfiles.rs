@@ -187,6 +187,8 @@ impl RunFiles {
     /// Opens the run directory `run`: it must be a directory with a `manifest.json` that lists
     /// artifact digests (exit 2 otherwise, naming what is wrong).
     pub fn open(run: &Path) -> Result<Self> {
+        let local = run.to_str().map(|s| Path::new(store::local_path(s)));
+        let run = local.unwrap_or(run);
         if let Some(remote) = Remote::parse_path(run)? {
             let manifest = store::run::committed_manifest(&remote)?;
             let shown = PathBuf::from(remote.url());

@@ -299,7 +299,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     staging.write(names::MANIFEST, &to_json(&manifest)?)?;
     let mut run_dir = staging.commit()?;
     if let Some((remote, checkpoint, _scratch)) = &out.remote {
-        store::run::commit(&run_dir, remote, opts.overwrite)?;
+        store::run::commit(&run_dir, remote, opts.overwrite, &opts.progress)?;
         checkpoint::remove_remote(checkpoint)?;
         run_dir = PathBuf::from(remote.url());
     }

@@ -213,11 +213,24 @@ impl Remote {
     /// Uploads the local file `path` as the object: in one request when small, else in
     /// [`PART_BYTES`] parts, a few in flight, read from disk as they go (memory stays bounded).
     pub fn upload(&self, path: &Path) -> Result<()> {
+        self.upload_reporting(path, &|| {})
+    }
+
+    /// The requests [`upload`](Self::upload) makes for a file of `size` bytes (one per part).
+    pub fn upload_units(size: u64) -> usize {
+        if size < MULTIPART_BYTES { 1 } else { size.div_ceil(PART_BYTES as u64) as usize }
+    }
+
+    /// [`upload`](Self::upload), calling `sent` as each of its [`upload_units`](Self::upload_units)
+    /// is handed to the store.
+    pub fn upload_reporting(&self, path: &Path, sent: &(dyn Fn() + Sync)) -> Result<()> {
         self.check_writable()?;
         let size = std::fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
         if size < MULTIPART_BYTES {
             let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-            return self.put(Bytes::from(bytes));
+            self.put(Bytes::from(bytes))?;
+            sent();
+            return Ok(());
         }
         let url = self.url();
         let uploaded: std::result::Result<(), UploadError> = block_on(async {
@@ -233,6 +246,7 @@ impl Remote {
                 }
                 writer.wait_for_capacity(PARTS_IN_FLIGHT).await?;
                 writer.write(&buf[..n]);
+                sent();
             }
             writer.finish().await?;
             Ok(())

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::Remote;
 use crate::error::{Error, Result};
+use crate::progress::{Counter, Reporter};
 use crate::rundir::{self, names};
 
 /// Checks, before any work, that a run may be written at `target`: it names a run (its last
@@ -64,7 +65,8 @@ pub fn check_target(target: &Remote, overwrite: bool, inputs: &[String]) -> Resu
 ///    crashed upload left) are deleted;
 /// 4. the manifest is written last, with `If-None-Match: *` unless `overwrite`: two runs racing
 ///    to one output cannot both commit.
-pub fn commit(local: &Path, target: &Remote, overwrite: bool) -> Result<()> {
+pub fn commit(local: &Path, target: &Remote, overwrite: bool, progress: &Reporter) -> Result<()> {
+    let started = std::time::Instant::now();
     let url = target.url();
     let manifest = target.child(names::MANIFEST);
     let existing = target.list()?;
@@ -83,8 +85,14 @@ pub fn commit(local: &Path, target: &Remote, overwrite: bool) -> Result<()> {
         .collect::<Result<_>>()?;
     files.sort();
     files.retain(|f| f != names::MANIFEST);
+    let sizes: Vec<u64> = files
+        .iter()
+        .map(|f| std::fs::metadata(local.join(f)).map(|m| m.len()).map_err(|e| Error::io(local.join(f), e)))
+        .collect::<Result<_>>()?;
+    let units = sizes.iter().map(|&b| Remote::upload_units(b)).sum::<usize>() + 1;
+    let counter = Counter::new(progress, "upload", "uploading the run", units);
     for name in &files {
-        target.child(name).upload(&local.join(name))?;
+        target.child(name).upload_reporting(&local.join(name), &|| counter.tick())?;
     }
     let stale: Vec<_> = existing
         .into_iter()
@@ -106,6 +114,15 @@ pub fn commit(local: &Path, target: &Remote, overwrite: bool) -> Result<()> {
             names::MANIFEST
         )));
     }
+    counter.tick();
+    tracing::info!(
+        phase = "upload",
+        seconds = started.elapsed().as_secs_f64(),
+        bytes = sizes.iter().sum::<u64>(),
+        output = %url,
+        "committed the run to {url} ({} files, manifest last)",
+        files.len() + 1
+    );
     Ok(())
 }
 

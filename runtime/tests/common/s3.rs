@@ -37,8 +37,19 @@ fn moto_binary() -> Option<PathBuf> {
     found
 }
 
+/// A port no other server of this process was given: tests start servers in parallel, and two
+/// asking the kernel for a free port at once can be handed the same one (the second server then
+/// fails to bind while its test talks to the first).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::atomic::AtomicU16;
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = 20_000 + (std::process::id() % 2_000) as u16 * 16 + offset % 16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// A moto server on loopback, killed when dropped. Each test makes its own buckets.
@@ -63,7 +74,7 @@ impl S3 {
     pub fn start() -> Option<S3> {
         let binary = moto_binary()?;
         let port = free_port();
-        let child = Command::new(binary)
+        let mut child = Command::new(binary)
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -71,6 +82,7 @@ impl S3 {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(child.try_wait().unwrap().is_none(), "the S3 server exited before listening on {port}");
             assert!(Instant::now() < deadline, "the S3 server did not start on port {port}");
             std::thread::sleep(Duration::from_millis(50));
         }
