@@ -45,11 +45,25 @@ fn upload_quickstart(server: &S3, bucket: &str) -> Vec<PathBuf> {
 
 /// The quick-start spec with its data at `features` and `labels`.
 fn spec(dir: &Path, features: Value, labels: Value, model: Value) -> PathBuf {
+    spec_with_holdout(dir, features, labels, model, None)
+}
+
+/// [`spec`], with `holdout` (the quick start's date range when `None`).
+fn spec_with_holdout(
+    dir: &Path,
+    features: Value,
+    labels: Value,
+    model: Value,
+    holdout: Option<Value>,
+) -> PathBuf {
     let mut spec: Value =
         serde_json::from_str(&std::fs::read_to_string(examples().join("quickstart.json")).unwrap()).unwrap();
     spec["data"]["features"] = features;
     spec["data"]["labels"] = labels;
     spec["model"] = model;
+    if let Some(h) = holdout {
+        spec["holdout"] = h;
+    }
     let path = dir.join(format!("spec-{}.json", rand_suffix()));
     std::fs::write(&path, spec.to_string()).unwrap();
     path
@@ -81,12 +95,13 @@ fn a_run_trained_from_and_into_s3_is_byte_identical_to_the_local_run_and_predict
     server.bucket("models");
     let local_data = examples().join("data");
 
-    // Local run on the committed files.
-    let local_spec = spec(
+    // Local run on the committed files: three parts train, the fourth is a fixed test set.
+    let local_spec = spec_with_holdout(
         tmp.path(),
-        json!([local_data.join("charges/*.parquet")]),
+        json!([local_data.join("charges/part-0000[0-2].parquet")]),
         json!([local_data.join("labels.parquet")]),
         logistic(),
+        Some(json!({"files": [local_data.join("charges/part-00003.parquet")]})),
     );
     let local_run = tmp.path().join("local-run");
     let (code, _, stderr) = run(server.trainyard().args([
@@ -97,13 +112,14 @@ fn a_run_trained_from_and_into_s3_is_byte_identical_to_the_local_run_and_predict
     ]));
     assert_eq!(code, 0, "{stderr}");
 
-    // The same run with everything in the bucket: a prefix (with a _SUCCESS marker) for the
-    // features, a key for the labels.
-    let remote_spec = spec(
+    // The same run with everything in the bucket: a glob for the features, keys for the labels
+    // and the test set.
+    let remote_spec = spec_with_holdout(
         tmp.path(),
-        json!(["s3://features/data/charges/"]),
+        json!(["s3://features/data/charges/part-0000[0-2].parquet"]),
         json!(["s3://features/data/labels.parquet"]),
         logistic(),
+        Some(json!({"files": ["s3://features/data/charges/part-00003.parquet"]})),
     );
     let (code, stdout, stderr) = run(server.trainyard().args([
         "train",

@@ -483,3 +483,44 @@ fn cached(base: &str, build: impl FnOnce() -> Result<Built>) -> Result<Built> {
     stores.push((base.to_string(), built.clone()));
     Ok(built)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_and_local_paths_are_told_apart() {
+        assert!(is_url("s3://bucket/key") && is_url("gs://b/k") && is_url("https://host/x.parquet"));
+        assert!(!is_url("data/x.parquet") && !is_url("/abs/x") && !is_url("file:///abs/x"));
+        assert_eq!(local_path("file:///abs/x.parquet"), "/abs/x.parquet");
+        assert_eq!(local_path("rel/x.parquet"), "rel/x.parquet");
+    }
+
+    #[test]
+    fn urls_that_cannot_work_are_exit_2_naming_them() {
+        let refused = |url: &str| {
+            let err = Remote::parse(url).unwrap_err();
+            assert_eq!(err.exit_code(), 2, "{url}: {err}");
+            err.to_string()
+        };
+        assert!(refused("s4://bucket/key").contains("unsupported URL scheme s4://"));
+        assert!(refused("s3:///key").contains("names no bucket"));
+        let query = refused("s3://bucket/key.parquet?X-Amz-Signature=secret");
+        assert!(query.contains("query string") && !query.contains("secret"), "{query}");
+        assert!(refused("https://user:pw@host/x").contains("password"));
+    }
+
+    #[test]
+    fn keys_join_and_prefixes_contain_what_is_below_them() {
+        let run = Remote::parse("s3://bucket/runs/a").unwrap().unwrap();
+        assert_eq!(run.url(), "s3://bucket/runs/a");
+        assert_eq!(run.name().as_deref(), Some("a"));
+        assert_eq!(run.child("manifest.json").url(), "s3://bucket/runs/a/manifest.json");
+        assert_eq!(run.with_suffix(".checkpoint").url(), "s3://bucket/runs/a.checkpoint");
+        assert!(run.contains(&run.child("x")));
+        assert!(!run.contains(&run.with_suffix(".checkpoint")));
+        let https = Remote::parse("https://example.com/data/x.parquet").unwrap().unwrap();
+        let err = https.put(Bytes::from_static(b"x")).unwrap_err();
+        assert!(err.to_string().contains("read-only"), "{err}");
+    }
+}
