@@ -39,6 +39,7 @@ mod f64_tensors;
 pub mod features;
 pub mod inspect;
 pub mod label;
+pub mod limits;
 pub mod logistic;
 pub mod memory;
 pub mod metrics;

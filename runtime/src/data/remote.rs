@@ -29,8 +29,12 @@ const FOOTER_PREFETCH: usize = 64 << 10;
 const COALESCE_BYTES: u64 = 1 << 20;
 /// Row groups being fetched at once.
 const ROW_GROUPS_IN_FLIGHT: usize = 8;
-/// The most compressed bytes fetched and not yet decoded, over all row groups in flight.
-const BYTES_IN_FLIGHT: u64 = 512 << 20;
+/// The most compressed bytes fetched and not yet decoded, over all row groups in flight: a
+/// sixteenth of the process's memory budget, between 64 and 512 MiB, so that the window stays
+/// small next to the frame being filled in a tight pod.
+fn bytes_in_flight() -> u64 {
+    (crate::limits::budget().bytes / 16).clamp(64 << 20, 512 << 20)
+}
 
 /// A Parquet object and the metadata its listing returned (size, ETag, version).
 #[derive(Debug, Clone)]
@@ -151,7 +155,7 @@ async fn fetch_row_group(
 
 /// Runs `work` on the reader of each `(file, row group)` unit, on the rayon pool, and returns
 /// the results in unit order. Units of object-store files are fetched ahead in unit order, at
-/// most [`ROW_GROUPS_IN_FLIGHT`] at once and [`BYTES_IN_FLIGHT`] fetched but not yet decoded;
+/// most [`ROW_GROUPS_IN_FLIGHT`] at once and [`bytes_in_flight`] fetched but not yet decoded;
 /// the decoders take them in that order, so the window moves as they finish.
 pub(crate) fn each_row_group<T: Send>(
     files: &[ParquetFile],
@@ -184,7 +188,8 @@ pub(crate) fn each_row_group<T: Send>(
         jobs.push((i, file.clone(), rg, mask, bytes));
     }
     let (tx, mut rx) = tokio::sync::mpsc::channel(ROW_GROUPS_IN_FLIGHT);
-    let budget = Arc::new(tokio::sync::Semaphore::new((BYTES_IN_FLIGHT >> 10) as usize));
+    let window_kib = bytes_in_flight() >> 10;
+    let budget = Arc::new(tokio::sync::Semaphore::new(window_kib as usize));
     let fetcher = store::spawn(async move {
         // Permits are taken in unit order, before each fetch starts, so a later unit never holds
         // the budget an earlier one (which the decoders wait for) needs.
@@ -192,7 +197,7 @@ pub(crate) fn each_row_group<T: Send>(
             .then(|(i, file, rg, mask, bytes)| {
                 let budget = budget.clone();
                 async move {
-                    let kib = (bytes >> 10).clamp(1, BYTES_IN_FLIGHT >> 10) as u32;
+                    let kib = (bytes >> 10).clamp(1, window_kib) as u32;
                     let permit = budget.acquire_many_owned(kib).await;
                     (i, file, rg, mask, permit)
                 }

@@ -73,21 +73,36 @@ impl S3 {
     /// Starts a server, or `None` when there is none to start (see [`moto_binary`]).
     pub fn start() -> Option<S3> {
         let binary = moto_binary()?;
-        let port = free_port();
-        let mut child = Command::new(binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(child.try_wait().unwrap().is_none(), "the S3 server exited before listening on {port}");
-            assert!(Instant::now() < deadline, "the S3 server did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(50));
+        // A server that exits before it listens (its port taken meanwhile by another process)
+        // is started again on another port; its log says why when it keeps failing.
+        let mut why = String::new();
+        for _ in 0..3 {
+            let port = free_port();
+            let log = tempfile::NamedTempFile::new().unwrap();
+            let mut child = Command::new(&binary)
+                .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+                .stdout(Stdio::null())
+                .stderr(log.reopen().unwrap())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let listening = loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    break true;
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break false;
+                }
+                assert!(Instant::now() < deadline, "the S3 server did not start on port {port}");
+                std::thread::sleep(Duration::from_millis(50));
+            };
+            if listening {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+                return Some(S3 { child, port, runtime });
+            }
+            why = std::fs::read_to_string(log.path()).unwrap_or_default();
         }
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        Some(S3 { child, port, runtime })
+        panic!("the S3 server exited before listening, three times; its log:\n{why}");
     }
 
     pub fn endpoint(&self) -> String {
