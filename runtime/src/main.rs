@@ -85,6 +85,10 @@ enum Command {
         /// Namespace of the objects.
         #[arg(long, default_value = render::DEFAULT_NAMESPACE)]
         namespace: String,
+        /// ServiceAccount of the pod, e.g. one annotated for EKS IRSA or GKE/AKS workload
+        /// identity so that it reaches its bucket. Default: none (no API token either way).
+        #[arg(long, value_name = "NAME")]
+        service_account: Option<String>,
         /// Override a spec field (repeatable), as for `train`.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<String>,
@@ -423,9 +427,9 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             )
         }
         Command::Inspect { run } => print(&mut out, &inspect::inspect(&run)?),
-        Command::Render { spec, class, image, name, namespace, set } => {
+        Command::Render { spec, class, image, name, namespace, service_account, set } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
-            let opts = RenderOptions { class, image, name, namespace: Some(namespace) };
+            let opts = RenderOptions { class, image, name, namespace: Some(namespace), service_account };
             print(&mut out, &render::render(&checked, &opts)?)
         }
         Command::Validate { spec, set, format } => {

@@ -1,6 +1,8 @@
 //! `trainyard render`: the Kubernetes ConfigMap + Job for one spec and resource class, as YAML
 //! for `kubectl apply -f -`. The objects are the ones `k8s/base` composed with
-//! `k8s/classes/<class>` produces (CI compares the two), with the resolved spec embedded.
+//! `k8s/classes/<class>` produces (CI compares the two), with the resolved spec embedded. A spec
+//! that reads or writes object-store URLs gets what `k8s/examples/object-store` has instead: no
+//! volume for what lives in the bucket, and egress to DNS and HTTPS.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +15,16 @@ use k8s_openapi::api::core::v1::{
     ObjectFieldSelector, PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
     ResourceRequirements, SeccompProfile, SecurityContext, Toleration, Volume, VolumeMount,
 };
-use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicySpec};
+use k8s_openapi::api::networking::v1::{
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::error::{Error, Result};
-use crate::spec::{CheckedSpec, RESOURCE_CLASSES};
+use crate::spec::{CheckedHoldout, CheckedSpec, RESOURCE_CLASSES};
+use crate::store;
 
 /// Image repository of the CPU build; the `gpu` class uses the `-cuda` one.
 pub const IMAGE_REPOSITORY: &str = "ghcr.io/trainyard/trainyard";
@@ -65,9 +71,45 @@ pub struct RenderOptions {
     pub image: Option<String>,
     /// Job name; default the spec's name made DNS-safe.
     pub name: Option<String>,
+    /// The pod's ServiceAccount (checked as a DNS label); default none.
+    pub service_account: Option<String>,
 }
 
-/// The ConfigMap, the NetworkPolicy and the Job as a three-document YAML stream.
+/// Where a job's data and run live, as far as the pod's volumes and network are concerned.
+#[derive(Debug, Clone)]
+struct Storage {
+    /// Some input is a local path (under the read-only `/data` volume).
+    local_inputs: bool,
+    /// The run goes to this object-store prefix's `$(RUN_NAME)` instead of `/runs`.
+    remote_runs: Option<String>,
+    /// Some path is an object-store URL: the pod needs egress.
+    remote: bool,
+}
+
+impl Storage {
+    fn of(checked: &CheckedSpec) -> Storage {
+        let spec = &checked.spec;
+        let holdout: &[String] = match &checked.holdout {
+            CheckedHoldout::Files(entries) => entries,
+            _ => &[],
+        };
+        let inputs: Vec<&String> =
+            spec.data.features.iter().chain(&spec.data.labels).chain(holdout).collect();
+        let output = spec.output_dir();
+        // Each Job writes its own run, named after it, as with /runs: the spec's output without
+        // its last segment is the runs root (with the default job name, the same run).
+        let remote_runs = store::is_url(&output).then(|| {
+            let trimmed = output.trim_end_matches('/');
+            trimmed.rsplit_once('/').map_or(trimmed, |(root, _)| root).to_string()
+        });
+        let remote = remote_runs.is_some() || inputs.iter().any(|e| store::is_url(e));
+        Storage { local_inputs: inputs.iter().any(|e| !store::is_url(e)), remote_runs, remote }
+    }
+}
+
+/// The ConfigMap, the NetworkPolicies and the Job as a YAML stream: isolation for every
+/// trainyard pod, plus, for a spec with object-store URLs, egress to DNS and HTTPS for this
+/// Job's pods.
 pub fn render(checked: &CheckedSpec, opts: &RenderOptions) -> Result<String> {
     // Checked here, not left to the API server: a newline in either would otherwise be written
     // into the YAML, and a bad value would surface only at `kubectl apply`, far from the flag.
@@ -108,14 +150,84 @@ pub fn render(checked: &CheckedSpec, opts: &RenderOptions) -> Result<String> {
         data: Some(BTreeMap::from([("job.json".to_string(), spec_json + "\n")])),
         ..Default::default()
     };
-    let mut job = job(&name, class, &image);
+    let storage = Storage::of(checked);
+    let mut job = job(&name, class, &image, &storage);
     job.metadata.namespace = Some(namespace.clone());
+    if let Some(account) = &opts.service_account {
+        checked_namespace(account).map_err(|_| {
+            Error::Usage(format!(
+                "--service-account {account:?} is not a valid name (lower-case letters, digits and '-', at \
+                 most 63)"
+            ))
+        })?;
+        if let Some(pod) = job.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+            // The token stays unmounted: the IRSA and workload-identity webhooks project their
+            // own, and trainyard never calls the Kubernetes API.
+            pod.service_account_name = Some(account.clone());
+        }
+    }
+    let egress = match storage.remote {
+        true => format!("{}---\n", to_yaml(&object_store_egress(&name, &namespace))?),
+        false => String::new(),
+    };
     Ok(format!(
-        "{}---\n{}---\n{}",
+        "{}---\n{}---\n{egress}{}",
         to_yaml(&config_map)?,
         to_yaml(&isolation(&name, &namespace))?,
         to_yaml(&job)?
     ))
+}
+
+/// Egress for this Job's pods (the Job controller labels them with its name) to the cluster DNS
+/// and to HTTPS anywhere (bucket and STS addresses are not fixed), as
+/// `k8s/examples/object-store/networkpolicy.yaml`. An S3-compatible endpoint on another port needs
+/// a rule of its own.
+fn object_store_egress(name: &str, namespace: &str) -> NetworkPolicy {
+    let port = |protocol: &str, port: i32| NetworkPolicyPort {
+        protocol: Some(protocol.into()),
+        port: Some(IntOrString::Int(port)),
+        ..Default::default()
+    };
+    let labels = |pairs: &[(&str, &str)]| {
+        Some(LabelSelector {
+            match_labels: Some(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            ..Default::default()
+        })
+    };
+    let anywhere = |cidr: &str| NetworkPolicyPeer {
+        ip_block: Some(IPBlock { cidr: cidr.into(), ..Default::default() }),
+        ..Default::default()
+    };
+    NetworkPolicy {
+        metadata: ObjectMeta {
+            name: Some(format!("{name}-egress")),
+            namespace: Some(namespace.into()),
+            labels: Some(BTreeMap::from([("app.kubernetes.io/name".to_string(), "trainyard".to_string())])),
+            ..Default::default()
+        },
+        spec: Some(NetworkPolicySpec {
+            pod_selector: labels(&[
+                ("app.kubernetes.io/name", "trainyard"),
+                ("batch.kubernetes.io/job-name", name),
+            ]),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            egress: Some(vec![
+                NetworkPolicyEgressRule {
+                    to: Some(vec![NetworkPolicyPeer {
+                        namespace_selector: labels(&[("kubernetes.io/metadata.name", "kube-system")]),
+                        pod_selector: labels(&[("k8s-app", "kube-dns")]),
+                        ..Default::default()
+                    }]),
+                    ports: Some(vec![port("UDP", 53), port("TCP", 53)]),
+                },
+                NetworkPolicyEgressRule {
+                    to: Some(vec![anywhere("0.0.0.0/0"), anywhere("::/0")]),
+                    ports: Some(vec![port("TCP", 443)]),
+                },
+            ]),
+            ..Default::default()
+        }),
+    }
 }
 
 /// No traffic in or out of training pods, as `k8s/base/networkpolicy.yaml`.
@@ -305,7 +417,7 @@ fn exit_codes(action: &str, code: i32) -> PodFailurePolicyRule {
     }
 }
 
-fn job(name: &str, class: &ResourceClass, image: &str) -> Job {
+fn job(name: &str, class: &ResourceClass, image: &str, storage: &Storage) -> Job {
     let mut tolerations = vec![Toleration {
         key: Some(POOL_LABEL.into()),
         operator: Some("Equal".into()),
@@ -332,11 +444,15 @@ fn job(name: &str, class: &ResourceClass, image: &str) -> Job {
         name: "trainyard".into(),
         image: Some(image.into()),
         image_pull_policy: Some("Always".into()),
-        args: Some(
-            ["train", "/spec/job.json", "--output", "/runs/$(RUN_NAME)", "--log-format", "json"]
+        args: Some({
+            let output = match &storage.remote_runs {
+                Some(root) => format!("{root}/$(RUN_NAME)"),
+                None => "/runs/$(RUN_NAME)".into(),
+            };
+            ["train", "/spec/job.json", "--output", &output, "--log-format", "json"]
                 .map(String::from)
-                .to_vec(),
-        ),
+                .to_vec()
+        }),
         env: Some(vec![
             EnvVar {
                 name: "RUN_NAME".into(),
@@ -367,12 +483,17 @@ fn job(name: &str, class: &ResourceClass, image: &str) -> Job {
         }),
         termination_message_path: Some("/dev/termination-log".into()),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
-        volume_mounts: Some(vec![
-            mount("spec", "/spec", true),
-            mount("data", "/data", true),
-            mount("runs", "/runs", false),
-            mount("scratch", "/scratch", false),
-        ]),
+        volume_mounts: Some(
+            [
+                Some(mount("spec", "/spec", true)),
+                storage.local_inputs.then(|| mount("data", "/data", true)),
+                storage.remote_runs.is_none().then(|| mount("runs", "/runs", false)),
+                Some(mount("scratch", "/scratch", false)),
+            ]
+            .into_iter()
+            .flatten()
+            .collect(),
+        ),
         ..Default::default()
     };
     let pvc = |claim: &str, read_only: bool| {
@@ -381,31 +502,37 @@ fn job(name: &str, class: &ResourceClass, image: &str) -> Job {
             read_only: read_only.then_some(true),
         })
     };
-    let volumes = vec![
-        Volume {
+    // A run bound for a bucket is staged in the scratch volume before it is uploaded: it gets
+    // the class's ephemeral storage, not 1Gi.
+    let scratch = if storage.remote_runs.is_some() { class.ephemeral_storage } else { "1Gi" };
+    let volumes = [
+        Some(Volume {
             name: "spec".into(),
             config_map: Some(ConfigMapVolumeSource { name: format!("{name}-spec"), ..Default::default() }),
             ..Default::default()
-        },
-        Volume {
+        }),
+        storage.local_inputs.then(|| Volume {
             name: "data".into(),
             persistent_volume_claim: pvc("trainyard-data", true),
             ..Default::default()
-        },
-        Volume {
+        }),
+        storage.remote_runs.is_none().then(|| Volume {
             name: "runs".into(),
             persistent_volume_claim: pvc("trainyard-runs", false),
             ..Default::default()
-        },
-        Volume {
+        }),
+        Some(Volume {
             name: "scratch".into(),
             empty_dir: Some(EmptyDirVolumeSource {
-                size_limit: Some(Quantity("1Gi".into())),
+                size_limit: Some(Quantity(scratch.into())),
                 ..Default::default()
             }),
             ..Default::default()
-        },
-    ];
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>();
     Job {
         metadata: ObjectMeta {
             name: Some(name.into()),
@@ -472,6 +599,73 @@ mod tests {
             json["resources"] = r.into();
         }
         CheckedSpec::new(serde_json::from_value::<Spec>(json).unwrap(), std::path::Path::new(".")).unwrap()
+    }
+
+    #[test]
+    fn object_store_specs_get_no_volume_for_the_bucket_and_egress_to_dns_and_https() {
+        let render_with = |features: &str, output: &str| {
+            let json = serde_json::json!({"name": "fraud-global", "data": {"features": [features]},
+                "label": "y", "features": {"numeric": ["a"]}, "output": output});
+            let checked =
+                CheckedSpec::new(serde_json::from_value::<Spec>(json).unwrap(), std::path::Path::new("."))
+                    .unwrap();
+            let opts = RenderOptions { class: Some("cpu-small".into()), ..Default::default() };
+            let yaml = render(&checked, &opts).unwrap();
+            yaml.split("---\n")
+                .map(|d| serde_norway::from_str(d).unwrap())
+                .collect::<Vec<serde_json::Value>>()
+        };
+        let volumes = |job: &serde_json::Value| -> Vec<String> {
+            let pod = &job["spec"]["template"]["spec"];
+            pod["volumes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+
+        let docs = render_with("s3://features/exports/", "s3://models/runs/fraud-global");
+        let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+        assert_eq!(kinds, ["ConfigMap", "NetworkPolicy", "NetworkPolicy", "Job"]);
+        let egress = &docs[2];
+        assert_eq!(
+            egress["spec"]["podSelector"]["matchLabels"]["batch.kubernetes.io/job-name"],
+            "fraud-global"
+        );
+        let ports: Vec<i64> = egress["spec"]["egress"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|r| r["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(ports, [53, 53, 443]);
+        let job = &docs[3];
+        assert_eq!(volumes(job), ["spec", "scratch"]);
+        let args = &job["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert_eq!(args[3], "s3://models/runs/$(RUN_NAME)");
+        assert_eq!(job["spec"]["template"]["spec"]["volumes"][1]["emptyDir"]["sizeLimit"], "10Gi");
+
+        // Local data into a bucket keeps the data volume; bucket data into /runs keeps runs.
+        let docs = render_with("/data/x.parquet", "s3://models/runs/fraud-global");
+        assert_eq!(volumes(&docs[3]), ["spec", "data", "scratch"]);
+        let docs = render_with("gs://features/x.parquet", "runs/fraud-global");
+        assert_eq!(volumes(&docs[3]), ["spec", "runs", "scratch"]);
+        assert_eq!(docs[3]["spec"]["template"]["spec"]["containers"][0]["args"][3], "/runs/$(RUN_NAME)");
+        // The pod can run as a ServiceAccount annotated for IRSA or workload identity.
+        let opts = RenderOptions {
+            class: Some("cpu-small".into()),
+            service_account: Some("trainyard-s3".into()),
+            ..Default::default()
+        };
+        let yaml = render(&checked(None), &opts).unwrap();
+        assert!(yaml.contains("serviceAccountName: trainyard-s3"), "{yaml}");
+        let bad = RenderOptions { service_account: Some("Bad Name".into()), ..opts };
+        assert_eq!(render(&checked(None), &bad).unwrap_err().exit_code(), 2);
+        // A local-only spec renders exactly base + class: no egress.
+        let docs = render_with("/data/x.parquet", "runs/fraud-global");
+        assert_eq!(docs.len(), 3);
+        assert_eq!(volumes(&docs[2]), ["spec", "data", "runs", "scratch"]);
     }
 
     #[test]
