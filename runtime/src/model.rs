@@ -5,7 +5,6 @@
 //! the model (they read its fit report's fields where they print them).
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -96,9 +95,7 @@ pub struct FitContext {
     /// SHA-256 of the resolved spec, recorded in checkpoints.
     pub spec_sha256: String,
     /// Where checkpoints go (models that checkpoint).
-    pub checkpoint_dir: PathBuf,
-    /// The object-store prefix each checkpoint is also uploaded to, for a run bound for one.
-    pub checkpoint_mirror: Option<crate::store::Remote>,
+    pub checkpoint: mlp::checkpoint::Place,
     /// A checkpoint of this spec to resume from.
     pub resume: Option<Checkpoint>,
     /// Where long fits report their progress.
@@ -191,8 +188,7 @@ impl Model {
                 let opts = mlp::FitOptions {
                     seed: ctx.seed,
                     spec_sha256: ctx.spec_sha256,
-                    checkpoint_dir: ctx.checkpoint_dir,
-                    checkpoint_mirror: ctx.checkpoint_mirror,
+                    checkpoint: ctx.checkpoint,
                     resume: ctx.resume,
                     progress: ctx.progress,
                     cancel: ctx.cancel,

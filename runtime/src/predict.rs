@@ -93,7 +93,7 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
 
     let key_column = key.as_deref().and_then(|k| frame.column(k).map(|c| (k, c)));
     if let Some(remote) = &remote_out {
-        // One PUT: the object appears whole or not at all.
+        // The object appears whole or not at all (one PUT, or a multipart upload's completion).
         let scratch = Scratch::new("predict")?;
         let tmp = scratch.path().join("scores.parquet");
         write_predictions(&tmp, key_column, None, &scores, &card.labels)?;

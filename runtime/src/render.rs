@@ -23,7 +23,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use crate::error::{Error, Result};
-use crate::spec::{CheckedHoldout, CheckedSpec, RESOURCE_CLASSES};
+use crate::spec::{CheckedSpec, RESOURCE_CLASSES};
 use crate::store;
 
 /// Image repository of the CPU build; the `gpu` class uses the `-cuda` one.
@@ -88,14 +88,8 @@ struct Storage {
 
 impl Storage {
     fn of(checked: &CheckedSpec) -> Storage {
-        let spec = &checked.spec;
-        let holdout: &[String] = match &checked.holdout {
-            CheckedHoldout::Files(entries) => entries,
-            _ => &[],
-        };
-        let inputs: Vec<&String> =
-            spec.data.features.iter().chain(&spec.data.labels).chain(holdout).collect();
-        let output = spec.output_dir();
+        let inputs: Vec<&String> = checked.input_entries().collect();
+        let output = checked.spec.output_dir();
         // Each Job writes its own run, named after it, as with /runs: the spec's output without
         // its last segment is the runs root (with the default job name, the same run).
         let remote_runs = store::is_url(&output).then(|| {

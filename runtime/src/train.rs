@@ -1,7 +1,7 @@
 //! `trainyard train`: load → features → fit → evaluate → write, each phase timed, the run
 //! directory written atomically.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
@@ -58,13 +58,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         checked.spec.output = Some(out.to_string_lossy().into_owned());
     }
     let output = PathBuf::from(store::local_path(&checked.spec.output_dir()));
-    let inputs: Vec<PathBuf> = (checked.spec.data.features.iter().chain(&checked.spec.data.labels))
-        .chain(match &checked.holdout {
-            crate::spec::CheckedHoldout::Files(entries) => entries.as_slice(),
-            _ => &[],
-        })
-        .map(|entry| checked.resolve(entry))
-        .collect();
+    let inputs: Vec<PathBuf> = checked.input_entries().map(|entry| checked.resolve(entry)).collect();
     let (local_inputs, remote_inputs): (Vec<PathBuf>, Vec<PathBuf>) =
         inputs.into_iter().partition(|p| !p.to_str().is_some_and(store::is_url));
     // A run bound for an object store is staged in a local scratch directory, then uploaded.
@@ -74,9 +68,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
             store::run::check_target(&remote, opts.overwrite, &urls)?;
             let scratch = store::Scratch::new("output")?;
             let name = remote.name().unwrap_or_default();
-            let local = scratch.path().join(&name);
-            let checkpoint = remote.with_suffix(".checkpoint");
-            Output { target: local, remote: Some((remote, checkpoint, scratch)) }
+            Output { target: scratch.path().join(&name), remote: Some((remote, scratch)) }
         }
         None => {
             Output { target: rundir::check_output(&output, opts.overwrite, &local_inputs)?, remote: None }
@@ -87,17 +79,9 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let mut phases = PhaseSeconds::default();
     let resolved = spec.resolved_json();
     let spec_sha256 = runfiles::hex(&Sha256::digest(resolved.to_string().as_bytes()));
-    let checkpoint_dir = checkpoint::dir_for(&target);
-    let checkpoint_mirror = out.remote.as_ref().map(|(_, c, _)| c.clone());
-    let resume = if model::checkpoints(&spec.model) {
-        // A preempted pod with no volume resumes from the checkpoint in the bucket.
-        if let Some(mirror) = &checkpoint_mirror {
-            checkpoint::download(mirror, &checkpoint_dir)?;
-        }
-        find_checkpoint(&checkpoint_dir, &spec_sha256, checkpoint_mirror.as_ref())?
-    } else {
-        None
-    };
+    let checkpoints = checkpoint::Place::for_run(&target, out.remote.as_ref().map(|(r, _)| r));
+    let resume =
+        if model::checkpoints(&spec.model) { find_checkpoint(&checkpoints, &spec_sha256)? } else { None };
 
     let device = device::resolve_request(checked.device, &spec.device, model::workload(&spec.model))?;
 
@@ -188,8 +172,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         device,
         seed: spec.seed,
         spec_sha256: spec_sha256.clone(),
-        checkpoint_dir: checkpoint_dir.clone(),
-        checkpoint_mirror: checkpoint_mirror.clone(),
+        checkpoint: checkpoints.clone(),
         resume,
         progress: opts.progress.clone(),
         cancel: opts.cancel.clone(),
@@ -298,12 +281,11 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     };
     staging.write(names::MANIFEST, &to_json(&manifest)?)?;
     let mut run_dir = staging.commit()?;
-    if let Some((remote, checkpoint, _scratch)) = &out.remote {
+    if let Some((remote, _scratch)) = &out.remote {
         store::run::commit(&run_dir, remote, opts.overwrite, &opts.progress)?;
-        checkpoint::remove_remote(checkpoint)?;
         run_dir = PathBuf::from(remote.url());
     }
-    checkpoint::remove(&checkpoint_dir)?;
+    checkpoints.remove()?;
     Ok(TrainSummary {
         run_dir,
         train_rows,
@@ -349,19 +331,15 @@ fn log_fit(fit: &FitReport, seconds: f64) {
 
 /// The checkpoint a killed or preempted run of this spec left, if any. A checkpoint of another
 /// spec is refused: resuming it would mix two jobs' weights.
-fn find_checkpoint(
-    dir: &Path,
-    spec_sha256: &str,
-    mirror: Option<&Remote>,
-) -> Result<Option<checkpoint::Checkpoint>> {
-    let Some(ckpt) = checkpoint::load(dir, &candle_core::Device::Cpu)? else {
+fn find_checkpoint(place: &checkpoint::Place, spec_sha256: &str) -> Result<Option<checkpoint::Checkpoint>> {
+    let Some(ckpt) = place.load(&candle_core::Device::Cpu)? else {
         return Ok(None);
     };
     if ckpt.state.spec_sha256 != spec_sha256 {
         return Err(Error::Usage(format!(
             "{} holds a checkpoint of a different spec (resolved spec sha256 {}, this one is {}); \
              run the original spec to resume it, or remove the folder to start over",
-            mirror.map_or_else(|| dir.display().to_string(), Remote::url),
+            place,
             ckpt.state.spec_sha256.chars().take(12).collect::<String>(),
             &spec_sha256[..12]
         )));
@@ -370,10 +348,10 @@ fn find_checkpoint(
 }
 
 /// Where the run goes: the local directory it is written to, and for a run bound for an object
-/// store, the prefix it is uploaded to, its checkpoint's prefix and the local scratch directory.
+/// store, the prefix it is uploaded to and the local scratch directory it is staged in.
 struct Output {
     target: PathBuf,
-    remote: Option<(Remote, Remote, store::Scratch)>,
+    remote: Option<(Remote, store::Scratch)>,
 }
 
 /// Fingerprints every input file for the manifest: local files by the SHA-256 of their content,

@@ -43,6 +43,18 @@ fn upload_quickstart(server: &S3, bucket: &str) -> Vec<PathBuf> {
     charges
 }
 
+/// The quick start uploaded to `bucket`, and its spec reading the charges by prefix and the
+/// labels by key from there.
+fn quickstart_in(server: &S3, bucket: &str, dir: &Path, model: Value) -> PathBuf {
+    upload_quickstart(server, bucket);
+    spec(
+        dir,
+        json!([format!("s3://{bucket}/data/charges/")]),
+        json!([format!("s3://{bucket}/data/labels.parquet")]),
+        model,
+    )
+}
+
 /// The quick-start spec with its data at `features` and `labels`.
 fn spec(dir: &Path, features: Value, labels: Value, model: Value) -> PathBuf {
     spec_with_holdout(dir, features, labels, model, None)
@@ -295,9 +307,7 @@ fn mlp() -> Value {
 fn a_preempted_mlp_resumes_from_its_checkpoint_in_the_bucket_to_the_uninterrupted_weights() {
     let Some(server) = S3::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    upload_quickstart(&server, "ckpt");
-    let spec =
-        spec(tmp.path(), json!(["s3://ckpt/data/charges/"]), json!(["s3://ckpt/data/labels.parquet"]), mlp());
+    let spec = quickstart_in(&server, "ckpt", tmp.path(), mlp());
     let train = |output: &str| {
         let mut c = server.trainyard();
         c.args(["train", spec.to_str().unwrap(), "--output", output]);
@@ -338,13 +348,7 @@ fn a_preempted_mlp_resumes_from_its_checkpoint_in_the_bucket_to_the_uninterrupte
 fn resets_and_503s_are_retried_and_the_run_is_the_same() {
     let Some(server) = S3::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    upload_quickstart(&server, "faults");
-    let spec = spec(
-        tmp.path(),
-        json!(["s3://faults/data/charges/"]),
-        json!(["s3://faults/data/labels.parquet"]),
-        logistic(),
-    );
+    let spec = quickstart_in(&server, "faults", tmp.path(), logistic());
     let (code, _, stderr) =
         run(server.trainyard().args(["train", spec.to_str().unwrap(), "--output", "s3://faults/runs/clean"]));
     assert_eq!(code, 0, "{stderr}");
@@ -386,13 +390,7 @@ fn resets_and_503s_are_retried_and_the_run_is_the_same() {
 fn the_store_going_away_mid_upload_is_exit_1_with_nothing_a_reader_accepts_and_the_next_run_cleans_up() {
     let Some(server) = S3::start() else { return };
     let tmp = tempfile::tempdir().unwrap();
-    upload_quickstart(&server, "crash");
-    let spec = spec(
-        tmp.path(),
-        json!(["s3://crash/data/charges/"]),
-        json!(["s3://crash/data/labels.parquet"]),
-        logistic(),
-    );
+    let spec = quickstart_in(&server, "crash", tmp.path(), logistic());
     // Two objects reach the bucket, then the store is gone.
     let proxy = Proxy::start(server.port, Faults { down_after_puts: Some(2), ..Faults::default() });
     let (code, _, stderr) = run(S3::trainyard_via(&proxy.endpoint()).args([

@@ -110,7 +110,6 @@ fn expand_remote(here: &str, entry: &str) -> Result<Vec<RemoteFile>> {
         Ok(None) => Err(Error::Internal(format!("{url} is not an object-store URL"))),
         Err(e) => Err(Error::spec(here, e.to_string())),
     };
-    let hidden = |rest: &str| rest.split('/').any(|part| part.starts_with('_') || part.starts_with('.'));
     let after_scheme = entry.find("://").map_or(0, |i| i + 3);
     // In a URL `?` starts a query (refused by `Remote::parse`), so only `*` and `[` are wildcards.
     if let Some(w) = entry[after_scheme..].find(['*', '[']).map(|w| w + after_scheme) {
@@ -152,7 +151,7 @@ fn expand_remote(here: &str, entry: &str) -> Result<Vec<RemoteFile>> {
         .into_iter()
         .filter(|m| {
             let rest = m.location.as_ref().strip_prefix(key.as_str()).unwrap_or(m.location.as_ref());
-            m.location.as_ref().ends_with(".parquet") && !hidden(rest.trim_start_matches('/'))
+            m.location.as_ref().ends_with(".parquet") && !rest.split('/').any(skipped)
         })
         .map(|meta| RemoteFile { remote: remote.at(meta.location.clone()), meta })
         .collect();
@@ -210,6 +209,12 @@ fn glob_files(here: &str, entry: &str, path: &Path) -> Result<Vec<(PathBuf, Iden
     Ok(files)
 }
 
+/// Names a directory or prefix search skips at any level: hidden ones and `_`-prefixed ones
+/// (Spark's `_SUCCESS`, `_temporary`, `.crc` files).
+fn skipped(name: &str) -> bool {
+    name.starts_with('.') || name.starts_with('_')
+}
+
 /// Which files a directory search keeps.
 enum Want<'p> {
     /// `*.parquet`, skipping hidden and `_`-prefixed names (a directory entry).
@@ -246,7 +251,7 @@ impl<'a> Search<'a> {
             let wanted = match self.want {
                 Want::Parquet => {
                     let name = name.to_string_lossy();
-                    if name.starts_with('.') || name.starts_with('_') {
+                    if skipped(&name) {
                         continue;
                     }
                     name.ends_with(".parquet")

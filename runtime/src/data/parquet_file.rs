@@ -79,14 +79,6 @@ impl ParquetFile {
             .map_err(|e| Error::data(format!("{}: cannot read row group {rg}: {e}", path.display())))
     }
 
-    /// Opens a local or object-store file and reads its footer.
-    pub fn open_source(source: &Source) -> Result<Self> {
-        match source {
-            Source::Local(path) => Self::open(path),
-            Source::Remote(file) => store::block_on(Self::open_remote(file.clone())),
-        }
-    }
-
     async fn open_remote(file: Arc<RemoteFile>) -> Result<Self> {
         let url = file.remote.url();
         let meta = remote::metadata(&file).await?;
@@ -150,8 +142,12 @@ impl ParquetFile {
     /// Opens several local or object-store files, keeping their order: local footers in
     /// parallel on the rayon pool, object-store footers many at once on the store runtime.
     pub fn open_sources(sources: &[Source]) -> Result<Vec<Self>> {
-        if sources.iter().all(|s| matches!(s, Source::Local(_))) {
-            return sources.par_iter().map(Self::open_source).collect();
+        let local: Vec<PathBuf> = sources
+            .iter()
+            .filter_map(|s| if let Source::Local(p) = s { Some(p.clone()) } else { None })
+            .collect();
+        if local.len() == sources.len() {
+            return Self::open_all(&local);
         }
         const FOOTERS_IN_FLIGHT: usize = 32;
         let owned = sources.to_vec();

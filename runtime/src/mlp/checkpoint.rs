@@ -105,28 +105,74 @@ pub fn save(
     Ok(())
 }
 
-/// Uploads the checkpoint just saved in `dir` to the prefix `mirror`. The checkpoint is one
-/// object, replaced whole by each upload and checked against its own digest on load, so a
-/// reader sees the previous checkpoint or this one, never a mix.
-pub fn upload(dir: &Path, mirror: &Remote) -> Result<()> {
-    mirror.child(FILE).upload(&dir.join(FILE))
+/// Where a run's checkpoints live: `<run>.checkpoint` on local disk and, for a run bound for an
+/// object store, the same name beside the run in the bucket, which every save is uploaded to
+/// and a resume downloads from. The checkpoint is one object, replaced whole by each upload and
+/// checked against its own digest on load, so a reader sees the previous checkpoint or this
+/// one, never a mix, and needs no manifest.
+#[derive(Debug, Clone)]
+pub struct Place {
+    /// The local directory.
+    pub dir: PathBuf,
+    /// The prefix in the bucket, for a run bound for one.
+    pub mirror: Option<Remote>,
 }
 
-/// Downloads the checkpoint at the prefix `mirror`, if there is one, into `dir`, where
-/// [`load`] finds it.
-pub fn download(mirror: &Remote, dir: &Path) -> Result<()> {
-    let Some(bytes) = mirror.child(FILE).get()? else { return Ok(()) };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let path = dir.join(FILE);
-    std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
-    tracing::info!(checkpoint = %mirror.url(), bytes = bytes.len(), "downloaded the checkpoint");
-    Ok(())
+impl Place {
+    /// The checkpoints of the run written locally at `run` (and uploaded to `remote`, if any).
+    pub fn for_run(run: &Path, remote: Option<&Remote>) -> Place {
+        Place { dir: dir_for(run), mirror: remote.map(|r| r.with_suffix(".checkpoint")) }
+    }
+
+    /// [`save`]s the checkpoint, then uploads it to the mirror.
+    pub fn save(
+        &self,
+        state: &LoopState,
+        params: &[(String, Tensor)],
+        m: &[(String, Tensor)],
+        v: &[(String, Tensor)],
+        best: &[(String, Tensor)],
+    ) -> Result<()> {
+        save(&self.dir, state, params, m, v, best)?;
+        match &self.mirror {
+            Some(mirror) => mirror.child(FILE).upload(&self.dir.join(FILE)),
+            None => Ok(()),
+        }
+    }
+
+    /// [`load`]s the checkpoint, from the mirror when there is one (a preempted pod with no
+    /// volume resumes from the bucket).
+    pub fn load(&self, device: &Device) -> Result<Option<Checkpoint>> {
+        if let Some(mirror) = &self.mirror {
+            let Some(bytes) = mirror.child(FILE).get()? else { return Ok(None) };
+            std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+            let path = self.dir.join(FILE);
+            std::fs::write(&path, &bytes).map_err(|e| Error::io(&path, e))?;
+            tracing::info!(checkpoint = %mirror.url(), bytes = bytes.len(), "downloaded the checkpoint");
+        }
+        load(&self.dir, device)
+    }
+
+    /// [`remove`]s the checkpoint, in the bucket too, once the run is committed.
+    pub fn remove(&self) -> Result<()> {
+        if let Some(mirror) = &self.mirror {
+            let keys: Vec<_> = mirror.list()?.into_iter().map(|o| o.location).collect();
+            if !keys.is_empty() {
+                mirror.delete(keys)?;
+            }
+        }
+        remove(&self.dir)
+    }
 }
 
-/// Deletes the checkpoint objects under `mirror` once the run is committed.
-pub fn remove_remote(mirror: &Remote) -> Result<()> {
-    let keys: Vec<_> = mirror.list()?.into_iter().map(|o| o.location).collect();
-    if keys.is_empty() { Ok(()) } else { mirror.delete(keys) }
+/// The bucket prefix when checkpoints are uploaded, else the local directory: what messages name.
+impl std::fmt::Display for Place {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.mirror {
+            Some(m) => f.write_str(&m.url()),
+            None => write!(f, "{}", self.dir.display()),
+        }
+    }
 }
 
 /// Reads the checkpoint in `dir`, or `None` when there is none.

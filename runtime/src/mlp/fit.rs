@@ -1,7 +1,6 @@
 //! The MLP training loop: validation carve-out, seeded shuffles, AdamW steps, early stopping,
 //! checkpoints after every epoch (and every N steps), and a clean stop on SIGTERM.
 
-use std::path::PathBuf;
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
@@ -42,9 +41,7 @@ pub struct FitOptions {
     /// SHA-256 of the resolved spec, recorded in checkpoints.
     pub spec_sha256: String,
     /// Where checkpoints go.
-    pub checkpoint_dir: PathBuf,
-    /// The object-store prefix each checkpoint is also uploaded to.
-    pub checkpoint_mirror: Option<crate::store::Remote>,
+    pub checkpoint: checkpoint::Place,
     /// A checkpoint to resume from (already checked to be this spec's).
     pub resume: Option<Checkpoint>,
     /// Where each step's progress goes.
@@ -188,7 +185,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         let mismatch = |what: String| {
             Error::data(format!(
                 "checkpoint {} was written for {what}; the data changed since. Remove the folder to start over",
-                checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref())
+                opts.checkpoint
             ))
         };
         if (ckpt.state.train_rows, ckpt.state.validation_rows) != (train.rows, val.rows) {
@@ -233,7 +230,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         tracing::info!(
             epoch = ckpt.state.epoch + 1,
             step = ckpt.state.step,
-            checkpoint = %checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref()),
+            checkpoint = %opts.checkpoint,
             "resuming from the checkpoint at epoch {} step {}",
             ckpt.state.epoch + 1,
             ckpt.state.step
@@ -246,18 +243,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         let named = |vars: &[candle_core::Var]| -> Vec<(String, Tensor)> {
             network.vars.iter().zip(vars).map(|((n, _), v)| (n.clone(), v.as_tensor().clone())).collect()
         };
-        checkpoint::save(
-            &opts.checkpoint_dir,
-            state,
-            &network.tensors(),
-            &named(&optimizer.m),
-            &named(&optimizer.v),
-            best,
-        )?;
-        match &opts.checkpoint_mirror {
-            Some(mirror) => checkpoint::upload(&opts.checkpoint_dir, mirror),
-            None => Ok(()),
-        }
+        opts.checkpoint.save(state, &network.tensors(), &named(&optimizer.m), &named(&optimizer.v), best)
     };
     let patience = spec.early_stopping.as_ref().map(|e| e.patience);
     let val_matrix = Matrix { data: std::mem::take(&mut val.numeric_host), rows: val.rows, cols: d };
@@ -313,10 +299,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
             }
             if !at_epoch_end && opts.cancel.is_requested() {
                 save(&state, &network, &optimizer, &best)?;
-                return Err(preempted(
-                    &state,
-                    &checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref()),
-                ));
+                return Err(preempted(&state, &opts.checkpoint));
             }
         }
 
@@ -373,10 +356,7 @@ pub fn fit(data: &TrainData<'_>, spec: &MlpSpec, opts: FitOptions) -> Result<(Ml
         save(&state, &network, &optimizer, &best)?;
         let finished = state.epoch >= spec.epochs || patience.is_some_and(|p| state.bad_epochs >= p);
         if opts.cancel.is_requested() && !finished {
-            return Err(preempted(
-                &state,
-                &checkpoint_place(&opts.checkpoint_dir, opts.checkpoint_mirror.as_ref()),
-            ));
+            return Err(preempted(&state, &opts.checkpoint));
         }
     }
 
@@ -474,15 +454,10 @@ fn weighted_log_loss(y: &[f32], p: &[f64], w: &[f32]) -> f64 {
     sum / total.max(f64::MIN_POSITIVE)
 }
 
-fn preempted(state: &LoopState, place: &str) -> Error {
+fn preempted(state: &LoopState, place: &checkpoint::Place) -> Error {
     Error::Preempted(format!(
         "stopped by SIGTERM at epoch {} step {}; checkpoint saved to {place}; run the same command to resume",
         state.epoch + 1,
         state.step,
     ))
-}
-
-/// Where checkpoints are kept, for messages: the bucket prefix when they are uploaded.
-fn checkpoint_place(dir: &std::path::Path, mirror: Option<&crate::store::Remote>) -> String {
-    mirror.map_or_else(|| dir.display().to_string(), crate::store::Remote::url)
 }

@@ -180,6 +180,15 @@ impl CheckedSpec {
         Self::new(spec, base)
     }
 
+    /// Every input entry as written: `data.features`, `data.labels`, then a `files` holdout's.
+    pub fn input_entries(&self) -> impl Iterator<Item = &String> {
+        let holdout: &[String] = match &self.holdout {
+            CheckedHoldout::Files(entries) => entries,
+            _ => &[],
+        };
+        self.spec.data.features.iter().chain(&self.spec.data.labels).chain(holdout)
+    }
+
     /// Resolves a spec path against the spec file's directory.
     pub fn resolve(&self, path: &str) -> PathBuf {
         // Object-store URLs are absolute; `file://` URLs are local paths.

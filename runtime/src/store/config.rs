@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 /// Retries with exponential backoff on throttling (429, 503 SlowDown), other 5xx, connection
 /// resets and timeouts; a request that keeps failing gives up after about two minutes.
 /// `TRAINYARD_STORE_RETRY_SECONDS` shortens or lengthens that limit.
-fn retry() -> RetryConfig {
+pub(super) fn retry() -> RetryConfig {
     RetryConfig {
         backoff: BackoffConfig {
             init_backoff: Duration::from_millis(100),
@@ -30,7 +30,7 @@ fn retry() -> RetryConfig {
 }
 
 /// How long a failing request is retried: two minutes, or `TRAINYARD_STORE_RETRY_SECONDS`.
-pub(super) fn retry_timeout() -> Duration {
+fn retry_timeout() -> Duration {
     let seconds = std::env::var("TRAINYARD_STORE_RETRY_SECONDS")
         .ok()
         .and_then(|v| v.parse::<f64>().ok())
@@ -60,38 +60,47 @@ pub(super) fn store_for(url: &url::Url) -> Result<(Arc<dyn ObjectStore>, String,
     };
     let base = format!("{scheme}://{authority}");
     let bad = |e: object_store::Error| Error::Usage(format!("{shown}: {}", redact(&e.to_string())));
+    // https:// stores can read objects but not write them.
+    let writable = !matches!(scheme, "https" | "http");
     let (store, writable) = super::cached(&base, || {
-        let root = format!("{scheme}://{authority}");
-        Ok(match scheme {
+        let store: Arc<dyn ObjectStore> = match scheme {
             "s3" | "s3a" => {
                 let builder = with_profile(AmazonS3Builder::from_env())
                     .with_url(format!("s3://{authority}"))
                     .with_retry(retry());
-                let builder =
-                    client_defaults(builder, |b, k, v| b.with_config(AmazonS3ConfigKey::Client(k), v));
-                (Arc::new(builder.build().map_err(bad)?) as Arc<dyn ObjectStore>, true)
+                Arc::new(
+                    client_defaults(builder, |b, k, v| b.with_config(AmazonS3ConfigKey::Client(k), v))
+                        .build()
+                        .map_err(bad)?,
+                )
             }
             "gs" => {
-                let builder = GoogleCloudStorageBuilder::from_env().with_url(root).with_retry(retry());
-                let builder = client_defaults(builder, |b, k, v| {
-                    b.with_config(object_store::gcp::GoogleConfigKey::Client(k), v)
-                });
-                (Arc::new(builder.build().map_err(bad)?) as Arc<dyn ObjectStore>, true)
+                let builder =
+                    GoogleCloudStorageBuilder::from_env().with_url(base.as_str()).with_retry(retry());
+                Arc::new(
+                    client_defaults(builder, |b, k, v| {
+                        b.with_config(object_store::gcp::GoogleConfigKey::Client(k), v)
+                    })
+                    .build()
+                    .map_err(bad)?,
+                )
             }
             "az" | "azure" | "abfs" | "abfss" | "adl" => {
                 let builder = MicrosoftAzureBuilder::from_env().with_url(url.as_str()).with_retry(retry());
-                let builder = client_defaults(builder, |b, k, v| {
-                    b.with_config(object_store::azure::AzureConfigKey::Client(k), v)
-                });
-                (Arc::new(builder.build().map_err(bad)?) as Arc<dyn ObjectStore>, true)
+                Arc::new(
+                    client_defaults(builder, |b, k, v| {
+                        b.with_config(object_store::azure::AzureConfigKey::Client(k), v)
+                    })
+                    .build()
+                    .map_err(bad)?,
+                )
             }
             "https" | "http" => {
                 let builder = HttpBuilder::new()
-                    .with_url(root)
+                    .with_url(base.as_str())
                     .with_retry(retry())
                     .with_config(ClientConfigKey::AllowHttp, (scheme == "http").to_string());
-                let builder = client_defaults(builder, |b, k, v| b.with_config(k, v));
-                (Arc::new(builder.build().map_err(bad)?) as Arc<dyn ObjectStore>, false)
+                Arc::new(client_defaults(builder, |b, k, v| b.with_config(k, v)).build().map_err(bad)?)
             }
             other => {
                 return Err(Error::Usage(format!(
@@ -99,7 +108,8 @@ pub(super) fn store_for(url: &url::Url) -> Result<(Arc<dyn ObjectStore>, String,
                      https:// or a local path)"
                 )));
             }
-        })
+        };
+        Ok((store, writable))
     })?;
     Ok((store, base, writable))
 }

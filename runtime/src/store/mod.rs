@@ -186,8 +186,9 @@ impl Remote {
     pub fn create(&self, bytes: Bytes) -> Result<bool> {
         self.check_writable()?;
         let n = bytes.len() as u64;
-        let deadline = std::time::Instant::now() + config::retry_timeout();
-        let mut backoff = std::time::Duration::from_millis(100);
+        let policy = config::retry();
+        let deadline = std::time::Instant::now() + policy.retry_timeout;
+        let mut backoff = policy.backoff.init_backoff;
         let mut retried = false;
         loop {
             let options = PutOptions { mode: PutMode::Create, ..Default::default() };
@@ -199,10 +200,13 @@ impl Remote {
                 Err(object_store::Error::AlreadyExists { .. } | object_store::Error::Precondition { .. }) => {
                     return Ok(retried && self.get()?.is_some_and(|existing| existing == bytes));
                 }
-                Err(e) if is_transient(&e) && std::time::Instant::now() + backoff < deadline => {
+                Err(e)
+                    if failure(&e) == Failure::Transient
+                        && std::time::Instant::now() + backoff < deadline =>
+                {
                     tracing::info!(url = %self.url(), error = %redact(&e.to_string()), "retrying the conditional create");
                     std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                    backoff = backoff.mul_f64(policy.backoff.base).min(policy.backoff.max_backoff);
                     retried = true;
                 }
                 Err(e) => return Err(failed(&self.url(), "creating it", e)),
@@ -253,7 +257,7 @@ impl Remote {
         });
         match uploaded {
             Ok(()) => {
-                TRAFFIC.wrote(size.div_ceil(PART_BYTES as u64), size);
+                TRAFFIC.wrote(Self::upload_units(size) as u64, size);
                 Ok(())
             }
             Err(UploadError::Local(e)) => Err(Error::io(path, e)),
@@ -279,7 +283,7 @@ impl Remote {
         deleted.map(|_| ()).map_err(|e| failed(&self.url(), "deleting objects under it", e))
     }
 
-    /// A reader of this object for the Parquet async reader.
+    /// The store, for the Parquet async reader's requests.
     pub(crate) fn store(&self) -> &Arc<dyn ObjectStore> {
         &self.store
     }
@@ -307,52 +311,66 @@ impl From<object_store::Error> for UploadError {
     }
 }
 
+/// What a failed request says, whichever way object_store reported it: some requests (listing,
+/// multipart) report S3's 404 and 403 as generic errors with the status in the text.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Failure {
+    NotFound,
+    Denied,
+    /// The URL or the configuration is not one the store accepts.
+    Refused,
+    /// An `If-Match` failed: the object changed since it was listed.
+    Changed,
+    /// Anything else: throttling, 5xx, timeouts, an unreachable endpoint.
+    Transient,
+}
+
+fn failure(e: &object_store::Error) -> Failure {
+    use object_store::Error as E;
+    match e {
+        E::NotFound { .. } => Failure::NotFound,
+        E::PermissionDenied { .. } | E::Unauthenticated { .. } => Failure::Denied,
+        E::InvalidPath { .. }
+        | E::NotSupported { .. }
+        | E::NotImplemented { .. }
+        | E::UnknownConfigurationKey { .. } => Failure::Refused,
+        E::Precondition { .. } => Failure::Changed,
+        E::Generic { .. } => {
+            let text = e.to_string();
+            let says = |words: &[&str]| words.iter().any(|w| text.contains(w));
+            if says(&["NoSuchBucket", "NoSuchKey", "404 Not Found"]) {
+                Failure::NotFound
+            } else if says(&["AccessDenied", "403 Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"])
+            {
+                Failure::Denied
+            } else {
+                Failure::Transient
+            }
+        }
+        _ => Failure::Transient,
+    }
+}
+
 /// The error for a failed operation `what` on `url`: exit 2 where asking again cannot help (no
 /// such bucket or key, access denied, a URL or configuration the store rejects), exit 1 for
 /// what survived the retries (throttling, 5xx, timeouts, an unreachable endpoint).
 pub(crate) fn failed(url: &str, what: &str, e: object_store::Error) -> Error {
     let url = redact(url);
     let detail = redact(&e.to_string());
-    // Some requests (listing, multipart) report S3's 404 and 403 as generic errors.
-    let generic = matches!(e, object_store::Error::Generic { .. });
-    let says = |words: &[&str]| generic && words.iter().any(|w| detail.contains(w));
-    if says(&["NoSuchBucket", "NoSuchKey", "404 Not Found"]) {
-        return Error::data(format!("{url}: not found ({what}); check the bucket and the key: {detail}"));
-    }
-    if says(&["AccessDenied", "403 Forbidden", "InvalidAccessKeyId", "SignatureDoesNotMatch"]) {
-        return Error::data(format!(
-            "{url}: access denied ({what}); check the credentials and the bucket policy: {detail}"
-        ));
-    }
-    match e {
-        object_store::Error::NotFound { .. } => {
+    match failure(&e) {
+        Failure::NotFound => {
             Error::data(format!("{url}: not found ({what}); check the bucket and the key: {detail}"))
         }
-        object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
-            Error::data(format!(
-                "{url}: access denied ({what}); check the credentials and the bucket policy: {detail}"
-            ))
-        }
-        object_store::Error::InvalidPath { .. }
-        | object_store::Error::NotSupported { .. }
-        | object_store::Error::NotImplemented { .. }
-        | object_store::Error::UnknownConfigurationKey { .. } => {
-            Error::Usage(format!("{url}: {what}: {detail}"))
-        }
-        object_store::Error::Precondition { .. } => Error::Store(format!(
+        Failure::Denied => Error::data(format!(
+            "{url}: access denied ({what}); check the credentials and the bucket policy: {detail}"
+        )),
+        Failure::Refused => Error::Usage(format!("{url}: {what}: {detail}")),
+        Failure::Changed => Error::Store(format!(
             "{url}: the object changed while it was being read ({what}); run again to read the new \
              version: {detail}"
         )),
-        _ => Error::Store(format!("{url}: {what} failed, also after retries: {detail}")),
+        Failure::Transient => Error::Store(format!("{url}: {what} failed, also after retries: {detail}")),
     }
-}
-
-/// Whether a failed request may succeed when sent again: anything but a definite answer.
-fn is_transient(e: &object_store::Error) -> bool {
-    matches!(e, object_store::Error::Generic { .. })
-        && !["NoSuchBucket", "404 Not Found", "AccessDenied", "403 Forbidden"]
-            .iter()
-            .any(|w| e.to_string().contains(w))
 }
 
 /// The runtime every store request runs on.
