@@ -26,6 +26,8 @@ pub enum Stream {
     },
     /// Which train rows are held out for validation.
     Validation,
+    /// The rows of a paired bootstrap's resamples.
+    Bootstrap,
 }
 
 /// The base of a stream's counter.
@@ -35,6 +37,7 @@ pub fn base(seed: u64, stream: Stream) -> u64 {
         Stream::Shuffle(epoch) => (2, epoch, 0),
         Stream::Dropout { step, layer } => (3, step, layer),
         Stream::Validation => (4, 0, 0),
+        Stream::Bootstrap => (5, 0, 0),
     };
     mix64(mix64(mix64(seed ^ 0x6d6c_7000_0000_0000 ^ tag).wrapping_add(a)).wrapping_add(b))
 }

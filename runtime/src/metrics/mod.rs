@@ -6,6 +6,7 @@
 //! not the evaluation).
 
 mod multiclass;
+pub mod paired;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,308 @@
+//! Two models scored on the same rows, and whether one is better by more than noise: ROC AUC by
+//! DeLong's paired test (the variance of the AUC difference from each positive's and each
+//! negative's placement values, DeLong, DeLong and Clarke-Pearson 1988), log loss and PR AUC by a
+//! paired bootstrap (both models scored on the same resampled rows). What a retrain's baseline
+//! comparison reports; rows are unweighted.
+
+use crate::random;
+
+/// DeLong's paired test of two ROC AUCs on the same rows.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DeLong {
+    /// ROC AUC of model `a` (the baseline).
+    pub auc_a: f64,
+    /// ROC AUC of model `b` (the candidate).
+    pub auc_b: f64,
+    /// `auc_b - auc_a`.
+    pub delta: f64,
+    /// The variance of `delta`.
+    pub variance: f64,
+    /// `delta / sqrt(variance)` (0 when both are 0: the models rank every pair alike).
+    pub z: f64,
+    /// Two-sided p-value of `z` under the standard normal.
+    pub p_value: f64,
+}
+
+/// The placement value of each positive (the share of negatives it outranks, ties a half) and of
+/// each negative (the share of positives that outrank it), in row order of each class.
+fn placements(y: &[f32], p: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    // `+ 0.0` turns -0.0 into 0.0: the two are one score (a tie), as for the run's ROC AUC, but
+    // `total_cmp` would order them.
+    let mut pos: Vec<f64> = y.iter().zip(p).filter(|(y, _)| **y == 1.0).map(|(_, p)| *p + 0.0).collect();
+    let mut neg: Vec<f64> = y.iter().zip(p).filter(|(y, _)| **y != 1.0).map(|(_, p)| *p + 0.0).collect();
+    let (m, n) = (pos.len() as f64, neg.len() as f64);
+    let order = |v: &mut Vec<f64>| v.sort_by(f64::total_cmp);
+    let (pos_rows, neg_rows) = (pos.clone(), neg.clone());
+    order(&mut pos);
+    order(&mut neg);
+    // Below and tied, by binary search in the sorted other class: O((m + n) log(m + n)).
+    let share = |sorted: &[f64], x: f64| {
+        let below = sorted.partition_point(|v| v.total_cmp(&x).is_lt());
+        let tied = sorted[below..].partition_point(|v| v.total_cmp(&x).is_le());
+        (below as f64, tied as f64)
+    };
+    let v10 = pos_rows
+        .iter()
+        .map(|&x| {
+            let (below, tied) = share(&neg, x);
+            (below + 0.5 * tied) / n
+        })
+        .collect();
+    let v01 = neg_rows
+        .iter()
+        .map(|&x| {
+            let (below, tied) = share(&pos, x);
+            (m - below - tied + 0.5 * tied) / m
+        })
+        .collect();
+    (v10, v01)
+}
+
+/// The sample covariance of two equally long series.
+fn covariance(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / (n - 1.0)
+}
+
+/// DeLong's test of `b` against `a` on labels `y` (1 positive, else negative); `None` when there
+/// are fewer than two positives or two negatives (no variance to estimate).
+pub fn delong(y: &[f32], a: &[f64], b: &[f64]) -> Option<DeLong> {
+    let (a10, a01) = placements(y, a);
+    let (b10, b01) = placements(y, b);
+    let (m, n) = (a10.len(), a01.len());
+    if m < 2 || n < 2 {
+        return None;
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let (auc_a, auc_b) = (mean(&a10), mean(&b10));
+    let delta = auc_b - auc_a;
+    let s10 = covariance(&a10, &a10) + covariance(&b10, &b10) - 2.0 * covariance(&a10, &b10);
+    let s01 = covariance(&a01, &a01) + covariance(&b01, &b01) - 2.0 * covariance(&a01, &b01);
+    // Rounding can leave a hair below zero when the models rank alike.
+    let variance = (s10 / m as f64 + s01 / n as f64).max(0.0);
+    let z = if variance > 0.0 { delta / variance.sqrt() } else { 0.0 };
+    let p_value = if variance > 0.0 { erfc(z.abs() / std::f64::consts::SQRT_2) } else { 1.0 };
+    Some(DeLong { auc_a, auc_b, delta, variance, z, p_value })
+}
+
+/// The complementary error function, to about 1e-15 relative: erfc(x) = 2 Φ(-x √2).
+fn erfc(x: f64) -> f64 {
+    if x < 0.0 {
+        return 2.0 - erfc(-x);
+    }
+    if x < 0.5 {
+        // Maclaurin series of erf, converging fast near 0.
+        let (mut term, mut sum, x2) = (x, x, x * x);
+        for k in 1..40 {
+            term *= -x2 / k as f64;
+            sum += term / (2 * k + 1) as f64;
+        }
+        return 1.0 - sum * 2.0 / std::f64::consts::PI.sqrt();
+    }
+    // Lentz's continued fraction for erfc, converging fast away from 0.
+    let tiny = 1e-300;
+    let (mut f, mut c, mut d) = (x, x, 0.0);
+    for k in 1..300 {
+        let a = k as f64 / 2.0;
+        d = x + a * d;
+        d = if d.abs() < tiny { tiny } else { d };
+        c = x + a / c;
+        c = if c.abs() < tiny { tiny } else { c };
+        d = 1.0 / d;
+        let delta = c * d;
+        f *= delta;
+        if (delta - 1.0).abs() < 1e-16 {
+            break;
+        }
+    }
+    (-x * x).exp() / (f * std::f64::consts::PI.sqrt())
+}
+
+/// A paired bootstrap interval of `metric(b) - metric(a)`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Interval {
+    /// The difference on the rows themselves.
+    pub delta: f64,
+    /// The lower end of the percentile interval.
+    pub low: f64,
+    /// The upper end.
+    pub high: f64,
+    /// The coverage asked for (0.95).
+    pub level: f64,
+    /// Resamples drawn.
+    pub resamples: usize,
+}
+
+/// Resamples drawn by [`bootstrap`] when the caller does not say: enough for the 2.5% and 97.5%
+/// percentiles to move by less than a tenth of the interval's width between seeds.
+pub const RESAMPLES: usize = 1000;
+
+/// The paired percentile bootstrap of `metric(y, b) - metric(y, a)`: `resamples` resamples of the
+/// rows with replacement, seeded (the same seed draws the same resamples), both models scored on
+/// each. Resamples where the metric is not finite (no positive drawn, for PR AUC) are skipped.
+pub fn bootstrap(
+    y: &[f32],
+    a: &[f64],
+    b: &[f64],
+    metric: impl Fn(&[f32], &[f64]) -> f64,
+    resamples: usize,
+    seed: u64,
+) -> Interval {
+    let level = 0.95;
+    let delta = metric(y, b) - metric(y, a);
+    let n = y.len();
+    let base = random::base(seed, random::Stream::Bootstrap);
+    let (mut ys, mut pa, mut pb) = (vec![0f32; n], vec![0f64; n], vec![0f64; n]);
+    let mut deltas = Vec::with_capacity(resamples);
+    for r in 0..resamples {
+        for i in 0..n {
+            let draw = random::bits(base, (r * n + i) as u64);
+            let j = ((u128::from(draw) * n as u128) >> 64) as usize;
+            (ys[i], pa[i], pb[i]) = (y[j], a[j], b[j]);
+        }
+        let d = metric(&ys, &pb) - metric(&ys, &pa);
+        if d.is_finite() {
+            deltas.push(d);
+        }
+    }
+    deltas.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        if deltas.is_empty() {
+            return f64::NAN;
+        }
+        let i = (q * (deltas.len() - 1) as f64).round() as usize;
+        deltas[i.min(deltas.len() - 1)]
+    };
+    Interval { delta, low: at((1.0 - level) / 2.0), high: at(1.0 - (1.0 - level) / 2.0), level, resamples }
+}
+
+/// Mean log loss of probabilities `p` for labels `y`, clipped as the run metrics clip it.
+pub fn log_loss(y: &[f32], p: &[f64]) -> f64 {
+    let eps = 1e-15;
+    let total: f64 = y
+        .iter()
+        .zip(p)
+        .map(|(&y, &p)| {
+            let p = p.clamp(eps, 1.0 - eps);
+            if y == 1.0 { -p.ln() } else { -(1.0 - p).ln() }
+        })
+        .sum();
+    total / y.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{average_precision, roc_auc};
+
+    /// Labels and two correlated score columns, `shift` making `b` better, with ties.
+    fn data(n: usize, seed: u64, shift: f64) -> (Vec<f32>, Vec<f64>, Vec<f64>) {
+        let base = random::base(seed, random::Stream::Init(0));
+        let (mut y, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n as u64 {
+            let label = random::unit(base, 4 * i) < 0.3;
+            let signal = if label { 1.0 } else { 0.0 };
+            let shared = random::normal(base, 4 * i + 1);
+            let round = |v: f64| (v * 20.0).round() / 20.0;
+            y.push(if label { 1.0 } else { 0.0 });
+            a.push(round(signal + shared + random::normal(base, 4 * i + 2)));
+            b.push(round((1.0 + shift) * signal + shared + random::normal(base, 4 * i + 3)));
+        }
+        (y, a, b)
+    }
+
+    /// DeLong's variance from placements counted pair by pair: O(m n), the definition.
+    fn brute_force(y: &[f32], a: &[f64], b: &[f64]) -> (f64, f64, f64) {
+        let psi = |x: f64, z: f64| {
+            if x > z {
+                1.0
+            } else if x == z {
+                0.5
+            } else {
+                0.0
+            }
+        };
+        let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i] == 1.0).collect();
+        let neg: Vec<usize> = (0..y.len()).filter(|&i| y[i] != 1.0).collect();
+        let place = |s: &[f64]| -> (Vec<f64>, Vec<f64>) {
+            let v10 =
+                pos.iter().map(|&i| neg.iter().map(|&j| psi(s[i], s[j])).sum::<f64>() / neg.len() as f64);
+            let v01 =
+                neg.iter().map(|&j| pos.iter().map(|&i| psi(s[i], s[j])).sum::<f64>() / pos.len() as f64);
+            (v10.collect(), v01.collect())
+        };
+        let ((a10, a01), (b10, b01)) = (place(a), place(b));
+        let d10: Vec<f64> = a10.iter().zip(&b10).map(|(x, y)| y - x).collect();
+        let d01: Vec<f64> = a01.iter().zip(&b01).map(|(x, y)| y - x).collect();
+        let var = |v: &[f64]| covariance(v, v);
+        let auc = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+        (auc(&a10), auc(&b10), var(&d10) / pos.len() as f64 + var(&d01) / neg.len() as f64)
+    }
+
+    #[test]
+    fn placements_by_sorting_agree_with_counting_every_pair() {
+        for (seed, n) in [(1, 50), (2, 333), (3, 1200)] {
+            let (y, a, b) = data(n, seed, 0.3);
+            let t = delong(&y, &a, &b).unwrap();
+            let (auc_a, auc_b, variance) = brute_force(&y, &a, &b);
+            assert!((t.auc_a - auc_a).abs() < 1e-12 && (t.auc_b - auc_b).abs() < 1e-12, "{t:?}");
+            assert!((t.variance - variance).abs() < 1e-12 * variance.max(1e-12), "{} {variance}", t.variance);
+            // And the AUCs are the run metrics' ROC AUC.
+            assert!((t.auc_a - roc_auc(&y, &a)).abs() < 1e-12);
+            assert!((t.auc_b - roc_auc(&y, &b)).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn p_values_are_uniform_under_the_null_and_small_for_a_real_gain() {
+        // Two models of the same quality: about 5% of datasets reject at 0.05.
+        let trials = 400;
+        let rejected = (0..trials)
+            .filter(|&s| {
+                let (y, a, b) = data(400, 100 + s, 0.0);
+                delong(&y, &a, &b).unwrap().p_value < 0.05
+            })
+            .count();
+        let share = rejected as f64 / trials as f64;
+        assert!((0.02..=0.09).contains(&share), "{rejected} of {trials} rejected under the null");
+        let (y, a, b) = data(5000, 9, 0.5);
+        let t = delong(&y, &a, &b).unwrap();
+        assert!(t.delta > 0.0 && t.p_value < 1e-6, "{t:?}");
+        // The same model against itself: no difference and nothing to test.
+        let t = delong(&y, &a, &a).unwrap();
+        assert_eq!((t.delta, t.variance, t.z, t.p_value), (0.0, 0.0, 0.0, 1.0));
+        assert!(delong(&[1.0, 0.0], &[0.2, 0.1], &[0.3, 0.1]).is_none());
+    }
+
+    #[test]
+    fn erfc_matches_known_values() {
+        // Values from the DLMF tables (erfc) and the normal quantile 1.959964 (two-sided 0.05).
+        for (x, want) in [
+            (0.0, 1.0),
+            (0.1, 0.887_537_083_981_715),
+            (1.0, 0.157_299_207_050_285),
+            (3.0, 2.209_049_699_858_544e-5),
+        ] {
+            assert!((erfc(x) - want).abs() < 1e-13 * want.max(1e-300) + 1e-15, "erfc({x}) = {}", erfc(x));
+        }
+        assert!((erfc(1.959_963_984_540_054 / std::f64::consts::SQRT_2) - 0.05).abs() < 1e-12);
+        assert!((erfc(-1.0) - (2.0 - 0.157_299_207_050_285)).abs() < 1e-13);
+    }
+
+    #[test]
+    fn paired_bootstrap_intervals_are_seeded_cover_the_gain_and_shrink_with_rows() {
+        let (y, a, b) = data(2000, 5, 0.4);
+        let i = bootstrap(&y, &a, &b, average_precision, 300, 42);
+        assert_eq!(i, bootstrap(&y, &a, &b, average_precision, 300, 42));
+        assert_ne!(i, bootstrap(&y, &a, &b, average_precision, 300, 43));
+        assert!(i.low <= i.delta && i.delta <= i.high && i.low > 0.0, "{i:?}");
+        let probs = |s: &[f64]| s.iter().map(|v| 1.0 / (1.0 + (-(v - 1.0)).exp())).collect::<Vec<f64>>();
+        let (pa, pb) = (probs(&a), probs(&b));
+        let wide = bootstrap(&y[..400], &pa[..400], &pb[..400], log_loss, 300, 1);
+        let narrow = bootstrap(&y, &pa, &pb, log_loss, 300, 1);
+        assert!(narrow.high - narrow.low < wide.high - wide.low, "{narrow:?} {wide:?}");
+        let same = bootstrap(&y, &pa, &pa, log_loss, 50, 1);
+        assert_eq!((same.delta, same.low, same.high), (0.0, 0.0, 0.0));
+    }
+}
