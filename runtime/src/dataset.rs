@@ -122,8 +122,24 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
     load_reporting(checked, &Reporter::default())
 }
 
+/// Columns another model reads from the same rows (a baseline's features), loaded beside the
+/// job's own.
+#[derive(Debug, Clone, Default)]
+pub struct Extra {
+    /// The columns.
+    pub columns: Vec<String>,
+    /// Who reads them, for the error when the data lacks one (`the baseline run <id>`).
+    pub reader: String,
+}
+
 /// [`load`], reporting the row groups read and decoded to `progress`.
 pub fn load_reporting(checked: &CheckedSpec, progress: &Reporter) -> Result<Dataset> {
+    load_with(checked, &Extra::default(), progress)
+}
+
+/// [`load_reporting`] with `extra` columns in the frames (exit 2 naming the column, the file and
+/// the reader when a file lacks one, before any rows are read).
+pub fn load_with(checked: &CheckedSpec, extra: &Extra, progress: &Reporter) -> Result<Dataset> {
     let spec = &checked.spec;
     let mut report = LoadReport::default();
 
@@ -215,6 +231,24 @@ pub fn load_reporting(checked: &CheckedSpec, progress: &Reporter) -> Result<Data
         })
         .collect();
     for c in spec.features.numeric.iter().chain(&spec.features.categorical) {
+        if !dense.contains(c) && !columns.contains(c) {
+            columns.push(c.clone());
+        }
+    }
+
+    for c in &extra.columns {
+        let sides = [("data.features", Some(&feature_files)), ("holdout.files", holdout_files.as_ref())];
+        for (field, files) in sides {
+            if let Some(file) = files.and_then(|files| files.iter().find(|f| !f.has_column(c))) {
+                return Err(Error::data(format!(
+                    "{}: column {c:?}, a feature of {}, is not in {} ({field}); the new data must \
+                     carry every column the baseline reads",
+                    if extra.reader.contains("baseline") { "baseline" } else { field },
+                    extra.reader,
+                    file.path.display()
+                )));
+            }
+        }
         if !dense.contains(c) && !columns.contains(c) {
             columns.push(c.clone());
         }

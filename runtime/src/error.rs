@@ -36,6 +36,10 @@ pub enum Error {
     /// an unreachable endpoint), also after its retries; the message names the URL.
     #[error("{0}")]
     Store(String),
+    /// The run was written, but it is not eligible for promotion against its baseline and
+    /// `--fail-on-gate` was given.
+    #[error("{0}")]
+    GateFailed(String),
     /// Training stopped on SIGTERM after writing a checkpoint; running again resumes.
     #[error("{0}")]
     Preempted(String),
@@ -53,6 +57,7 @@ impl Error {
         match self {
             Error::Spec { .. } | Error::Data(_) | Error::Usage(_) => 2,
             Error::Io { .. } | Error::Store(_) | Error::Internal(_) => 1,
+            Error::GateFailed(_) => 3,
             Error::Preempted(_) => 143,
         }
     }

@@ -89,6 +89,10 @@ pub fn inspect(run: &Path) -> Result<String> {
             "  (group rows: means over groups weighted by their test rows; per group in groups.parquet)"
         );
     }
+    if let Some(c) = &metrics.baseline {
+        c.describe(&mut s);
+    }
+    crate::gate::describe(manifest.promotion.as_ref(), &mut s);
     let p = &metrics.phases;
     let _ = writeln!(
         s,

@@ -31,12 +31,14 @@
 #![warn(missing_docs)]
 
 pub mod artifact;
+pub mod baseline;
 pub mod data;
 pub mod dataset;
 pub mod device;
 mod error;
 mod f64_tensors;
 pub mod features;
+pub mod gate;
 pub mod inspect;
 pub mod label;
 pub mod limits;
@@ -49,6 +51,7 @@ pub mod partition;
 pub mod predict;
 pub mod progress;
 pub mod random;
+pub mod registry;
 pub mod render;
 pub mod rundir;
 pub mod runfiles;

@@ -55,6 +55,16 @@ enum Command {
         /// parsed as JSON when it is valid JSON, else taken as a string.
         #[arg(long = "set", value_name = "PATH=VALUE")]
         set: Vec<String>,
+        /// Exit 3 when the run is written but its promotion gate (`gate` in the spec) finds it
+        /// not eligible, so that a scheduled retrain fails visibly without a retry.
+        #[arg(long)]
+        fail_on_gate: bool,
+    },
+    /// The registry over a runs root (a directory or a bucket prefix): list and compare runs,
+    /// and promote a run to production.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
     },
     /// Score Parquet data with a trained run directory.
     Predict {
@@ -151,6 +161,95 @@ enum Command {
 enum Format {
     Text,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum RunsCommand {
+    /// Every run below ROOT, newest first: id, status, start, duration, rows, test metrics, data
+    /// fingerprint, gate verdict, and `*` for a name's production run. Reads manifests only.
+    List {
+        /// The runs root: a directory or an object-store prefix.
+        root: String,
+        /// Only runs of this job name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only runs with this status.
+        #[arg(long)]
+        status: Option<String>,
+        /// Only runs started at or after this date or RFC 3339 time (UTC).
+        #[arg(long, value_name = "DATE")]
+        since: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// One run: its registry record, the gate's verdict and its baseline comparison.
+    Show {
+        /// The run directory (or URL).
+        run: PathBuf,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// What differs between two runs: resolved spec, input fingerprints, test metrics, and the
+    /// paired tests on the test rows they share by key (A as the baseline).
+    Compare {
+        /// The first run (the baseline).
+        run_a: PathBuf,
+        /// The second run.
+        run_b: PathBuf,
+        /// Bootstrap resamples of the paired tests.
+        #[arg(long, default_value_t = trainyard::metrics::paired::RESAMPLES)]
+        resamples: usize,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Make RUN (a run directory, a folder below ROOT, or a run id) the production run of NAME.
+    Promote {
+        /// The runs root.
+        root: String,
+        /// The job name.
+        name: String,
+        /// The run.
+        run: String,
+        /// Who promotes it, for the history. Default: $USER.
+        #[arg(long)]
+        by: Option<String>,
+        /// The run id you expect in production now (`none` for no production run): the
+        /// promotion is refused when someone promoted another run since.
+        #[arg(long, value_name = "RUN_ID")]
+        previous: Option<String>,
+        /// Promote a run that its gate found not eligible.
+        #[arg(long)]
+        force: bool,
+    },
+    /// The production run of NAME in ROOT (exit 2 when there is none).
+    Production {
+        /// The runs root.
+        root: String,
+        /// The job name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Every promotion of NAME in ROOT, newest first.
+    History {
+        /// The runs root.
+        root: String,
+        /// The job name.
+        name: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 /// The system allocator, except that a failed allocation ends the process with exit 1 and a
@@ -372,13 +471,93 @@ fn sigterm_cancels() -> Result<Cancellation, Error> {
     Ok(cancel)
 }
 
+/// `trainyard runs ...`: the text each command prints.
+fn runs(command: RunsCommand) -> Result<String, Error> {
+    use trainyard::registry::{self, Root, compare, production};
+    Ok(match command {
+        RunsCommand::List { root, name, status, since, format } => {
+            let since_ms = match since {
+                Some(s) => Some(trainyard::spec::parse_instant(&s).ok_or_else(|| {
+                    Error::Usage(format!("--since {s:?}: not a date (YYYY-MM-DD) or RFC 3339 time"))
+                })?),
+                None => None,
+            };
+            let records = registry::list(&Root::open(&root)?, &registry::Filter { name, status, since_ms })?;
+            match format {
+                ListFormat::Table => registry::table(&records),
+                ListFormat::Json => pretty_json(&records)?,
+            }
+        }
+        RunsCommand::Show { run, format } => {
+            let shown = registry::show(&run)?;
+            match format {
+                Format::Text => registry::describe(&shown),
+                Format::Json => pretty_json(&shown)?,
+            }
+        }
+        RunsCommand::Compare { run_a, run_b, resamples, format } => {
+            let report = compare::compare(&run_a, &run_b, resamples.max(1))?;
+            match format {
+                Format::Text => compare::describe(&report),
+                Format::Json => pretty_json(&report)?,
+            }
+        }
+        RunsCommand::Promote { root, name, run, by, previous, force } => {
+            let by = by.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "unknown".into());
+            let root = Root::open(&root)?;
+            let request = production::Request {
+                name: &name,
+                run: &run,
+                by: &by,
+                expect_previous: previous.as_deref(),
+                force,
+            };
+            match production::promote(&root, &request)? {
+                production::Outcome::Promoted(p) => {
+                    format!(
+                        "promoted {} to production of {name} in {}\n{}",
+                        p.run_id,
+                        root.display(),
+                        production::describe(&p)
+                    )
+                }
+                production::Outcome::Already(p) => {
+                    format!("{} is already the production run of {name}; nothing written\n", p.run_id)
+                }
+            }
+        }
+        RunsCommand::Production { root, name, format } => {
+            let root = Root::open(&root)?;
+            let pointer = production::current(&root, &name)?
+                .ok_or_else(|| Error::Usage(format!("{name} has no production run in {}", root.display())))?;
+            match format {
+                Format::Text => production::describe(&pointer),
+                Format::Json => pretty_json(&pointer)?,
+            }
+        }
+        RunsCommand::History { root, name, format } => {
+            let mut entries = production::history(&Root::open(&root)?, &name)?;
+            entries.reverse();
+            match format {
+                Format::Text => entries.iter().map(production::describe).collect(),
+                Format::Json => pretty_json(&entries)?,
+            }
+        }
+    })
+}
+
+/// Pretty JSON with a trailing newline.
+fn pretty_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
+    serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| Error::Internal(e.to_string()))
+}
+
 fn run(cli: Cli, human: bool) -> Result<(), Error> {
     let mut out = std::io::stdout().lock();
     let print = |out: &mut std::io::StdoutLock<'_>, text: &str| {
         out.write_all(text.as_bytes()).map_err(|e| Error::io("<stdout>", e))
     };
     match cli.command {
-        Command::Train { spec, output, overwrite, set } => {
+        Command::Train { spec, output, overwrite, set, fail_on_gate } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
             let cancel = sigterm_cancels()?;
             let summary = train::train(
@@ -412,8 +591,43 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
                     },
                     summary.run_dir.display()
                 ),
-            )
+            )?;
+            if let Some(c) = &summary.baseline {
+                let auc = match &c.roc_auc_test {
+                    Some(t) => format!("ROC AUC {:+.4} (DeLong p = {:.4}), ", t.delta, t.p_value),
+                    None => String::new(),
+                };
+                let ll = c
+                    .bootstrap
+                    .get("log_loss")
+                    .map(|i| format!("log loss {:+.4} [{:+.4}, {:+.4}]", i.delta, i.low, i.high));
+                print(
+                    &mut out,
+                    &format!("against baseline {}: {auc}{}\n", c.run_id, ll.unwrap_or_default()),
+                )?;
+            }
+            match &summary.promotion {
+                Some(p) => {
+                    let verdict =
+                        if p.eligible { "eligible for promotion" } else { "NOT eligible for promotion" };
+                    print(&mut out, &format!("gate: {verdict}: {}\n", p.reasons.join("; ")))?;
+                    if fail_on_gate && !p.eligible {
+                        return Err(Error::GateFailed(format!(
+                            "run written to {}, but it failed its promotion gate: {}",
+                            summary.run_dir.display(),
+                            p.reasons.join("; ")
+                        )));
+                    }
+                    Ok(())
+                }
+                None if fail_on_gate => {
+                    tracing::warn!("--fail-on-gate given, but the spec has no gate; nothing to fail on");
+                    Ok(())
+                }
+                None => Ok(()),
+            }
         }
+        Command::Runs { command } => print(&mut out, &runs(command)?),
         Command::Predict { model, data, out: path } => {
             let summary = predict::predict(&model, &data, &path)?;
             print(

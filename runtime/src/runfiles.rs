@@ -60,6 +60,9 @@ pub struct MetricsFile {
     /// `test` above are the composition's metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<PartitionReport>,
+    /// The baseline run scored on the same test rows (`baseline` in the spec).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<crate::baseline::Comparison>,
 }
 
 /// One input file in the manifest.
@@ -135,6 +138,34 @@ pub struct Manifest {
     /// SHA-256 of every other file of the run, by name; readers verify what they load.
     #[serde(default)]
     pub artifacts: std::collections::BTreeMap<String, String>,
+    /// Rows and headline test metrics, so that a registry listing reads manifests only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<RunSummary>,
+    /// The gate's verdict against the baseline, when the spec has a gate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<crate::gate::Promotion>,
+}
+
+/// `manifest.json` `summary`: what `trainyard runs list` shows of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSummary {
+    /// Train rows.
+    pub train_rows: usize,
+    /// Test rows.
+    pub test_rows: usize,
+    /// Headline test metrics by name (`roc_auc`, `log_loss`, ...); undefined ones left out.
+    pub test: BTreeMap<String, f64>,
+}
+
+impl RunSummary {
+    /// The summary of a run with these train rows and test metrics.
+    pub fn new(train_rows: usize, test: &Evaluation) -> RunSummary {
+        RunSummary {
+            train_rows,
+            test_rows: test.rows(),
+            test: test.headline().into_iter().filter(|(_, v)| v.is_finite()).collect(),
+        }
+    }
 }
 
 /// Pretty JSON with a trailing newline, as every JSON file of a run is written.

@@ -7,17 +7,21 @@ use std::time::Instant;
 use sha2::{Digest, Sha256};
 
 use crate::artifact::{ModelCard, PartitionCard};
+use crate::baseline::{self, Comparison};
 use crate::dataset;
 use crate::device;
 use crate::error::{Error, Result};
 use crate::features::Pipeline;
+use crate::gate::{self, Promotion};
 use crate::memory;
 use crate::metrics::{Evaluation, Scores};
 use crate::mlp::checkpoint;
 use crate::model::{self, FitContext, FitReport, Fitted, Model, TrainSet};
 use crate::partition::{self, GroupKey};
 use crate::rundir::{self, Staging, names};
-use crate::runfiles::{self, InputFile, Manifest, MetricsFile, PhaseSeconds, to_json, write_predictions};
+use crate::runfiles::{
+    self, InputFile, Manifest, MetricsFile, PhaseSeconds, RunSummary, to_json, write_predictions,
+};
 use crate::spec::CheckedSpec;
 use crate::store::{self, Remote};
 
@@ -47,6 +51,10 @@ pub struct TrainSummary {
     pub fit: FitReport,
     /// Wall seconds.
     pub seconds: f64,
+    /// The comparison with the baseline, when the spec has one.
+    pub baseline: Option<Comparison>,
+    /// The gate's verdict, when the spec has a gate.
+    pub promotion: Option<Promotion>,
 }
 
 /// Trains the job described by `checked` and writes its run directory.
@@ -85,10 +93,35 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let device = device::resolve_request(checked.device, &spec.device, model::workload(&spec.model))?;
 
+    // The baseline is opened before any data is read: a missing or unreadable one fails now.
+    let baseline = baseline::resolve(&checked)?;
+    let extra = match &baseline {
+        Some(baseline::Resolved::Run(b)) => dataset::Extra {
+            columns: b.run.card.input_columns(),
+            reader: format!("the baseline run {}", b.run_id),
+        },
+        _ => dataset::Extra::default(),
+    };
+
     let t = Instant::now();
-    let mut data = dataset::load_reporting(&checked, &opts.progress)?;
+    let mut data = dataset::load_with(&checked, &extra, &opts.progress)?;
     phases.load = t.elapsed().as_secs_f64();
     let classes = data.labels.classes();
+    if let Some(g) = &spec.gate {
+        gate::check(g, classes > 2)?;
+    }
+    if let Some(baseline::Resolved::Run(b)) = &baseline {
+        let (theirs, ours) = (b.run.card.labels.values(), data.labels.values());
+        if theirs != ours {
+            return Err(Error::data(format!(
+                "baseline: run {} predicts the label classes {} but this run's are {}; a baseline must \
+                 predict the same classes (and the same positive class)",
+                b.run_id,
+                serde_json::Value::from(theirs),
+                serde_json::Value::from(ours)
+            )));
+        }
+    }
     // The key is copied into predictions.parquet beside columns of fixed names: a clash would
     // only show when the run is written, after the fit.
     if let Some(key) = dataset::row_key(&checked)
@@ -141,6 +174,11 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     // what is too large, instead of being killed for memory later.
     let estimate = memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len(), classes);
     memory::check(&estimate, &memory::budget(), memory::resident_bytes())?;
+    // The baseline reads the test rows as they were loaded, before the design consumes them.
+    let baseline_scores = match &baseline {
+        Some(baseline::Resolved::Run(b)) => Some(baseline::score(b, &data.test.frame)?),
+        _ => None,
+    };
     // The frames' dense rows become the numeric blocks (in place when the layout allows).
     let (x_train, x_test) =
         (pipeline.design_owned(&mut data.train.frame)?, pipeline.design_owned(&mut data.test.frame)?);
@@ -211,6 +249,40 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     {
         return Err(model.non_finite(side));
     }
+    let comparison = match (&baseline, &baseline_scores) {
+        (Some(baseline::Resolved::Run(b)), Some(scores)) => {
+            let resamples = spec.baseline.as_ref().map_or(crate::metrics::paired::RESAMPLES, |b| b.resamples);
+            let mut c =
+                Comparison::compute(&data.test.labels, scores, &s_test, &class_values, resamples, spec.seed);
+            c.run_id = b.run_id.clone();
+            c.path = b.path.display().to_string();
+            c.production = b.production.clone();
+            tracing::info!(
+                phase = "evaluate",
+                baseline = %c.run_id,
+                rows = c.rows,
+                delta_roc_auc = c.deltas.get("roc_auc").copied(),
+                delta_log_loss = c.deltas.get("log_loss").copied(),
+                p_value_roc_auc = c.p_value("roc_auc"),
+                "against the baseline {}: ROC AUC {:+.4}, log loss {:+.4}",
+                c.run_id,
+                c.deltas.get("roc_auc").copied().unwrap_or(f64::NAN),
+                c.deltas.get("log_loss").copied().unwrap_or(f64::NAN)
+            );
+            Some(c)
+        }
+        _ => None,
+    };
+    let promotion = match (&spec.gate, &comparison, &baseline) {
+        (Some(g), Some(c), _) => Some(gate::decide(g, c)),
+        (Some(_), None, Some(baseline::Resolved::Missing { name, root })) => {
+            Some(gate::first_run(name, root))
+        }
+        _ => None,
+    };
+    if let Some(p) = &promotion {
+        tracing::info!(phase = "evaluate", eligible = p.eligible, reasons = ?p.reasons, "promotion gate: {}", if p.eligible { "eligible" } else { "not eligible" });
+    }
     phases.evaluate = t.elapsed().as_secs_f64();
     tracing::info!(
         phase = "evaluate",
@@ -258,6 +330,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         phases,
         object_store: Some(store::TRAFFIC.counts()).filter(|c| *c != store::TrafficCounts::default()),
         partition: partition_report,
+        baseline: comparison.clone(),
     };
     staging.write(names::METRICS, &to_json(&metrics)?)?;
     let finished_at = chrono::Utc::now();
@@ -278,6 +351,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         finished_at: finished_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
         seconds: started.elapsed().as_secs_f64(),
         artifacts: runfiles::digests(&staging.path(""))?,
+        summary: Some(RunSummary::new(train_rows, &test_metrics)),
+        promotion: promotion.clone(),
     };
     staging.write(names::MANIFEST, &to_json(&manifest)?)?;
     let mut run_dir = staging.commit()?;
@@ -292,6 +367,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         test: test_metrics,
         fit,
         seconds: started.elapsed().as_secs_f64(),
+        baseline: comparison,
+        promotion,
     })
 }
 

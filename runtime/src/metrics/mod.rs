@@ -67,6 +67,30 @@ impl Evaluation {
         }
     }
 
+    /// The headline metrics by name: what a registry listing, a baseline's deltas and a gate
+    /// read. Binary: ROC AUC, PR AUC, log loss, Brier, accuracy (at 0.5), F1; multiclass:
+    /// accuracy, log loss, macro F1, Brier, one-vs-rest macro ROC AUC.
+    pub fn headline(&self) -> Vec<(String, f64)> {
+        let pairs: Vec<(&str, f64)> = match self {
+            Evaluation::Binary(m) => vec![
+                ("roc_auc", m.roc_auc),
+                ("pr_auc", m.pr_auc),
+                ("log_loss", m.log_loss),
+                ("brier", m.brier),
+                ("accuracy", m.accuracy),
+                ("f1", m.f1),
+            ],
+            Evaluation::Multiclass(m) => vec![
+                ("accuracy", m.accuracy),
+                ("log_loss", m.log_loss),
+                ("macro_f1", m.macro_f1),
+                ("brier", m.brier),
+                ("roc_auc", m.roc_auc_ovr_macro),
+            ],
+        };
+        pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+    }
+
     /// Rows evaluated.
     pub fn rows(&self) -> usize {
         match self {

@@ -130,6 +130,10 @@ pub struct Interval {
     pub high: f64,
     /// The coverage asked for (0.95).
     pub level: f64,
+    /// Two-sided bootstrap p-value of "no difference": twice the smaller share of resampled
+    /// differences on either side of zero (the smallest α whose 1-α percentile interval
+    /// excludes zero), at most 1.
+    pub p_value: f64,
     /// Resamples drawn.
     pub resamples: usize,
 }
@@ -139,33 +143,42 @@ pub struct Interval {
 pub const RESAMPLES: usize = 1000;
 
 /// The paired percentile bootstrap of `metric(y, b) - metric(y, a)`: `resamples` resamples of the
-/// rows with replacement, seeded (the same seed draws the same resamples), both models scored on
-/// each. Resamples where the metric is not finite (no positive drawn, for PR AUC) are skipped.
+/// rows with replacement, seeded (the same seed draws the same resamples, whatever the thread
+/// count), both models scored on each. `a` and `b` hold `width` scores per row (1 for binary
+/// probabilities, K for multiclass). Resamples where the metric is not finite (no positive
+/// drawn, for PR AUC) are skipped.
 pub fn bootstrap(
     y: &[f32],
     a: &[f64],
     b: &[f64],
-    metric: impl Fn(&[f32], &[f64]) -> f64,
+    width: usize,
+    metric: impl Fn(&[f32], &[f64]) -> f64 + Sync,
     resamples: usize,
     seed: u64,
 ) -> Interval {
+    use rayon::prelude::*;
     let level = 0.95;
     let delta = metric(y, b) - metric(y, a);
     let n = y.len();
     let base = random::base(seed, random::Stream::Bootstrap);
-    let (mut ys, mut pa, mut pb) = (vec![0f32; n], vec![0f64; n], vec![0f64; n]);
-    let mut deltas = Vec::with_capacity(resamples);
-    for r in 0..resamples {
-        for i in 0..n {
-            let draw = random::bits(base, (r * n + i) as u64);
-            let j = ((u128::from(draw) * n as u128) >> 64) as usize;
-            (ys[i], pa[i], pb[i]) = (y[j], a[j], b[j]);
-        }
-        let d = metric(&ys, &pb) - metric(&ys, &pa);
-        if d.is_finite() {
-            deltas.push(d);
-        }
-    }
+    // Each resample draws from its own counters, so resamples are independent work.
+    let mut deltas: Vec<f64> = (0..resamples)
+        .into_par_iter()
+        .map_init(
+            || (vec![0f32; n], vec![0f64; n * width], vec![0f64; n * width]),
+            |(ys, pa, pb), r| {
+                for i in 0..n {
+                    let draw = random::bits(base, (r * n + i) as u64);
+                    let j = ((u128::from(draw) * n as u128) >> 64) as usize;
+                    ys[i] = y[j];
+                    pa[i * width..(i + 1) * width].copy_from_slice(&a[j * width..(j + 1) * width]);
+                    pb[i * width..(i + 1) * width].copy_from_slice(&b[j * width..(j + 1) * width]);
+                }
+                metric(ys, pb) - metric(ys, pa)
+            },
+        )
+        .filter(|d| d.is_finite())
+        .collect();
     deltas.sort_by(f64::total_cmp);
     let at = |q: f64| {
         if deltas.is_empty() {
@@ -174,12 +187,24 @@ pub fn bootstrap(
         let i = (q * (deltas.len() - 1) as f64).round() as usize;
         deltas[i.min(deltas.len() - 1)]
     };
-    Interval { delta, low: at((1.0 - level) / 2.0), high: at(1.0 - (1.0 - level) / 2.0), level, resamples }
+    let share = |count: usize| count as f64 / deltas.len().max(1) as f64;
+    let below = share(deltas.iter().filter(|d| **d <= 0.0).count());
+    let above = share(deltas.iter().filter(|d| **d >= 0.0).count());
+    let p_value = if deltas.is_empty() { f64::NAN } else { (2.0 * below.min(above)).min(1.0) };
+    Interval {
+        delta,
+        low: at((1.0 - level) / 2.0),
+        high: at(1.0 - (1.0 - level) / 2.0),
+        level,
+        p_value,
+        resamples,
+    }
 }
 
-/// Mean log loss of probabilities `p` for labels `y`, clipped as the run metrics clip it.
+/// Mean log loss of probabilities `p` for labels `y`, clipped to [ε, 1-ε] (f64's ε) as the run
+/// metrics clip it, so that the bootstrap's difference is the reported one.
 pub fn log_loss(y: &[f32], p: &[f64]) -> f64 {
-    let eps = 1e-15;
+    let eps = f64::EPSILON;
     let total: f64 = y
         .iter()
         .zip(p)
@@ -189,6 +214,20 @@ pub fn log_loss(y: &[f32], p: &[f64]) -> f64 {
         })
         .sum();
     total / y.len() as f64
+}
+
+/// Mean log loss of row-major class probabilities (`k` per row) for class indices `y`.
+pub fn multiclass_log_loss(y: &[f32], p: &[f64], k: usize) -> f64 {
+    let eps = f64::EPSILON;
+    let total: f64 =
+        y.iter().zip(p.chunks_exact(k)).map(|(&c, row)| -row[c as usize].clamp(eps, 1.0).ln()).sum();
+    total / y.len() as f64
+}
+
+/// The share of rows whose most probable class (the first on ties) is the label.
+pub fn multiclass_accuracy(y: &[f32], p: &[f64], k: usize) -> f64 {
+    let predicted = crate::metrics::argmax(p, k);
+    y.iter().zip(predicted).filter(|(c, hat)| **c as usize == *hat).count() as f64 / y.len() as f64
 }
 
 #[cfg(test)]
@@ -293,16 +332,17 @@ mod tests {
     #[test]
     fn paired_bootstrap_intervals_are_seeded_cover_the_gain_and_shrink_with_rows() {
         let (y, a, b) = data(2000, 5, 0.4);
-        let i = bootstrap(&y, &a, &b, average_precision, 300, 42);
-        assert_eq!(i, bootstrap(&y, &a, &b, average_precision, 300, 42));
-        assert_ne!(i, bootstrap(&y, &a, &b, average_precision, 300, 43));
+        let i = bootstrap(&y, &a, &b, 1, average_precision, 300, 42);
+        assert_eq!(i, bootstrap(&y, &a, &b, 1, average_precision, 300, 42));
+        assert_ne!(i, bootstrap(&y, &a, &b, 1, average_precision, 300, 43));
         assert!(i.low <= i.delta && i.delta <= i.high && i.low > 0.0, "{i:?}");
         let probs = |s: &[f64]| s.iter().map(|v| 1.0 / (1.0 + (-(v - 1.0)).exp())).collect::<Vec<f64>>();
         let (pa, pb) = (probs(&a), probs(&b));
-        let wide = bootstrap(&y[..400], &pa[..400], &pb[..400], log_loss, 300, 1);
-        let narrow = bootstrap(&y, &pa, &pb, log_loss, 300, 1);
+        let wide = bootstrap(&y[..400], &pa[..400], &pb[..400], 1, log_loss, 300, 1);
+        let narrow = bootstrap(&y, &pa, &pb, 1, log_loss, 300, 1);
         assert!(narrow.high - narrow.low < wide.high - wide.low, "{narrow:?} {wide:?}");
-        let same = bootstrap(&y, &pa, &pa, log_loss, 50, 1);
-        assert_eq!((same.delta, same.low, same.high), (0.0, 0.0, 0.0));
+        let same = bootstrap(&y, &pa, &pa, 1, log_loss, 50, 1);
+        assert_eq!((same.delta, same.low, same.high, same.p_value), (0.0, 0.0, 0.0, 1.0));
+        assert!(i.p_value < 0.01, "{i:?}");
     }
 }

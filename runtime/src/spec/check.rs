@@ -157,6 +157,7 @@ impl CheckedSpec {
         let holdout = check_holdout(&spec.holdout)?;
         check_model(&spec)?;
         check_partition(&spec)?;
+        check_baseline(&spec)?;
         let device = crate::device::parse(&spec.device)?;
         let resources = match &spec.resources {
             None => None,
@@ -200,7 +201,8 @@ impl CheckedSpec {
     }
 }
 
-fn check_name(name: &str) -> Result<()> {
+/// A job name: it names directories, pointer files and Kubernetes objects.
+pub(crate) fn check_name(name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
@@ -413,6 +415,87 @@ fn check_partition(spec: &JobSpec) -> Result<()> {
         return Err(Error::spec("partition.l2", format!("must be >= 0, got {l2}")));
     }
     Ok(())
+}
+
+/// The metrics a gate can name, whether higher is better, and whether a test backs them.
+pub const GATE_METRICS: [(&str, bool, bool); 5] = [
+    ("roc_auc", true, true),
+    ("pr_auc", true, true),
+    ("log_loss", false, true),
+    ("accuracy", true, true),
+    ("brier", false, false),
+];
+
+fn check_baseline(spec: &JobSpec) -> Result<()> {
+    if let Some(b) = &spec.baseline {
+        match (&b.run, &b.production) {
+            (Some(_), Some(_)) => {
+                return Err(Error::spec(
+                    "baseline",
+                    "give either baseline.run or baseline.production, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(Error::spec(
+                    "baseline",
+                    "needs baseline.run (a run directory) or baseline.production (a job name)",
+                ));
+            }
+            (Some(run), None) if run.is_empty() => {
+                return Err(Error::spec("baseline.run", "must not be empty"));
+            }
+            (None, Some(name)) => check_name(name).map_err(|e| match e {
+                Error::Spec { message, .. } => Error::spec("baseline.production", message),
+                other => other,
+            })?,
+            _ => {}
+        }
+        if b.root.is_some() && b.production.is_none() {
+            return Err(Error::spec(
+                "baseline.root",
+                "is where baseline.production is looked up; it needs baseline.production",
+            ));
+        }
+        if b.root.as_deref() == Some("") {
+            return Err(Error::spec("baseline.root", "must not be empty"));
+        }
+        if b.missing == super::MissingBaseline::Eligible && b.production.is_none() {
+            return Err(Error::spec(
+                "baseline.missing",
+                "applies to baseline.production only; a baseline.run must exist",
+            ));
+        }
+        if !(1..=100_000).contains(&b.resamples) {
+            return Err(Error::spec(
+                "baseline.resamples",
+                format!("must be within 1..=100000, got {}", b.resamples),
+            ));
+        }
+    }
+    let Some(g) = &spec.gate else { return Ok(()) };
+    if spec.baseline.is_none() {
+        return Err(Error::spec("gate", "compares with a baseline; add baseline.run or baseline.production"));
+    }
+    let Some((_, _, tested)) = GATE_METRICS.iter().find(|(m, ..)| *m == g.metric) else {
+        let known: Vec<&str> = GATE_METRICS.iter().map(|(m, ..)| *m).collect();
+        return Err(Error::spec(
+            "gate.metric",
+            format!("unknown metric {:?}; known: {}", g.metric, known.join(", ")),
+        ));
+    };
+    if !g.min_delta.is_finite() {
+        return Err(Error::spec("gate.min_delta", format!("must be finite, got {}", g.min_delta)));
+    }
+    match g.max_p_value {
+        Some(p) if !(p > 0.0 && p <= 1.0) => {
+            Err(Error::spec("gate.max_p_value", format!("must be within (0, 1], got {p}")))
+        }
+        Some(_) if !tested => Err(Error::spec(
+            "gate.max_p_value",
+            format!("{} has no significance test here; use null, or gate on log_loss or roc_auc", g.metric),
+        )),
+        _ => Ok(()),
+    }
 }
 
 fn check_logistic(l: &LogisticSpec) -> Result<()> {

@@ -10,9 +10,10 @@ mod check;
 mod overrides;
 pub(crate) mod strict_json;
 
+pub(crate) use check::check_name;
 pub use check::{
-    CheckedFilter, CheckedHoldout, CheckedSpec, FilterOp, FilterValue, RESOURCE_CLASSES, ResourceClass,
-    parse_instant,
+    CheckedFilter, CheckedHoldout, CheckedSpec, FilterOp, FilterValue, GATE_METRICS, RESOURCE_CLASSES,
+    ResourceClass, parse_instant,
 };
 pub use overrides::apply_override;
 
@@ -53,6 +54,14 @@ pub struct JobSpec {
     /// Default: none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub partition: Option<PartitionSpec>,
+    /// An earlier run that scores the same test rows, for deltas with their uncertainty in
+    /// `metrics.json`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<BaselineSpec>,
+    /// When the run is eligible for promotion against its baseline (`manifest.json`
+    /// `promotion`). Requires `baseline`. Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateSpec>,
     /// Free JSON passed through untouched into the manifest. Default: `{}`.
     #[serde(default = "empty_object")]
     pub params: serde_json::Value,
@@ -298,6 +307,61 @@ pub struct PartitionSpec {
     /// model.
     #[serde(default)]
     pub l2: Option<f64>,
+}
+
+/// `baseline`: the run the new model is compared with, on the new run's test rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaselineSpec {
+    /// A run directory (or URL), relative to the working directory like `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<String>,
+    /// A job name whose production run (`trainyard runs promote`) in `root` is the baseline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub production: Option<String>,
+    /// The runs root `production` is looked up in. Default: the parent of `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// With `production`, what a run does when the name has no production run yet: `"fail"`
+    /// (exit 2), or `"eligible"` (train without a comparison; the gate lets the first model
+    /// through). Default: `"fail"`.
+    #[serde(default)]
+    pub missing: MissingBaseline,
+    /// Paired bootstrap resamples for the log loss and PR AUC intervals. Default: 1000.
+    #[serde(default = "default_resamples")]
+    pub resamples: usize,
+}
+
+/// `baseline.missing`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MissingBaseline {
+    /// No production run is an error.
+    #[default]
+    Fail,
+    /// No production run: no comparison, and the run is eligible.
+    Eligible,
+}
+
+fn default_resamples() -> usize {
+    crate::metrics::paired::RESAMPLES
+}
+
+/// `gate`: the new model is eligible for promotion when its improvement over the baseline in
+/// `metric` (new − baseline for metrics where higher is better, baseline − new for losses) is at
+/// least `min_delta` and, with `max_p_value`, positive and significant at that level.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GateSpec {
+    /// `roc_auc` (DeLong's test), `pr_auc`, `log_loss`, `accuracy` (paired bootstrap); binary
+    /// runs also `brier` (no test: `max_p_value` must be null). Required.
+    pub metric: String,
+    /// The least improvement accepted; negative tolerates a small loss. Default: 0.
+    #[serde(default)]
+    pub min_delta: f64,
+    /// The largest p-value of "no difference" accepted. Default: null (no test).
+    #[serde(default)]
+    pub max_p_value: Option<f64>,
 }
 
 fn default_min_rows() -> usize {

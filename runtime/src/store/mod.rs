@@ -158,6 +158,23 @@ impl Remote {
         }
     }
 
+    /// The bytes of each of `objects` (`None` where there is none), in order, many requests in
+    /// flight: what reading thousands of small manifests needs to stay interactive.
+    pub fn get_all(objects: &[Remote]) -> Vec<Result<Option<Bytes>>> {
+        let fetches = objects.iter().map(|o| async move {
+            let got = async { o.store.get(&o.key).await?.bytes().await }.await;
+            match got {
+                Ok(bytes) => {
+                    TRAFFIC.read(1, bytes.len() as u64);
+                    Ok(Some(bytes))
+                }
+                Err(object_store::Error::NotFound { .. }) => Ok(None),
+                Err(e) => Err(failed(&o.url(), "downloading it", e)),
+            }
+        });
+        block_on(futures::stream::iter(fetches).buffered(64).collect())
+    }
+
     /// Every object under this prefix (recursively), sorted by key.
     pub fn list(&self) -> Result<Vec<ObjectMeta>> {
         let prefix = (!self.key.as_ref().is_empty()).then_some(&self.key);
