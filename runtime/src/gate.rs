@@ -114,3 +114,59 @@ pub fn describe(promotion: Option<&Promotion>, s: &mut String) {
         let _ = writeln!(s, "  {reason}");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Scores;
+
+    /// A baseline and a candidate that separates the classes better by `gain`.
+    fn comparison(gain: f64, n: usize) -> Comparison {
+        let base = crate::random::base(3, crate::random::Stream::Init(0));
+        let (mut y, mut a, mut b) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..n as u64 {
+            let positive = crate::random::unit(base, 3 * i) < 0.3;
+            let s = if positive { 1.0 } else { 0.0 };
+            let sigmoid = |z: f64| 1.0 / (1.0 + (-z).exp());
+            y.push(s as f32);
+            a.push(sigmoid(s + crate::random::normal(base, 3 * i + 1) - 1.0));
+            b.push(sigmoid((1.0 + gain) * s + crate::random::normal(base, 3 * i + 2) - 1.0));
+        }
+        let classes = [serde_json::json!(0), serde_json::json!(1)];
+        Comparison::compute(&y, &Scores::Binary(a), &Scores::Binary(b), &classes, 200, 1)
+    }
+
+    fn gate(metric: &str, min_delta: f64, max_p_value: Option<f64>) -> GateSpec {
+        GateSpec { metric: metric.into(), min_delta, max_p_value }
+    }
+
+    #[test]
+    fn improvements_are_signed_so_that_positive_is_better_for_every_metric() {
+        let better = comparison(1.5, 3000);
+        for metric in ["roc_auc", "pr_auc", "log_loss", "brier", "accuracy"] {
+            let d = better.deltas[metric];
+            let improvement = if higher_is_better(metric) { d } else { -d };
+            assert!(improvement > 0.0, "{metric}: delta {d}");
+            assert!(decide(&gate(metric, 0.0, None), &better).eligible, "{metric}");
+            assert!(!decide(&gate(metric, improvement + 1e-9, None), &better).eligible, "{metric}");
+        }
+        // Significance: a large gain passes a strict level; the same model does not.
+        assert!(decide(&gate("roc_auc", 0.0, Some(0.001)), &better).eligible);
+        assert!(decide(&gate("log_loss", 0.0, Some(0.01)), &better).eligible);
+        let same = comparison(0.0, 3000);
+        let held = decide(&gate("roc_auc", -0.05, Some(0.05)), &same);
+        assert!(!held.eligible && held.reasons.len() == 2, "{held:?}");
+        assert!(decide(&gate("roc_auc", -0.05, None), &same).eligible);
+        // A worse candidate never passes a significance gate, however small its p-value.
+        let worse = decide(&gate("roc_auc", -1.0, Some(0.5)), &comparison(-0.9, 3000));
+        assert!(!worse.eligible, "{worse:?}");
+    }
+
+    #[test]
+    fn multiclass_runs_refuse_binary_gates() {
+        assert!(check(&gate("pr_auc", 0.0, None), true).is_err());
+        assert!(check(&gate("roc_auc", 0.0, Some(0.05)), true).is_err());
+        assert!(check(&gate("roc_auc", 0.0, None), true).is_ok());
+        assert!(check(&gate("pr_auc", 0.0, Some(0.05)), false).is_ok());
+    }
+}

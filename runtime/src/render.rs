@@ -399,13 +399,13 @@ fn quantities(class: &ResourceClass) -> BTreeMap<String, Quantity> {
     q
 }
 
-fn exit_codes(action: &str, code: i32) -> PodFailurePolicyRule {
+fn exit_codes(action: &str, codes: &[i32]) -> PodFailurePolicyRule {
     PodFailurePolicyRule {
         action: action.into(),
         on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
             container_name: Some("trainyard".into()),
             operator: "In".into(),
-            values: vec![code],
+            values: codes.to_vec(),
         }),
         ..Default::default()
     }
@@ -539,8 +539,8 @@ fn job(name: &str, class: &ResourceClass, image: &str, storage: &Storage) -> Job
             ttl_seconds_after_finished: Some(604_800),
             pod_failure_policy: Some(PodFailurePolicy {
                 rules: vec![
-                    exit_codes("FailJob", 2),
-                    exit_codes("Ignore", 143),
+                    exit_codes("FailJob", &[2, 3]),
+                    exit_codes("Ignore", &[143]),
                     PodFailurePolicyRule {
                         action: "Ignore".into(),
                         on_pod_conditions: Some(vec![PodFailurePolicyOnPodConditionsPattern {
@@ -687,7 +687,10 @@ mod tests {
         assert_eq!(c["resources"]["limits"], c["resources"]["requests"]);
         assert_eq!(pod["nodeSelector"][POOL_LABEL], "gpu");
         assert_eq!(pod["volumes"][0]["configMap"]["name"], "fraud-global-spec");
-        assert_eq!(job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"][0], 2);
+        assert_eq!(
+            job["spec"]["podFailurePolicy"]["rules"][0]["onExitCodes"]["values"],
+            serde_json::json!([2, 3])
+        );
         assert_eq!(docs[1]["kind"], "NetworkPolicy");
         assert!(docs.iter().all(|d| d["metadata"]["namespace"] == DEFAULT_NAMESPACE));
     }

@@ -218,3 +218,66 @@ pub fn describe(p: &Pointer) -> String {
     };
     format!("#{} {}  {}  by {} at {}  {previous}\n", p.seq, p.run_id, p.path, p.by, p.at)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn pointer(seq: u64, run: &str) -> Pointer {
+        Pointer {
+            name: "fraud".into(),
+            seq,
+            run_id: run.into(),
+            path: run.into(),
+            by: "t".into(),
+            at: "2026-01-01T00:00:00.000Z".into(),
+            previous: None,
+        }
+    }
+
+    #[test]
+    fn of_threads_creating_one_entry_exactly_one_succeeds_and_the_file_is_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::Local(dir.path().to_path_buf());
+        for round in 0..20 {
+            let rel = format!("{FOLDER}/fraud/{round:06}.json");
+            let wins: usize = std::thread::scope(|s| {
+                let handles: Vec<_> = (0..8)
+                    .map(|i| {
+                        let (root, rel) = (&root, &rel);
+                        s.spawn(move || {
+                            root.create(rel, format!("writer {i}").repeat(1000).as_bytes()).unwrap()
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| usize::from(h.join().unwrap())).sum()
+            });
+            assert_eq!(wins, 1, "round {round}");
+            let text = String::from_utf8(root.read(&rel).unwrap().unwrap()).unwrap();
+            assert_eq!(text.len(), "writer 0".len() * 1000, "a whole file, never a partial one");
+        }
+    }
+
+    #[test]
+    fn readers_follow_history_entries_newer_than_the_pointer() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = Root::Local(dir.path().to_path_buf());
+        assert_eq!(current(&root, "fraud").unwrap(), None);
+        // A promotion that created its entry but stopped before the pointer.
+        let first = crate::runfiles::to_json(&pointer(1, "a")).unwrap();
+        assert!(root.create(&entry_file("fraud", 1), &first).unwrap());
+        assert_eq!(current(&root, "fraud").unwrap().unwrap().run_id, "a");
+        root.replace(&pointer_file("fraud"), &first).unwrap();
+        // Two more entries, the pointer left behind at the first.
+        for (seq, run) in [(2, "b"), (3, "c")] {
+            let bytes = crate::runfiles::to_json(&pointer(seq, run)).unwrap();
+            assert!(root.create(&entry_file("fraud", seq), &bytes).unwrap());
+        }
+        assert_eq!(current(&root, "fraud").unwrap().unwrap().run_id, "c");
+        let runs: Vec<String> = history(&root, "fraud").unwrap().into_iter().map(|p| p.run_id).collect();
+        assert_eq!(runs, ["a", "b", "c"]);
+        assert_eq!(all_current(&root).unwrap()["fraud"].seq, 3);
+        assert!(current(&root, "../etc").is_err(), "names cannot leave the folder");
+    }
+}
