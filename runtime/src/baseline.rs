@@ -102,6 +102,42 @@ pub fn resolve(checked: &CheckedSpec) -> Result<Option<Resolved>> {
     Ok(Some(Resolved::Run(Box::new(Baseline { run, run_id: manifest.run_id, path, production }))))
 }
 
+/// The columns the baseline reads, to be loaded beside the new run's.
+pub fn extra_columns(baseline: Option<&Resolved>) -> crate::dataset::Extra {
+    match baseline {
+        Some(Resolved::Run(b)) => crate::dataset::Extra {
+            columns: b.run.card.input_columns(),
+            reader: format!("the baseline run {}", b.run_id),
+        },
+        _ => crate::dataset::Extra::default(),
+    }
+}
+
+/// Once the labels are known, before the fit: the gate must suit them, and the baseline must
+/// predict the same classes (exit 2 otherwise).
+pub fn check_against(
+    checked: &CheckedSpec,
+    baseline: Option<&Resolved>,
+    labels: &crate::label::Labels,
+) -> Result<()> {
+    if let Some(g) = &checked.spec.gate {
+        crate::gate::check(g, labels.classes() > 2)?;
+    }
+    if let Some(Resolved::Run(b)) = baseline {
+        let (theirs, ours) = (b.run.card.labels.values(), labels.values());
+        if theirs != ours {
+            return Err(Error::data(format!(
+                "baseline: run {} predicts the label classes {} but this run's are {}; a baseline must \
+                 predict the same classes (and the same positive class)",
+                b.run_id,
+                serde_json::Value::from(theirs),
+                serde_json::Value::from(ours)
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Both models on the same test rows: `metrics.json` `baseline`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {

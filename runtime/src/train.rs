@@ -95,33 +95,12 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     // The baseline is opened before any data is read: a missing or unreadable one fails now.
     let baseline = baseline::resolve(&checked)?;
-    let extra = match &baseline {
-        Some(baseline::Resolved::Run(b)) => dataset::Extra {
-            columns: b.run.card.input_columns(),
-            reader: format!("the baseline run {}", b.run_id),
-        },
-        _ => dataset::Extra::default(),
-    };
 
     let t = Instant::now();
-    let mut data = dataset::load_with(&checked, &extra, &opts.progress)?;
+    let mut data = dataset::load_with(&checked, &baseline::extra_columns(baseline.as_ref()), &opts.progress)?;
     phases.load = t.elapsed().as_secs_f64();
     let classes = data.labels.classes();
-    if let Some(g) = &spec.gate {
-        gate::check(g, classes > 2)?;
-    }
-    if let Some(baseline::Resolved::Run(b)) = &baseline {
-        let (theirs, ours) = (b.run.card.labels.values(), data.labels.values());
-        if theirs != ours {
-            return Err(Error::data(format!(
-                "baseline: run {} predicts the label classes {} but this run's are {}; a baseline must \
-                 predict the same classes (and the same positive class)",
-                b.run_id,
-                serde_json::Value::from(theirs),
-                serde_json::Value::from(ours)
-            )));
-        }
-    }
+    baseline::check_against(&checked, baseline.as_ref(), &data.labels)?;
     // The key is copied into predictions.parquet beside columns of fixed names: a clash would
     // only show when the run is written, after the fit.
     if let Some(key) = dataset::row_key(&checked)

@@ -51,14 +51,32 @@ pub struct ValidateReport {
     pub design_width: usize,
     /// The memory estimate of training this spec on this data.
     pub memory: Option<MemoryReport>,
+    /// The baseline run `train` would compare with (`baseline` in the spec).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// Loads, splits and fits the feature pipeline without training.
 pub fn validate(checked: &CheckedSpec) -> Result<ValidateReport> {
-    let data = dataset::load(checked)?;
+    // The baseline is checked as `train` checks it: opened, its columns read, its classes
+    // compared, and the test rows scored.
+    let baseline = crate::baseline::resolve(checked)?;
+    let data =
+        dataset::load_with(checked, &crate::baseline::extra_columns(baseline.as_ref()), &Default::default())?;
+    crate::baseline::check_against(checked, baseline.as_ref(), &data.labels)?;
     let spec = &checked.spec;
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
     let mut report = report(checked, &data, &pipeline);
+    report.baseline = match &baseline {
+        Some(crate::baseline::Resolved::Run(b)) => {
+            crate::baseline::score(b, &data.test.frame)?;
+            Some(format!("{} ({})", b.run_id, b.path.display()))
+        }
+        Some(crate::baseline::Resolved::Missing { name, root }) => {
+            Some(format!("none yet: {name} has no production run in {root}"))
+        }
+        None => None,
+    };
     let estimate =
         memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len(), data.labels.classes());
     let budget = memory::budget();
@@ -132,6 +150,7 @@ fn report(checked: &CheckedSpec, data: &Dataset, pipeline: &Pipeline) -> Validat
         features,
         design_width: pipeline.width(),
         memory: None,
+        baseline: None,
     }
 }
 
@@ -265,6 +284,9 @@ impl ValidateReport {
             for i in &m.estimate.items {
                 let _ = writeln!(s, "  {:>10}  {}", memory::human(i.bytes), i.what);
             }
+        }
+        if let Some(b) = &self.baseline {
+            let _ = writeln!(s, "baseline: {b}");
         }
         s
     }

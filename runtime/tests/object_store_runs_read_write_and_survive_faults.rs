@@ -3,7 +3,7 @@
 //! inspect from it, byte-identical to the same run on local copies; row-group pruning that
 //! fetches less; the commit protocol (manifest last, conditional, orphans cleaned); preemption
 //! with the checkpoint in the bucket; and faults injected by a proxy (resets, 503s, the store
-//! going away mid-upload).
+//! going away mid-upload); a bucket prefix as a runs root (production pointers, baselines).
 
 #![allow(clippy::unwrap_used)]
 
@@ -481,4 +481,70 @@ fn bad_urls_missing_objects_and_unreachable_stores_name_the_url() {
     let (code, _, stderr) = train(local.to_str().unwrap(), "s3://no-such-bucket/runs/x", &endpoint);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("s3://no-such-bucket/runs/x"), "{stderr}");
+}
+
+#[test]
+fn a_bucket_prefix_is_a_runs_root_with_production_pointers_and_baselines() {
+    let Some(server) = S3::start() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let first = quickstart_in(&server, "registry", tmp.path(), logistic());
+    let root = "s3://registry/runs";
+    let (code, _, stderr) =
+        run(server.trainyard().args(["train", first.to_str().unwrap(), "--output", &format!("{root}/day1")]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) =
+        run(server.trainyard().args(["runs", "promote", root, "quickstart", "day1", "--by", "ci"]));
+    assert_eq!(code, 0, "{stderr}");
+    let pointer = json_of(&server.get("registry", "runs/.production/quickstart.json").unwrap());
+    assert_eq!(pointer["path"], "day1");
+    assert!(server.get("registry", "runs/.production/quickstart/000001.json").is_some());
+
+    // The retrain finds its baseline through the pointer in the bucket (the output's parent).
+    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&first).unwrap()).unwrap();
+    spec["baseline"] = json!({"production": "quickstart"});
+    spec["gate"] = json!({"metric": "log_loss", "min_delta": -0.001});
+    let retrain = tmp.path().join("retrain.json");
+    std::fs::write(&retrain, spec.to_string()).unwrap();
+    let (code, stdout, stderr) = run(server.trainyard().args([
+        "train",
+        retrain.to_str().unwrap(),
+        "--output",
+        &format!("{root}/day2"),
+        "--fail-on-gate",
+    ]));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let metrics = json_of(&server.get("registry", "runs/day2/metrics.json").unwrap());
+    assert_eq!(metrics["baseline"]["run_id"], pointer["run_id"]);
+    assert_eq!(metrics["baseline"]["rows"], metrics["test"]["rows"]);
+
+    let (code, stdout, stderr) = run(server.trainyard().args(["runs", "list", root, "--format", "json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let records: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(records.as_array().unwrap().len(), 2, "{records}");
+    assert_eq!(records[0]["path"], "day2");
+    assert_eq!(records[0]["eligible"], true);
+    assert_eq!(records[1]["production"], true);
+
+    // Compare-and-swap on the bucket: a promotion over a stale previous run is refused.
+    let day2 = records[0]["run_id"].as_str().unwrap().to_string();
+    let previous = pointer["run_id"].as_str().unwrap().to_string();
+    let (code, _, stderr) =
+        run(server.trainyard().args(["runs", "promote", root, "quickstart", &day2, "--previous", &previous]));
+    assert_eq!(code, 0, "{stderr}");
+    let (code, _, stderr) = run(server.trainyard().args([
+        "runs",
+        "promote",
+        root,
+        "quickstart",
+        "day1",
+        "--previous",
+        &previous,
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    let (code, stdout, _) =
+        run(server.trainyard().args(["runs", "history", root, "quickstart", "--format", "json"]));
+    assert_eq!(code, 0);
+    let history: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(history[0]["run_id"], day2.as_str());
+    assert_eq!(history[1]["run_id"], previous.as_str());
 }
