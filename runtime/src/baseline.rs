@@ -258,12 +258,12 @@ impl Comparison {
                 _ => String::new(),
             };
             let p = self.p_value(&name).map(|p| format!("{p:.4}")).unwrap_or_default();
-            let _ = writeln!(
-                s,
+            let line = format!(
                 "  {name:<10} {:>9.4} {new:>9.4} {:>+9.4}  {interval:<26} {p:>8}",
                 base.get(&name).copied().unwrap_or(f64::NAN),
                 self.deltas.get(&name).copied().unwrap_or(f64::NAN)
             );
+            let _ = writeln!(s, "{}", line.trim_end());
         }
         if let Some(i) = self.bootstrap.values().next() {
             let _ = writeln!(s, "  (paired bootstrap: {} resamples, seed {})", i.resamples, self.seed);

@@ -417,8 +417,7 @@ pub fn table(records: &[RunRecord]) -> String {
             None => "-",
         };
         let started: String = r.started_at.chars().take(19).collect();
-        let _ = writeln!(
-            s,
+        let line = format!(
             "{:<id_width$}  {:<10}  {:<20}  {:>8.1}  {:>9}  {:>8}  {:>8}  {:>8}  {:<12}  {:<5}  {}",
             r.run_id,
             r.status,
@@ -432,6 +431,7 @@ pub fn table(records: &[RunRecord]) -> String {
             gate,
             if r.production { "*" } else { "" }
         );
+        let _ = writeln!(s, "{}", line.trim_end());
     }
     s
 }
