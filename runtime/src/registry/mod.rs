@@ -388,18 +388,8 @@ pub fn table(records: &[RunRecord]) -> String {
     let id_width = records.iter().map(|r| r.run_id.len()).max().unwrap_or(6).max(6);
     let _ = writeln!(
         s,
-        "{:<id_width$}  {:<10}  {:<20}  {:>8}  {:>9}  {:>8}  {:>8}  {:>8}  {:<12}  {:<5}  {}",
-        "RUN",
-        "STATUS",
-        "STARTED",
-        "SECONDS",
-        "TRAIN",
-        "TEST",
-        "AUC",
-        "LOGLOSS",
-        "DATA",
-        "GATE",
-        "PRODUCTION"
+        "{:<id_width$}  {:<10}  {:<20}  {:>8}  {:>9}  {:>8}  {:>8}  {:>8}  {:<12}  {:<5}  PRODUCTION",
+        "RUN", "STATUS", "STARTED", "SECONDS", "TRAIN", "TEST", "AUC", "LOGLOSS", "DATA", "GATE"
     );
     for r in records {
         let (train, test, auc, ll) = match &r.summary {
