@@ -12,6 +12,7 @@ use crate::artifact::{self, Run};
 use crate::error::{Error, Result};
 use crate::metrics::paired::{self, DeLong, Interval};
 use crate::metrics::{Evaluation, Scores};
+use crate::progress::{Counter, Reporter};
 use crate::registry::{Root, production};
 use crate::rundir::names;
 use crate::runfiles::{Manifest, RunFiles};
@@ -175,6 +176,7 @@ impl Comparison {
         classes: &[serde_json::Value],
         resamples: usize,
         seed: u64,
+        progress: &Reporter,
     ) -> Comparison {
         let (base_eval, cand_eval) =
             (Evaluation::compute(y, baseline, classes), Evaluation::compute(y, candidate, classes));
@@ -182,33 +184,34 @@ impl Comparison {
         let deltas =
             cand_eval.headline().into_iter().map(|(k, v)| (k.clone(), v - base_headline[&k])).collect();
         let (a, b) = (baseline.values(), candidate.values());
-        let mut bootstrap = BTreeMap::new();
         let mut roc_auc_test = None;
-        match candidate {
+        let (names, differences): (Vec<&str>, Vec<paired::Difference<'_>>) = match candidate {
             Scores::Binary(_) => {
                 roc_auc_test = paired::delong(y, a, b);
-                let accuracy = |y: &[f32], p: &[f64]| {
-                    y.iter().zip(p).filter(|(y, p)| (**p > 0.5) == (**y == 1.0)).count() as f64
-                        / y.len() as f64
-                };
-                bootstrap.insert(
-                    "log_loss".into(),
-                    paired::bootstrap(y, a, b, 1, paired::log_loss, resamples, seed),
-                );
-                bootstrap.insert(
-                    "pr_auc".into(),
-                    paired::bootstrap(y, a, b, 1, crate::metrics::average_precision, resamples, seed),
-                );
-                bootstrap.insert("accuracy".into(), paired::bootstrap(y, a, b, 1, accuracy, resamples, seed));
+                let differences = vec![
+                    paired::mean_difference(paired::log_losses(y, a), paired::log_losses(y, b)),
+                    paired::average_precision_difference(y, a, b),
+                    paired::mean_difference(paired::hits(y, a), paired::hits(y, b)),
+                ];
+                (vec!["log_loss", "pr_auc", "accuracy"], differences)
             }
             Scores::Multiclass { classes: k, .. } => {
-                let k = *k;
-                let ll = move |y: &[f32], p: &[f64]| paired::multiclass_log_loss(y, p, k);
-                let acc = move |y: &[f32], p: &[f64]| paired::multiclass_accuracy(y, p, k);
-                bootstrap.insert("log_loss".into(), paired::bootstrap(y, a, b, k, ll, resamples, seed));
-                bootstrap.insert("accuracy".into(), paired::bootstrap(y, a, b, k, acc, resamples, seed));
+                let differences = vec![
+                    paired::mean_difference(
+                        paired::multiclass_log_losses(y, a, *k),
+                        paired::multiclass_log_losses(y, b, *k),
+                    ),
+                    paired::mean_difference(
+                        paired::multiclass_hits(y, a, *k),
+                        paired::multiclass_hits(y, b, *k),
+                    ),
+                ];
+                (vec!["log_loss", "accuracy"], differences)
             }
-        }
+        };
+        let counter = Counter::new(progress, "evaluate", "baseline bootstrap resamples", resamples);
+        let intervals = paired::bootstrap(y.len(), &differences, resamples, seed, &|| counter.tick());
+        let bootstrap = names.into_iter().map(String::from).zip(intervals).collect();
         Comparison {
             run_id: String::new(),
             path: String::new(),

@@ -133,7 +133,7 @@ mod tests {
             b.push(sigmoid((1.0 + gain) * s + crate::random::normal(base, 3 * i + 2) - 1.0));
         }
         let classes = [serde_json::json!(0), serde_json::json!(1)];
-        Comparison::compute(&y, &Scores::Binary(a), &Scores::Binary(b), &classes, 200, 1)
+        Comparison::compute(&y, &Scores::Binary(a), &Scores::Binary(b), &classes, 200, 1, &Default::default())
     }
 
     fn gate(metric: &str, min_delta: f64, max_p_value: Option<f64>) -> GateSpec {

@@ -231,8 +231,15 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let comparison = match (&baseline, &baseline_scores) {
         (Some(baseline::Resolved::Run(b)), Some(scores)) => {
             let resamples = spec.baseline.as_ref().map_or(crate::metrics::paired::RESAMPLES, |b| b.resamples);
-            let mut c =
-                Comparison::compute(&data.test.labels, scores, &s_test, &class_values, resamples, spec.seed);
+            let mut c = Comparison::compute(
+                &data.test.labels,
+                scores,
+                &s_test,
+                &class_values,
+                resamples,
+                spec.seed,
+                &opts.progress,
+            );
             c.run_id = b.run_id.clone();
             c.path = b.path.display().to_string();
             c.production = b.production.clone();

@@ -159,3 +159,47 @@ fn the_mlp_with_defaults_is_as_accurate_as_scikit_learns_and_thread_count_free()
         std::fs::read(one.join("model.safetensors")).unwrap()
     );
 }
+
+#[test]
+fn a_multiclass_retrain_is_compared_with_its_baseline_on_log_loss_and_accuracy() {
+    let Some((dir, reference)) = digits() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let baseline = tmp.path().join("baseline");
+    train(&dir, &reference, json!({"logistic": {"l2": 1.0, "max_iter": 2000}}), &baseline, "2");
+    // A much stronger penalty: worse log loss on the same 360 test rows.
+    let mut spec = reference_spec(&dir, &reference, json!({"logistic": {"l2": 300.0, "max_iter": 2000}}));
+    spec["baseline"] = json!({"run": baseline});
+    spec["gate"] = json!({"metric": "log_loss", "min_delta": 0.0, "max_p_value": 0.05});
+    let spec_path = tmp.path().join("retrain.json");
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let run = tmp.path().join("retrain");
+    let out = Command::new(env!("CARGO_BIN_EXE_trainyard"))
+        .args(["train", spec_path.to_str().unwrap(), "--output", run.to_str().unwrap(), "--fail-on-gate"])
+        .output()
+        .unwrap();
+    let (code, stdout, stderr) = outcome(&out);
+    assert_eq!(code, 3, "{stdout}{stderr}");
+    let metrics: Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap()).unwrap();
+    let b = &metrics["baseline"];
+    assert_eq!(b["rows"], 360);
+    assert!(b.get("roc_auc_test").is_none(), "no DeLong test for ten classes: {b}");
+    let ll = &b["bootstrap"]["log_loss"];
+    assert!(ll["delta"].as_f64().unwrap() > 0.0 && ll["low"].as_f64().unwrap() > 0.0, "{ll}");
+    assert!(ll["p_value"].as_f64().unwrap() < 0.05, "{ll}");
+    let base_ll = b["baseline"]["log_loss"].as_f64().unwrap();
+    let new_ll = metrics["test"]["log_loss"].as_f64().unwrap();
+    assert!((ll["delta"].as_f64().unwrap() - (new_ll - base_ll)).abs() < 1e-12, "{ll}");
+    assert!(b["bootstrap"]["accuracy"]["delta"].is_number());
+
+    // A binary-only gate on a multiclass label is exit 2 before the fit.
+    spec["gate"] = json!({"metric": "pr_auc"});
+    std::fs::write(&spec_path, spec.to_string()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_trainyard"))
+        .args(["train", spec_path.to_str().unwrap(), "--output", tmp.path().join("x").to_str().unwrap()])
+        .output()
+        .unwrap();
+    let (code, _, stderr) = outcome(&out);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("gate.metric"), "{stderr}");
+}

@@ -142,92 +142,171 @@ pub struct Interval {
 /// percentiles to move by less than a tenth of the interval's width between seeds.
 pub const RESAMPLES: usize = 1000;
 
-/// The paired percentile bootstrap of `metric(y, b) - metric(y, a)`: `resamples` resamples of the
-/// rows with replacement, seeded (the same seed draws the same resamples, whatever the thread
-/// count), both models scored on each. `a` and `b` hold `width` scores per row (1 for binary
-/// probabilities, K for multiclass). Resamples where the metric is not finite (no positive
-/// drawn, for PR AUC) are skipped.
+/// A difference `metric(b) − metric(a)` evaluated on a resample given as a count per row (how
+/// many times the resample drew it): what [`bootstrap`] evaluates.
+pub type Difference<'a> = Box<dyn Fn(&[u32]) -> f64 + Sync + 'a>;
+
+/// The paired percentile bootstrap of each of `differences` over `n` rows: `resamples` resamples
+/// of the rows with replacement, seeded (the same seed draws the same resamples, whatever the
+/// thread count), every difference evaluated on the same resamples. A resample is a count per
+/// row, so a metric costs one pass over the rows per resample instead of a copy and a sort.
+/// Resamples where a difference is not finite (no positive drawn, for PR AUC) are skipped for
+/// it. `tick` is called once per resample.
 pub fn bootstrap(
-    y: &[f32],
-    a: &[f64],
-    b: &[f64],
-    width: usize,
-    metric: impl Fn(&[f32], &[f64]) -> f64 + Sync,
+    n: usize,
+    differences: &[Difference<'_>],
     resamples: usize,
     seed: u64,
-) -> Interval {
+    tick: &(dyn Fn() + Sync),
+) -> Vec<Interval> {
     use rayon::prelude::*;
     let level = 0.95;
-    let delta = metric(y, b) - metric(y, a);
-    let n = y.len();
+    let ones = vec![1u32; n];
     let base = random::base(seed, random::Stream::Bootstrap);
     // Each resample draws from its own counters, so resamples are independent work.
-    let mut deltas: Vec<f64> = (0..resamples)
+    let drawn: Vec<Vec<f64>> = (0..resamples)
         .into_par_iter()
         .map_init(
-            || (vec![0f32; n], vec![0f64; n * width], vec![0f64; n * width]),
-            |(ys, pa, pb), r| {
+            || vec![0u32; n],
+            |counts, r| {
+                counts.fill(0);
                 for i in 0..n {
                     let draw = random::bits(base, (r * n + i) as u64);
-                    let j = ((u128::from(draw) * n as u128) >> 64) as usize;
-                    ys[i] = y[j];
-                    pa[i * width..(i + 1) * width].copy_from_slice(&a[j * width..(j + 1) * width]);
-                    pb[i * width..(i + 1) * width].copy_from_slice(&b[j * width..(j + 1) * width]);
+                    counts[((u128::from(draw) * n as u128) >> 64) as usize] += 1;
                 }
-                metric(ys, pb) - metric(ys, pa)
+                let deltas = differences.iter().map(|d| d(counts)).collect();
+                tick();
+                deltas
             },
         )
-        .filter(|d| d.is_finite())
         .collect();
-    deltas.sort_by(f64::total_cmp);
-    let at = |q: f64| {
-        if deltas.is_empty() {
-            return f64::NAN;
-        }
-        let i = (q * (deltas.len() - 1) as f64).round() as usize;
-        deltas[i.min(deltas.len() - 1)]
-    };
-    let share = |count: usize| count as f64 / deltas.len().max(1) as f64;
-    let below = share(deltas.iter().filter(|d| **d <= 0.0).count());
-    let above = share(deltas.iter().filter(|d| **d >= 0.0).count());
-    let p_value = if deltas.is_empty() { f64::NAN } else { (2.0 * below.min(above)).min(1.0) };
-    Interval {
-        delta,
-        low: at((1.0 - level) / 2.0),
-        high: at(1.0 - (1.0 - level) / 2.0),
-        level,
-        p_value,
-        resamples,
-    }
+    differences
+        .iter()
+        .enumerate()
+        .map(|(k, difference)| {
+            let mut deltas: Vec<f64> = drawn.iter().map(|d| d[k]).filter(|d| d.is_finite()).collect();
+            deltas.sort_by(f64::total_cmp);
+            let at = |q: f64| {
+                if deltas.is_empty() {
+                    return f64::NAN;
+                }
+                let i = (q * (deltas.len() - 1) as f64).round() as usize;
+                deltas[i.min(deltas.len() - 1)]
+            };
+            let share = |count: usize| count as f64 / deltas.len().max(1) as f64;
+            let below = share(deltas.iter().filter(|d| **d <= 0.0).count());
+            let above = share(deltas.iter().filter(|d| **d >= 0.0).count());
+            let p_value = if deltas.is_empty() { f64::NAN } else { (2.0 * below.min(above)).min(1.0) };
+            Interval {
+                delta: difference(&ones),
+                low: at((1.0 - level) / 2.0),
+                high: at(1.0 - (1.0 - level) / 2.0),
+                level,
+                p_value,
+                resamples,
+            }
+        })
+        .collect()
 }
 
-/// Mean log loss of probabilities `p` for labels `y`, clipped to [ε, 1-ε] (f64's ε) as the run
-/// metrics clip it, so that the bootstrap's difference is the reported one.
-pub fn log_loss(y: &[f32], p: &[f64]) -> f64 {
+/// The difference of per-row terms (a loss, a 0/1 correctness), `b`'s minus `a`'s, as a
+/// weighted mean over a resample.
+pub fn mean_difference<'a>(a: Vec<f64>, b: Vec<f64>) -> Difference<'a> {
+    let terms: Vec<f64> = b.iter().zip(&a).map(|(b, a)| b - a).collect();
+    Box::new(move |w: &[u32]| {
+        let (mut sum, mut weight) = (0.0, 0u64);
+        for (t, &c) in terms.iter().zip(w) {
+            sum += t * f64::from(c);
+            weight += u64::from(c);
+        }
+        sum / weight as f64
+    })
+}
+
+/// Each row's log loss for probabilities `p` of labels `y`, clipped to [ε, 1-ε] (f64's ε) as the
+/// run metrics clip it, so that the bootstrap's difference is the reported one.
+pub fn log_losses(y: &[f32], p: &[f64]) -> Vec<f64> {
     let eps = f64::EPSILON;
-    let total: f64 = y
-        .iter()
+    y.iter()
         .zip(p)
         .map(|(&y, &p)| {
             let p = p.clamp(eps, 1.0 - eps);
             if y == 1.0 { -p.ln() } else { -(1.0 - p).ln() }
         })
-        .sum();
-    total / y.len() as f64
+        .collect()
 }
 
-/// Mean log loss of row-major class probabilities (`k` per row) for class indices `y`.
-pub fn multiclass_log_loss(y: &[f32], p: &[f64], k: usize) -> f64 {
-    let eps = f64::EPSILON;
-    let total: f64 =
-        y.iter().zip(p.chunks_exact(k)).map(|(&c, row)| -row[c as usize].clamp(eps, 1.0).ln()).sum();
-    total / y.len() as f64
+/// Each row's 1 when `p > 0.5` is the label (the run metrics' threshold), else 0.
+pub fn hits(y: &[f32], p: &[f64]) -> Vec<f64> {
+    y.iter().zip(p).map(|(y, p)| f64::from(u8::from((*p > 0.5) == (*y == 1.0)))).collect()
 }
 
-/// The share of rows whose most probable class (the first on ties) is the label.
-pub fn multiclass_accuracy(y: &[f32], p: &[f64], k: usize) -> f64 {
+/// Each row's log loss for row-major class probabilities (`k` per row) of class indices `y`.
+pub fn multiclass_log_losses(y: &[f32], p: &[f64], k: usize) -> Vec<f64> {
+    y.iter().zip(p.chunks_exact(k)).map(|(&c, row)| -row[c as usize].max(f64::EPSILON).ln()).collect()
+}
+
+/// Each row's 1 when its most probable class (the first on ties) is the label, else 0.
+pub fn multiclass_hits(y: &[f32], p: &[f64], k: usize) -> Vec<f64> {
     let predicted = crate::metrics::argmax(p, k);
-    y.iter().zip(predicted).filter(|(c, hat)| **c as usize == *hat).count() as f64 / y.len() as f64
+    y.iter().zip(predicted).map(|(c, hat)| f64::from(u8::from(*c as usize == hat))).collect()
+}
+
+/// Rows in descending score order, and where each run of equal scores ends.
+struct Ranking {
+    order: Vec<u32>,
+    ends: Vec<u32>,
+}
+
+fn ranking(p: &[f64]) -> Ranking {
+    let mut order: Vec<u32> = (0..p.len() as u32).collect();
+    order.sort_by(|&i, &j| p[j as usize].total_cmp(&p[i as usize]));
+    let mut ends = Vec::new();
+    for k in 1..order.len() {
+        if p[order[k] as usize] != p[order[k - 1] as usize] {
+            ends.push(k as u32);
+        }
+    }
+    ends.push(order.len() as u32);
+    Ranking { order, ends }
+}
+
+/// Average precision (as [`crate::metrics::average_precision`]: thresholds at each distinct
+/// score) of a resample given by counts: a run of equal scores none of whose rows was drawn is
+/// no threshold of the resample.
+fn weighted_average_precision(r: &Ranking, y: &[f32], w: &[u32]) -> f64 {
+    let pos: u64 = y.iter().zip(w).filter(|(y, _)| **y == 1.0).map(|(_, &c)| u64::from(c)).sum();
+    if pos == 0 {
+        return f64::NAN;
+    }
+    let (mut tp, mut seen, mut start) = (0u64, 0u64, 0usize);
+    let (mut prev_recall, mut ap) = (0.0, 0.0);
+    for &end in &r.ends {
+        let (mut group_pos, mut group) = (0u64, 0u64);
+        for &i in &r.order[start..end as usize] {
+            let c = u64::from(w[i as usize]);
+            group += c;
+            if y[i as usize] == 1.0 {
+                group_pos += c;
+            }
+        }
+        start = end as usize;
+        if group == 0 {
+            continue;
+        }
+        tp += group_pos;
+        seen += group;
+        let recall = tp as f64 / pos as f64;
+        ap += (recall - prev_recall) * (tp as f64 / seen as f64);
+        prev_recall = recall;
+    }
+    ap
+}
+
+/// PR AUC (average precision) of `b` minus that of `a` on a resample.
+pub fn average_precision_difference<'a>(y: &'a [f32], a: &[f64], b: &[f64]) -> Difference<'a> {
+    let (ra, rb) = (ranking(a), ranking(b));
+    Box::new(move |w: &[u32]| weighted_average_precision(&rb, y, w) - weighted_average_precision(&ra, y, w))
 }
 
 #[cfg(test)]
@@ -329,20 +408,57 @@ mod tests {
         assert!((erfc(-1.0) - (2.0 - 0.157_299_207_050_285)).abs() < 1e-13);
     }
 
+    fn probabilities(s: &[f64]) -> Vec<f64> {
+        s.iter().map(|v| 1.0 / (1.0 + (-(v - 1.0)).exp())).collect()
+    }
+
+    /// PR AUC and log loss of `b` against `a`.
+    fn intervals(y: &[f32], a: &[f64], b: &[f64], resamples: usize, seed: u64) -> Vec<Interval> {
+        let (pa, pb) = (probabilities(a), probabilities(b));
+        let differences =
+            [average_precision_difference(y, a, b), mean_difference(log_losses(y, &pa), log_losses(y, &pb))];
+        bootstrap(y.len(), &differences, resamples, seed, &|| {})
+    }
+
     #[test]
     fn paired_bootstrap_intervals_are_seeded_cover_the_gain_and_shrink_with_rows() {
         let (y, a, b) = data(2000, 5, 0.4);
-        let i = bootstrap(&y, &a, &b, 1, average_precision, 300, 42);
-        assert_eq!(i, bootstrap(&y, &a, &b, 1, average_precision, 300, 42));
-        assert_ne!(i, bootstrap(&y, &a, &b, 1, average_precision, 300, 43));
-        assert!(i.low <= i.delta && i.delta <= i.high && i.low > 0.0, "{i:?}");
-        let probs = |s: &[f64]| s.iter().map(|v| 1.0 / (1.0 + (-(v - 1.0)).exp())).collect::<Vec<f64>>();
-        let (pa, pb) = (probs(&a), probs(&b));
-        let wide = bootstrap(&y[..400], &pa[..400], &pb[..400], 1, log_loss, 300, 1);
-        let narrow = bootstrap(&y, &pa, &pb, 1, log_loss, 300, 1);
-        assert!(narrow.high - narrow.low < wide.high - wide.low, "{narrow:?} {wide:?}");
-        let same = bootstrap(&y, &pa, &pa, 1, log_loss, 50, 1);
-        assert_eq!((same.delta, same.low, same.high, same.p_value), (0.0, 0.0, 0.0, 1.0));
-        assert!(i.p_value < 0.01, "{i:?}");
+        let i = intervals(&y, &a, &b, 300, 42);
+        assert_eq!(i, intervals(&y, &a, &b, 300, 42));
+        assert_ne!(i, intervals(&y, &a, &b, 300, 43));
+        let (ap, ll) = (i[0], i[1]);
+        assert!((ap.delta - (average_precision(&y, &b) - average_precision(&y, &a))).abs() < 1e-12);
+        assert!(ap.low <= ap.delta && ap.delta <= ap.high && ap.low > 0.0, "{ap:?}");
+        assert!(ap.p_value < 0.01, "{ap:?}");
+        let wide = intervals(&y[..400], &a[..400], &b[..400], 300, 1)[1];
+        assert!(ll.high - ll.low < wide.high - wide.low, "{ll:?} {wide:?}");
+        let same = intervals(&y, &a, &a, 50, 1);
+        for s in same {
+            assert_eq!((s.delta, s.low, s.high, s.p_value), (0.0, 0.0, 0.0, 1.0));
+        }
+    }
+
+    #[test]
+    fn a_resample_as_counts_scores_as_the_resampled_rows_would() {
+        let (y, a, b) = data(700, 8, 0.3);
+        let (pa, pb) = (probabilities(&a), probabilities(&b));
+        let ap = average_precision_difference(&y, &a, &b);
+        let ll = mean_difference(log_losses(&y, &pa), log_losses(&y, &pb));
+        let base = random::base(3, random::Stream::Bootstrap);
+        for r in 0..20u64 {
+            // Rows drawn with replacement, some never: as counts and as the rows themselves.
+            let drawn: Vec<usize> = (0..y.len() as u64)
+                .map(|i| (random::bits(base, r * 1000 + i) % y.len() as u64) as usize)
+                .collect();
+            let mut counts = vec![0u32; y.len()];
+            drawn.iter().for_each(|&j| counts[j] += 1);
+            let ys: Vec<f32> = drawn.iter().map(|&j| y[j]).collect();
+            let pick = |v: &[f64]| drawn.iter().map(|&j| v[j]).collect::<Vec<f64>>();
+            let want = average_precision(&ys, &pick(&b)) - average_precision(&ys, &pick(&a));
+            assert!((ap(&counts) - want).abs() < 1e-12, "resample {r}: {} vs {want}", ap(&counts));
+            let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+            let want = mean(&log_losses(&ys, &pick(&pb))) - mean(&log_losses(&ys, &pick(&pa)));
+            assert!((ll(&counts) - want).abs() < 1e-12, "resample {r}");
+        }
     }
 }

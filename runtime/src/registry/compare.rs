@@ -198,6 +198,7 @@ fn paired(a: &Opened, b: &Opened, resamples: usize) -> Result<Result<(Comparison
         &classes,
         resamples,
         b.manifest.seed,
+        &Default::default(),
     );
     c.production = None;
     let note = (relabeled > 0).then(|| {
