@@ -185,7 +185,7 @@ impl Comparison {
             cand_eval.headline().into_iter().map(|(k, v)| (k.clone(), v - base_headline[&k])).collect();
         let (a, b) = (baseline.values(), candidate.values());
         let mut roc_auc_test = None;
-        let (names, differences): (Vec<&str>, Vec<paired::Difference<'_>>) = match candidate {
+        let (names, differences): (Vec<&str>, Vec<paired::Difference>) = match candidate {
             Scores::Binary(_) => {
                 roc_auc_test = paired::delong(y, a, b);
                 let differences = vec![
