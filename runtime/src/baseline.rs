@@ -67,38 +67,56 @@ fn in_field(field: &str, e: Error) -> Error {
 /// when it is missing or not a usable run).
 pub fn resolve(checked: &CheckedSpec) -> Result<Option<Resolved>> {
     let Some(b) = &checked.spec.baseline else { return Ok(None) };
-    let (field, path, production) = match (&b.run, &b.production) {
-        (Some(run), _) => ("baseline.run", PathBuf::from(run), None),
+    let (field, path, production, expected) = match (&b.run, &b.production) {
+        (Some(run), _) => ("baseline.run", PathBuf::from(run), None, None),
         (None, Some(name)) => {
             let root_text = b.root.clone().unwrap_or_else(|| parent_of(&checked.spec.output_dir()));
-            let root = Root::open(&root_text).map_err(|e| in_field("baseline.root", e))?;
-            let Some(pointer) = production::current(&root, name)? else {
+            let root_field = if b.root.is_some() { "baseline.root" } else { "baseline.production" };
+            // A runs folder that does not exist yet holds no production run (a first run on a
+            // fresh volume); anything else wrong with the root is an error.
+            let root = match Root::open(&root_text) {
+                Ok(root) => Some(root),
+                Err(Error::Usage(m)) if m.ends_with("not found") => None,
+                Err(e) => return Err(in_field(root_field, e)),
+            };
+            let pointer = match &root {
+                Some(root) => production::current(root, name)?,
+                None => None,
+            };
+            let shown = root.as_ref().map_or_else(|| format!("{root_text} (not found)"), Root::display);
+            let (Some(root), Some(pointer)) = (root, pointer) else {
                 if b.missing == MissingBaseline::Eligible {
-                    return Ok(Some(Resolved::Missing { name: name.clone(), root: root.display() }));
+                    return Ok(Some(Resolved::Missing { name: name.clone(), root: shown }));
                 }
                 return Err(Error::spec(
                     "baseline.production",
                     format!(
-                        "{name} has no production run in {}; promote one with `trainyard runs promote {} {name} RUN`, \
-                         or set baseline.missing to \"eligible\" to let a first run through",
-                        root.display(),
-                        root.display()
+                        "{name} has no production run in {shown}; promote one with `trainyard runs promote {root_text} {name} RUN`, \
+                         or set baseline.missing to \"eligible\" to let a first run through"
                     ),
                 ));
             };
-            let path =
-                if crate::store::is_url(&pointer.path) || std::path::Path::new(&pointer.path).is_absolute() {
-                    PathBuf::from(&pointer.path)
-                } else {
-                    root.location(&pointer.path)
-                };
-            ("baseline.production", path, Some(name.clone()))
+            let path = pointer.location(&root);
+            ("baseline.production", path, Some(name.clone()), Some(pointer.run_id))
         }
         (None, None) => return Ok(None),
     };
     let files = RunFiles::open(&path).map_err(|e| in_field(field, e))?;
     let manifest: Manifest = serde_json::from_value(files.manifest().clone())
         .map_err(|e| Error::data(format!("{field}: {}: {e}", files.path(names::MANIFEST).display())))?;
+    // The folder a pointer names may since hold another run (an --overwrite): comparing with
+    // that one would pass it off as production.
+    if let Some(expected) = expected.filter(|id| *id != manifest.run_id) {
+        return Err(Error::spec(
+            field,
+            format!(
+                "the production pointer names run {expected}, but {} now holds run {}; the production \
+                 run was overwritten: promote a run again with `trainyard runs promote`",
+                path.display(),
+                manifest.run_id
+            ),
+        ));
+    }
     let run = artifact::load_from(&files).map_err(|e| in_field(field, e))?;
     Ok(Some(Resolved::Run(Box::new(Baseline { run, run_id: manifest.run_id, path, production }))))
 }
@@ -106,10 +124,22 @@ pub fn resolve(checked: &CheckedSpec) -> Result<Option<Resolved>> {
 /// The columns the baseline reads, to be loaded beside the new run's.
 pub fn extra_columns(baseline: Option<&Resolved>) -> crate::dataset::Extra {
     match baseline {
-        Some(Resolved::Run(b)) => crate::dataset::Extra {
-            columns: b.run.card.input_columns(),
-            reader: format!("the baseline run {}", b.run_id),
-        },
+        Some(Resolved::Run(b)) => {
+            let card = &b.run.card;
+            // Codes and group keys come from frame columns; numeric features may be dense.
+            let frame = card
+                .pipeline
+                .categorical
+                .iter()
+                .map(|c| c.column.clone())
+                .chain(card.partition.as_ref().map(|p| p.by.clone()))
+                .collect();
+            crate::dataset::Extra {
+                columns: card.input_columns(),
+                frame,
+                reader: format!("the baseline run {}", b.run_id),
+            }
+        }
         _ => crate::dataset::Extra::default(),
     }
 }
@@ -181,8 +211,13 @@ impl Comparison {
         let (base_eval, cand_eval) =
             (Evaluation::compute(y, baseline, classes), Evaluation::compute(y, candidate, classes));
         let base_headline: BTreeMap<String, f64> = base_eval.headline().into_iter().collect();
-        let deltas =
-            cand_eval.headline().into_iter().map(|(k, v)| (k.clone(), v - base_headline[&k])).collect();
+        // Undefined metrics (no positive among the rows) have no delta.
+        let deltas = cand_eval
+            .headline()
+            .into_iter()
+            .filter_map(|(k, v)| base_headline.get(&k).map(|b| (k, v - b)))
+            .filter(|(_, d)| d.is_finite())
+            .collect();
         let (a, b) = (baseline.values(), candidate.values());
         let mut roc_auc_test = None;
         let (names, differences): (Vec<&str>, Vec<paired::Difference>) = match candidate {

@@ -128,6 +128,9 @@ pub fn load(checked: &CheckedSpec) -> Result<Dataset> {
 pub struct Extra {
     /// The columns.
     pub columns: Vec<String>,
+    /// Those of them that must be frame columns (categorical codes, group keys), never only in
+    /// the dense numeric rows.
+    pub frame: Vec<String>,
     /// Who reads them, for the error when the data lacks one (`the baseline run <id>`).
     pub reader: String,
 }
@@ -210,6 +213,7 @@ pub fn load_with(checked: &CheckedSpec, extra: &Extra, progress: &Reporter) -> R
     if let Some(p) = &spec.partition {
         want(&p.by);
     }
+    extra.frame.iter().for_each(|c| want(c));
     // Numeric features used for nothing else skip the frame: they are decoded after the split,
     // straight into the rows of each side (see `data::dense`).
     let dense: Vec<String> = spec

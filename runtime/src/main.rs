@@ -119,6 +119,10 @@ enum Command {
         /// Output format of the report.
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// The run directory `train --output` would write: where a `baseline.production` is
+        /// looked up by default (its parent).
+        #[arg(long)]
+        output: Option<PathBuf>,
     },
     /// Write a synthetic fraud-like dataset: OUT/charges/part-*.parquet and OUT/labels.parquet.
     Synth {
@@ -496,7 +500,10 @@ fn runs(command: RunsCommand) -> Result<String, Error> {
             }
         }
         RunsCommand::Compare { run_a, run_b, resamples, format } => {
-            let report = compare::compare(&run_a, &run_b, resamples.max(1))?;
+            if !(1..=100_000).contains(&resamples) {
+                return Err(Error::Usage(format!("--resamples must be within 1..=100000, got {resamples}")));
+            }
+            let report = compare::compare(&run_a, &run_b, resamples)?;
             match format {
                 Format::Text => compare::describe(&report),
                 Format::Json => pretty_json(&report)?,
@@ -646,8 +653,11 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             let opts = RenderOptions { class, image, name, namespace: Some(namespace), service_account };
             print(&mut out, &render::render(&checked, &opts)?)
         }
-        Command::Validate { spec, set, format } => {
-            let checked = CheckedSpec::from_file(&spec, &set)?;
+        Command::Validate { spec, set, format, output } => {
+            let mut checked = CheckedSpec::from_file(&spec, &set)?;
+            if let Some(out) = output {
+                checked.spec.output = Some(out.to_string_lossy().into_owned());
+            }
             let report = validate::validate(&checked)?;
             let text = match format {
                 Format::Text => report.to_text(),

@@ -67,6 +67,9 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     }
     let output = PathBuf::from(store::local_path(&checked.spec.output_dir()));
     let inputs: Vec<PathBuf> = checked.input_entries().map(|entry| checked.resolve(entry)).collect();
+    if opts.overwrite {
+        crate::registry::production::refuse_overwrite(&output.to_string_lossy())?;
+    }
     let (local_inputs, remote_inputs): (Vec<PathBuf>, Vec<PathBuf>) =
         inputs.into_iter().partition(|p| !p.to_str().is_some_and(store::is_url));
     // A run bound for an object store is staged in a local scratch directory, then uploaded.

@@ -94,6 +94,11 @@ fn a_same_spec_retrain_is_held_back_and_a_worse_model_exits_3() {
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("promoted"), "{stdout}");
     let day1 = yard.run_id("runs/day1");
+    // The production run's folder is not overwritten by a retrain.
+    let (code, _, stderr) = yard.train(&plain, "runs/day1", &["--overwrite"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("production run of quickstart"), "{stderr}");
+    assert_eq!(yard.run_id("runs/day1"), day1);
 
     // The same spec against production: the same rows, no significant difference.
     let retrain = yard.spec("retrain.json", |s| {
@@ -194,6 +199,38 @@ fn a_baseline_that_is_missing_or_reads_absent_columns_is_exit_2_before_training(
     assert_eq!(yard.train(&first, "runs/a", &["--fail-on-gate"]).0, 0);
     let promotion = &yard.json("runs/a/manifest.json")["promotion"];
     assert_eq!(promotion["eligible"], true, "{promotion}");
+
+    // A first run into a runs folder that does not exist yet.
+    let (code, _, stderr) = yard.train(&first, "fresh/day1", &["--fail-on-gate"]);
+    assert_eq!(code, 0, "{stderr}");
+
+    // A folder that no longer holds the run its pointer names is not passed off as production.
+    assert_eq!(yard.run(&["runs", "promote", "runs", "quickstart", "a"]).0, 0);
+    let other = yard.spec("other.json", |s| s["model"]["logistic"]["l2"] = json!(5.0));
+    assert_eq!(yard.train(&other, "runs/other", &[]).0, 0);
+    for f in std::fs::read_dir(yard.path("runs/other")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, yard.path("runs/a").join(f.file_name().unwrap())).unwrap();
+    }
+    let (code, _, stderr) = yard.train(&first, "runs/b", &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("production pointer names run") && stderr.contains("overwritten"), "{stderr}");
+
+    // A baseline whose group column is a numeric feature of the new run (read as dense rows
+    // by the new run, as group keys by the baseline).
+    let grouped =
+        yard.spec("grouped.json", |s| s["partition"] = json!({"by": "prior_charges", "min_rows": 50}));
+    assert_eq!(yard.train(&grouped, "runs/grouped", &[]).0, 0);
+    let against = yard.spec("against.json", |s| s["baseline"] = json!({"run": "runs/grouped"}));
+    let (code, _, stderr) = yard.train(&against, "runs/against", &[]);
+    assert_eq!(code, 0, "{stderr}");
+    let b = &yard.json("runs/against/metrics.json")["baseline"];
+    assert_eq!(b["candidate"]["rows"], b["baseline"]["rows"]);
+    let grouped_test = yard.json("runs/grouped/metrics.json")["test"]["roc_auc"].as_f64().unwrap();
+    assert!(
+        (b["baseline"]["roc_auc"].as_f64().unwrap() - grouped_test).abs() < 1e-12,
+        "the same scores as its own run"
+    );
 
     // A baseline trained on a column the new data lacks.
     let data = yard.path("wide");

@@ -4,6 +4,7 @@
 //! paired bootstrap (both models scored on the same resampled rows). What a retrain's baseline
 //! comparison reports; rows are unweighted.
 
+use crate::metrics::nan_as_null;
 use crate::random;
 
 /// DeLong's paired test of two ROC AUCs on the same rows.
@@ -123,16 +124,20 @@ fn erfc(x: f64) -> f64 {
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Interval {
     /// The difference on the rows themselves.
+    #[serde(with = "nan_as_null")]
     pub delta: f64,
-    /// The lower end of the percentile interval.
+    /// The lower end of the percentile interval (null when no resample gave a finite value).
+    #[serde(with = "nan_as_null")]
     pub low: f64,
     /// The upper end.
+    #[serde(with = "nan_as_null")]
     pub high: f64,
     /// The coverage asked for (0.95).
     pub level: f64,
     /// Two-sided bootstrap p-value of "no difference": twice the smaller share of resampled
     /// differences on either side of zero (the smallest α whose 1-α percentile interval
     /// excludes zero), at most 1.
+    #[serde(with = "nan_as_null")]
     pub p_value: f64,
     /// Resamples drawn.
     pub resamples: usize,

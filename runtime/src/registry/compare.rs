@@ -178,6 +178,12 @@ fn paired(a: &Opened, b: &Opened, resamples: usize) -> Result<Result<(Comparison
         ));
     };
     let index: HashMap<&str, usize> = pa.keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let unique = |keys: &[String]| keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
+    if index.len() != pa.keys.len() || !unique(&pb.keys) {
+        return Ok(Err(format!(
+            "no paired test: {ka:?} is not unique among the test rows, so rows cannot be matched one to one"
+        )));
+    }
     let (mut y, mut sa, mut sb, mut relabeled) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
     for (j, k) in pb.keys.iter().enumerate() {
         if let Some(&i) = index.get(k.as_str()) {

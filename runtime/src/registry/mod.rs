@@ -143,6 +143,43 @@ impl Root {
         }
     }
 
+    /// Names of the folders directly in the folder `rel`, sorted; empty when there is none.
+    pub(crate) fn folders_in(&self, rel: &str) -> Result<Vec<String>> {
+        let mut names = match self {
+            Root::Local(dir) => {
+                let path = dir.join(rel);
+                let entries = match std::fs::read_dir(&path) {
+                    Ok(entries) => entries,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) => return Err(Error::io(&path, e)),
+                };
+                let mut names = Vec::new();
+                for entry in entries {
+                    let entry = entry.map_err(|e| Error::io(&path, e))?;
+                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        names.push(entry.file_name().to_string_lossy().into_owned());
+                    }
+                }
+                names
+            }
+            Root::Remote(r) => {
+                let folder = self.remote(r, rel);
+                let depth = folder.key().parts().count();
+                let mut names: Vec<String> = folder
+                    .list()?
+                    .into_iter()
+                    .filter(|o| o.location.parts().count() > depth + 1)
+                    .filter_map(|o| o.location.parts().nth(depth).map(|p| p.as_ref().to_string()))
+                    .collect();
+                names.dedup();
+                names
+            }
+        };
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
     /// Names of the files directly in the folder `rel`, sorted; empty when there is none.
     pub(crate) fn files_in(&self, rel: &str) -> Result<Vec<String>> {
         let mut names = match self {
@@ -229,10 +266,18 @@ fn staged(path: &Path, bytes: &[u8]) -> Result<PathBuf> {
     let parent = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nth = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tmp = parent.join(format!(".{name}.tmp-{}-{nth}", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+    // Processes in different containers share a volume and a pid (1): the name is random, and
+    // created exclusively, so no two writers ever share a temporary file.
+    let random = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u128(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos(),
+        );
+        h.finish()
+    };
+    let tmp = parent.join(format!(".{name}.tmp-{random:016x}"));
+    let written = std::fs::OpenOptions::new().write(true).create_new(true).open(&tmp).and_then(|mut f| {
         f.write_all(bytes)?;
         f.sync_all()
     });

@@ -41,6 +41,37 @@ pub struct Pointer {
     pub previous: Option<Previous>,
 }
 
+impl Pointer {
+    /// Where the production run is: its path below `root`, or the absolute path or URL recorded.
+    pub fn location(&self, root: &Root) -> std::path::PathBuf {
+        if crate::store::is_url(&self.path) || Path::new(&self.path).is_absolute() {
+            std::path::PathBuf::from(&self.path)
+        } else {
+            root.location(&self.path)
+        }
+    }
+}
+
+/// Refuses to replace a production run: `train --overwrite` into the folder a pointer in its
+/// parent names would swap the model in production for one nobody promoted.
+pub fn refuse_overwrite(output: &str) -> Result<()> {
+    let Ok(root) = Root::open(&crate::baseline::parent_of(output)) else { return Ok(()) };
+    let same = |p: &Path| match (&root, p.canonicalize(), Path::new(output).canonicalize()) {
+        (Root::Local(_), Ok(a), Ok(b)) => a == b,
+        _ => p.to_string_lossy().trim_end_matches('/') == output.trim_end_matches('/'),
+    };
+    for (name, pointer) in all_current(&root)? {
+        if same(&pointer.location(&root)) {
+            return Err(Error::Usage(format!(
+                "{output} holds run {}, the production run of {name}; --overwrite would replace the model \
+                 in production: write the retrain to a new folder",
+                pointer.run_id
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The run a promotion replaced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Previous {
@@ -80,9 +111,23 @@ pub fn current(root: &Root, name: &str) -> Result<Option<Pointer>> {
         None => None,
     };
     loop {
-        let next = entry_file(name, pointer.as_ref().map_or(0, |p| p.seq) + 1);
+        let seq = pointer.as_ref().map_or(0, |p| p.seq) + 1;
+        let next = entry_file(name, seq);
         match root.read(&next)? {
-            Some(bytes) => pointer = Some(parse(root, &next, &bytes)?),
+            Some(bytes) => {
+                let entry = parse(root, &next, &bytes)?;
+                // An entry whose number is not its file's (edited, copied) would be read again
+                // and again.
+                if entry.seq != seq || entry.name != name {
+                    return Err(Error::data(format!(
+                        "{}: records promotion #{} of {:?}, not #{seq} of {name:?}; the history was edited",
+                        root.location(&next).display(),
+                        entry.seq,
+                        entry.name
+                    )));
+                }
+                pointer = Some(entry);
+            }
             None => return Ok(pointer),
         }
     }
@@ -91,8 +136,15 @@ pub fn current(root: &Root, name: &str) -> Result<Option<Pointer>> {
 /// The production run of every name in `root`, by name.
 pub fn all_current(root: &Root) -> Result<BTreeMap<String, Pointer>> {
     let mut out = BTreeMap::new();
-    for file in root.files_in(FOLDER)? {
-        let Some(name) = file.strip_suffix(".json") else { continue };
+    // A name whose first promotion stopped before its pointer has a history folder only.
+    let mut names: std::collections::BTreeSet<String> = root
+        .files_in(FOLDER)?
+        .into_iter()
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_string))
+        .collect();
+    names.extend(root.folders_in(FOLDER)?);
+    for name in &names {
+        let name = name.as_str();
         if crate::spec::check_name(name).is_err() {
             continue;
         }
@@ -189,6 +241,13 @@ pub fn promote(root: &Root, request: &Request<'_>) -> Result<Outcome> {
     if let Some(p) = now.as_ref().filter(|p| p.run_id == manifest.run_id) {
         return Ok(Outcome::Already(p.clone()));
     }
+    if matches!(root, Root::Remote(_)) && !crate::store::is_url(&run.to_string_lossy()) {
+        return Err(Error::Usage(format!(
+            "{} is a local run and {} a bucket: promote runs that live in the root's store",
+            run.display(),
+            root.display()
+        )));
+    }
     let pointer = Pointer {
         name: name.to_string(),
         seq: now.as_ref().map_or(0, |p| p.seq) + 1,
@@ -278,6 +337,10 @@ mod tests {
         let runs: Vec<String> = history(&root, "fraud").unwrap().into_iter().map(|p| p.run_id).collect();
         assert_eq!(runs, ["a", "b", "c"]);
         assert_eq!(all_current(&root).unwrap()["fraud"].seq, 3);
+        // An entry whose number is not its file's is an error, not an endless loop.
+        let wrong = crate::runfiles::to_json(&pointer(2, "d")).unwrap();
+        assert!(root.create(&entry_file("fraud", 4), &wrong).unwrap());
+        assert!(current(&root, "fraud").unwrap_err().to_string().contains("edited"));
         assert!(current(&root, "../etc").is_err(), "names cannot leave the folder");
     }
 }
