@@ -16,9 +16,12 @@
 //! | fit the MLP (AdamW, early stopping, checkpoints) | [`mlp`] | [`mlp::fit`] |
 //! | fit one logistic model per group next to the generic one, and compose them | [`partition`] | [`partition::fit`] |
 //! | evaluate | [`metrics`] | [`metrics::Evaluation::compute`] |
+//! | compare with a baseline run on the same test rows (DeLong, paired bootstrap) | [`baseline`], [`metrics::paired`] | [`baseline::Comparison::compute`] |
+//! | decide whether the run may be promoted | [`gate`] | [`gate::decide`] |
 //! | train end to end and write the run directory atomically | [`train`], [`rundir`], [`artifact`], [`runfiles`] | [`train::train`] |
 //! | score new data from a run directory | [`predict`], [`artifact`] | [`artifact::Run::score`] |
 //! | summarize a run | [`inspect`] | [`inspect::inspect`] |
+//! | list, compare and promote the runs of a runs root | [`registry`] | [`registry::list`], [`registry::production::promote`] |
 //! | summarize a spec and its data without training | [`validate`] | [`validate::validate`] |
 //! | render the Kubernetes Job for a spec and resource class | [`render`] | [`render::render`] |
 //! | make synthetic fraud-like data | [`synth`] | [`synth::write`] |
