@@ -240,19 +240,25 @@ pub fn load_with(checked: &CheckedSpec, extra: &Extra, progress: &Reporter) -> R
         }
     }
 
-    for c in &extra.columns {
-        let sides = [("data.features", Some(&feature_files)), ("holdout.files", holdout_files.as_ref())];
-        for (field, files) in sides {
-            if let Some(file) = files.and_then(|files| files.iter().find(|f| !f.has_column(c))) {
+    let sides = [("data.features", Some(&feature_files)), ("holdout.files", holdout_files.as_ref())];
+    for (field, files) in sides {
+        for file in files.into_iter().flatten() {
+            let missing: Vec<&String> = extra.columns.iter().filter(|c| !file.has_column(c)).collect();
+            if !missing.is_empty() {
+                let names: Vec<String> = missing.iter().map(|c| format!("{c:?}")).collect();
                 return Err(Error::data(format!(
-                    "{}: column {c:?}, a feature of {}, is not in {} ({field}); the new data must \
-                     carry every column the baseline reads",
+                    "{}: {} reads {} {}, not in {} ({field}); the new data must carry every column \
+                     the baseline reads",
                     if extra.reader.contains("baseline") { "baseline" } else { field },
                     extra.reader,
+                    if missing.len() == 1 { "column" } else { "columns" },
+                    names.join(", "),
                     file.path.display()
                 )));
             }
         }
+    }
+    for c in &extra.columns {
         if !dense.contains(c) && !columns.contains(c) {
             columns.push(c.clone());
         }

@@ -431,10 +431,11 @@ pub fn table(records: &[RunRecord]) -> String {
     use std::fmt::Write as _;
     let mut s = String::new();
     let id_width = records.iter().map(|r| r.run_id.len()).max().unwrap_or(6).max(6);
+    let name_width = records.iter().map(|r| r.name.len()).max().unwrap_or(4).max(4);
     let _ = writeln!(
         s,
-        "{:<id_width$}  {:<10}  {:<20}  {:>8}  {:>9}  {:>8}  {:>8}  {:>8}  {:<12}  {:<5}  PRODUCTION",
-        "RUN", "STATUS", "STARTED", "SECONDS", "TRAIN", "TEST", "AUC", "LOGLOSS", "DATA", "GATE"
+        "{:<id_width$}  {:<name_width$}  {:<10}  {:<20}  {:>8}  {:>9}  {:>8}  {:>8}  {:>8}  {:<12}  {:<5}  PRODUCTION",
+        "RUN", "NAME", "STATUS", "STARTED", "SECONDS", "TRAIN", "TEST", "AUC", "LOGLOSS", "DATA", "GATE"
     );
     for r in records {
         let (train, test, auc, ll) = match &r.summary {
@@ -453,8 +454,9 @@ pub fn table(records: &[RunRecord]) -> String {
         };
         let started: String = r.started_at.chars().take(19).collect();
         let line = format!(
-            "{:<id_width$}  {:<10}  {:<20}  {:>8.1}  {:>9}  {:>8}  {:>8}  {:>8}  {:<12}  {:<5}  {}",
+            "{:<id_width$}  {:<name_width$}  {:<10}  {:<20}  {:>8.1}  {:>9}  {:>8}  {:>8}  {:>8}  {:<12}  {:<5}  {}",
             r.run_id,
+            r.name,
             r.status,
             started,
             r.seconds,
