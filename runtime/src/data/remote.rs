@@ -164,17 +164,29 @@ pub(crate) fn each_row_group<T: Send>(
     work: impl Fn(usize, ParquetRecordBatchReader) -> Result<T> + Sync + Send,
 ) -> Result<Vec<T>> {
     if units.iter().all(|&(fi, _)| files[fi].remote.is_none()) {
-        return units
+        // The error reported is the first unit's in file order, whichever thread finds its
+        // error first: the same bad data gives the same message every run. Units after a
+        // failed one are skipped (their placeholder errors sort after the real one).
+        let failed = std::sync::atomic::AtomicUsize::new(usize::MAX);
+        let results: Vec<Result<T>> = units
             .par_iter()
             .enumerate()
             .map(|(i, &(fi, rg))| {
-                let reader = super::guard::decoding(
+                if i > failed.load(std::sync::atomic::Ordering::Relaxed) {
+                    return Err(Error::Internal("skipped after an earlier row group failed".into()));
+                }
+                let done = super::guard::decoding(
                     || format!("{} row group {rg}", files[fi].path.display()),
                     || files[fi].row_group_reader(rg, columns),
-                )?;
-                work(i, reader)
+                )
+                .and_then(|reader| work(i, reader));
+                if done.is_err() {
+                    failed.fetch_min(i, std::sync::atomic::Ordering::Relaxed);
+                }
+                done
             })
             .collect();
+        return results.into_iter().collect();
     }
     let mut jobs = Vec::with_capacity(units.len());
     for (i, &(fi, rg)) in units.iter().enumerate() {
