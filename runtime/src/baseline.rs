@@ -74,10 +74,12 @@ pub fn resolve(checked: &CheckedSpec) -> Result<Option<Resolved>> {
             let root_field = if b.root.is_some() { "baseline.root" } else { "baseline.production" };
             // A runs folder that does not exist yet holds no production run (a first run on a
             // fresh volume); anything else wrong with the root is an error.
-            let root = match Root::open(&root_text) {
-                Ok(root) => Some(root),
-                Err(Error::Usage(m)) if m.ends_with("not found") => None,
-                Err(e) => return Err(in_field(root_field, e)),
+            let absent = !crate::store::is_url(&root_text)
+                && !std::path::Path::new(crate::store::local_path(&root_text)).exists();
+            let root = if absent {
+                None
+            } else {
+                Some(Root::open(&root_text).map_err(|e| in_field(root_field, e))?)
             };
             let pointer = match &root {
                 Some(root) => production::current(root, name)?,

@@ -111,14 +111,7 @@ pub fn compare(a: &Path, b: &Path, resamples: usize) -> Result<Report> {
         .into_iter()
         .filter_map(|(name, x)| hb.get(&name).map(|&y| (name, x, y, y - x)))
         .collect();
-    let (paired, note) = match paired(&ra, &rb, resamples)? {
-        Ok((mut c, note)) => {
-            c.run_id = ra.manifest.run_id.clone();
-            c.path = ra.path.clone();
-            (Some(c), note)
-        }
-        Err(why) => (None, Some(why)),
-    };
+    let (paired, note) = paired(&ra, &rb, resamples)?;
     Ok(Report {
         a: Side { run_id: ra.manifest.run_id, path: ra.path },
         b: Side { run_id: rb.manifest.run_id, path: rb.path },
@@ -154,35 +147,34 @@ fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<SpecChange>) {
     }
 }
 
-/// The paired comparison on the rows both runs' predictions share by key, or why there is none.
-#[allow(clippy::type_complexity)]
-fn paired(a: &Opened, b: &Opened, resamples: usize) -> Result<Result<(Comparison, Option<String>), String>> {
+/// The paired comparison on the rows both runs' predictions share by key, and a note: why there
+/// is none, or what to know about it.
+fn paired(a: &Opened, b: &Opened, resamples: usize) -> Result<(Option<Comparison>, Option<String>)> {
+    let none = |why: String| Ok((None, Some(why)));
     let key = |o: &Opened| -> Result<Option<String>> {
         let card: Value = o.files.read_json(names::MODEL_JSON)?;
         Ok(card.get("key").and_then(Value::as_str).map(str::to_string))
     };
     let (ka, kb) = (key(a)?, key(b)?);
     let (Some(ka), Some(kb)) = (ka, kb) else {
-        return Ok(Err(
-            "no paired test: a run without a row key (data.join_key or holdout.random.key) cannot be matched row by row".into(),
-        ));
+        return none("no paired test: a run without a row key (data.join_key or holdout.random.key) cannot be matched row by row".into(),);
     };
     if ka != kb {
-        return Ok(Err(format!(
+        return none(format!(
             "no paired test: the runs key their rows by different columns ({ka:?}, {kb:?})"
-        )));
+        ));
     }
     let (Some(pa), Some(pb)) = (scores(a, &ka)?, scores(b, &kb)?) else {
-        return Ok(Err(
+        return none(
             "no paired test: paired tests on common rows cover binary runs; these are multiclass".into(),
-        ));
+        );
     };
     let index: HashMap<&str, usize> = pa.keys.iter().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let unique = |keys: &[String]| keys.iter().collect::<std::collections::HashSet<_>>().len() == keys.len();
     if index.len() != pa.keys.len() || !unique(&pb.keys) {
-        return Ok(Err(format!(
+        return none(format!(
             "no paired test: {ka:?} is not unique among the test rows, so rows cannot be matched one to one"
-        )));
+        ));
     }
     let (mut y, mut sa, mut sb, mut relabeled) = (Vec::new(), Vec::new(), Vec::new(), 0usize);
     for (j, k) in pb.keys.iter().enumerate() {
@@ -194,7 +186,7 @@ fn paired(a: &Opened, b: &Opened, resamples: usize) -> Result<Result<(Comparison
         }
     }
     if y.is_empty() {
-        return Ok(Err(format!("no paired test: the runs' test rows share no {ka:?} value")));
+        return none(format!("no paired test: the runs' test rows share no {ka:?} value"));
     }
     let classes = [Value::from(0), Value::from(1)];
     let mut c = Comparison::compute(
@@ -206,7 +198,8 @@ fn paired(a: &Opened, b: &Opened, resamples: usize) -> Result<Result<(Comparison
         b.manifest.seed,
         &Default::default(),
     );
-    c.production = None;
+    c.run_id = a.manifest.run_id.clone();
+    c.path = a.path.clone();
     let note = (relabeled > 0).then(|| {
         format!(
             "{relabeled} of the {} common rows have another label in {}; B's labels are used",
@@ -214,7 +207,7 @@ fn paired(a: &Opened, b: &Opened, resamples: usize) -> Result<Result<(Comparison
             a.manifest.run_id
         )
     });
-    Ok(Ok((c, note)))
+    Ok((Some(c), note))
 }
 
 struct KeyedScores {

@@ -143,75 +143,46 @@ impl Root {
         }
     }
 
-    /// Names of the folders directly in the folder `rel`, sorted; empty when there is none.
-    pub(crate) fn folders_in(&self, rel: &str) -> Result<Vec<String>> {
-        let mut names = match self {
+    /// The names of the files and of the folders directly in the folder `rel`, each sorted;
+    /// empty when there is no such folder. One listing either way.
+    pub(crate) fn entries_in(&self, rel: &str) -> Result<Entries> {
+        let mut out = Entries::default();
+        match self {
             Root::Local(dir) => {
                 let path = dir.join(rel);
                 let entries = match std::fs::read_dir(&path) {
                     Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
                     Err(e) => return Err(Error::io(&path, e)),
                 };
-                let mut names = Vec::new();
                 for entry in entries {
                     let entry = entry.map_err(|e| Error::io(&path, e))?;
-                    if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                        names.push(entry.file_name().to_string_lossy().into_owned());
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    match entry.file_type() {
+                        Ok(t) if t.is_file() => out.files.push(name),
+                        Ok(t) if t.is_dir() => out.folders.push(name),
+                        _ => {}
                     }
                 }
-                names
             }
             Root::Remote(r) => {
                 let folder = self.remote(r, rel);
                 let depth = folder.key().parts().count();
-                let mut names: Vec<String> = folder
-                    .list()?
-                    .into_iter()
-                    .filter(|o| o.location.parts().count() > depth + 1)
-                    .filter_map(|o| o.location.parts().nth(depth).map(|p| p.as_ref().to_string()))
-                    .collect();
-                names.dedup();
-                names
-            }
-        };
-        names.sort();
-        names.dedup();
-        Ok(names)
-    }
-
-    /// Names of the files directly in the folder `rel`, sorted; empty when there is none.
-    pub(crate) fn files_in(&self, rel: &str) -> Result<Vec<String>> {
-        let mut names = match self {
-            Root::Local(dir) => {
-                let path = dir.join(rel);
-                let entries = match std::fs::read_dir(&path) {
-                    Ok(entries) => entries,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-                    Err(e) => return Err(Error::io(&path, e)),
-                };
-                let mut names = Vec::new();
-                for entry in entries {
-                    let entry = entry.map_err(|e| Error::io(&path, e))?;
-                    if entry.file_type().is_ok_and(|t| t.is_file()) {
-                        names.push(entry.file_name().to_string_lossy().into_owned());
+                for o in folder.list()? {
+                    let parts: Vec<String> = o.location.parts().map(|p| p.as_ref().to_string()).collect();
+                    match parts.len().checked_sub(depth) {
+                        Some(1) => out.files.push(parts[depth].clone()),
+                        Some(n) if n > 1 => out.folders.push(parts[depth].clone()),
+                        _ => {}
                     }
                 }
-                names
             }
-            Root::Remote(r) => {
-                let folder = self.remote(r, rel);
-                let depth = folder.key().parts().count() + 1;
-                folder
-                    .list()?
-                    .into_iter()
-                    .filter(|o| o.location.parts().count() == depth)
-                    .filter_map(|o| o.location.filename().map(str::to_string))
-                    .collect()
-            }
-        };
-        names.sort();
-        Ok(names)
+        }
+        for names in [&mut out.files, &mut out.folders] {
+            names.sort();
+            names.dedup();
+        }
+        Ok(out)
     }
 
     /// Every run below the root: its path relative to the root and its manifest's bytes, read in
@@ -258,6 +229,15 @@ impl Root {
             }
         }
     }
+}
+
+/// What [`Root::entries_in`] found in a folder.
+#[derive(Debug, Default)]
+pub(crate) struct Entries {
+    /// File names, sorted.
+    pub files: Vec<String>,
+    /// Folder names, sorted.
+    pub folders: Vec<String>,
 }
 
 /// `bytes` in a temporary file beside `path` (its folder created), flushed to disk.

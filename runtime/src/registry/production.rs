@@ -137,14 +137,14 @@ pub fn current(root: &Root, name: &str) -> Result<Option<Pointer>> {
 pub fn all_current(root: &Root) -> Result<BTreeMap<String, Pointer>> {
     let mut out = BTreeMap::new();
     // A name whose first promotion stopped before its pointer has a history folder only.
-    let mut names: std::collections::BTreeSet<String> = root
-        .files_in(FOLDER)?
-        .into_iter()
-        .filter_map(|f| f.strip_suffix(".json").map(str::to_string))
+    let entries = root.entries_in(FOLDER)?;
+    let names: std::collections::BTreeSet<&str> = entries
+        .files
+        .iter()
+        .filter_map(|f| f.strip_suffix(".json"))
+        .chain(entries.folders.iter().map(String::as_str))
         .collect();
-    names.extend(root.folders_in(FOLDER)?);
-    for name in &names {
-        let name = name.as_str();
+    for name in names {
         if crate::spec::check_name(name).is_err() {
             continue;
         }
@@ -160,7 +160,7 @@ pub fn history(root: &Root, name: &str) -> Result<Vec<Pointer>> {
     check_name(name)?;
     let folder = format!("{FOLDER}/{name}");
     let mut out = Vec::new();
-    for file in root.files_in(&folder)? {
+    for file in root.entries_in(&folder)?.files {
         if file.strip_suffix(".json").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
         {
             let rel = format!("{folder}/{file}");

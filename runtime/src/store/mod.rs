@@ -143,36 +143,25 @@ impl Remote {
 
     /// The object's bytes, or `None` when there is no object at this key.
     pub fn get(&self) -> Result<Option<Bytes>> {
-        let url = self.url();
-        let got = block_on(async {
-            let result = self.store.get(&self.key).await?;
-            result.bytes().await
-        });
+        block_on(self.fetch())
+    }
+
+    /// The bytes of each of `objects` (`None` where there is none), in order, many requests in
+    /// flight: what reading thousands of small manifests needs to stay interactive.
+    pub fn get_all(objects: &[Remote]) -> Vec<Result<Option<Bytes>>> {
+        block_on(futures::stream::iter(objects.iter().map(Remote::fetch)).buffered(64).collect())
+    }
+
+    async fn fetch(&self) -> Result<Option<Bytes>> {
+        let got = async { self.store.get(&self.key).await?.bytes().await }.await;
         match got {
             Ok(bytes) => {
                 TRAFFIC.read(1, bytes.len() as u64);
                 Ok(Some(bytes))
             }
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(failed(&url, "downloading it", e)),
+            Err(e) => Err(failed(&self.url(), "downloading it", e)),
         }
-    }
-
-    /// The bytes of each of `objects` (`None` where there is none), in order, many requests in
-    /// flight: what reading thousands of small manifests needs to stay interactive.
-    pub fn get_all(objects: &[Remote]) -> Vec<Result<Option<Bytes>>> {
-        let fetches = objects.iter().map(|o| async move {
-            let got = async { o.store.get(&o.key).await?.bytes().await }.await;
-            match got {
-                Ok(bytes) => {
-                    TRAFFIC.read(1, bytes.len() as u64);
-                    Ok(Some(bytes))
-                }
-                Err(object_store::Error::NotFound { .. }) => Ok(None),
-                Err(e) => Err(failed(&o.url(), "downloading it", e)),
-            }
-        });
-        block_on(futures::stream::iter(fetches).buffered(64).collect())
     }
 
     /// Every object under this prefix (recursively), sorted by key.
