@@ -42,6 +42,7 @@ mod error;
 mod f64_tensors;
 pub mod features;
 pub mod gate;
+pub mod group_selection;
 pub mod inspect;
 pub mod label;
 pub mod limits;

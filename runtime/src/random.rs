@@ -28,6 +28,8 @@ pub enum Stream {
     Validation,
     /// The rows of a paired bootstrap's resamples.
     Bootstrap,
+    /// The cross-validation folds of group `n`'s rows.
+    Folds(u64),
 }
 
 /// The base of a stream's counter.
@@ -38,6 +40,7 @@ pub fn base(seed: u64, stream: Stream) -> u64 {
         Stream::Dropout { step, layer } => (3, step, layer),
         Stream::Validation => (4, 0, 0),
         Stream::Bootstrap => (5, 0, 0),
+        Stream::Folds(n) => (6, n, 0),
     };
     mix64(mix64(mix64(seed ^ 0x6d6c_7000_0000_0000 ^ tag).wrapping_add(a)).wrapping_add(b))
 }
