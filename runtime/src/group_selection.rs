@@ -163,8 +163,8 @@ mod tests {
             cross_validate(x, y, &folds(y, FOLDS, 11), &grid, &hyper, &generic, Some(&generic))
         };
         let (same, flip) = (cv(&same_x, &same_y), cv(&flip_x, &flip_y));
-        for s in 0..grid.len() {
-            assert!(!keep(&same.generic, &same.group[s]).0, "strength {}", grid[s]);
+        for (l2, losses) in grid.iter().zip(&same.group) {
+            assert!(!keep(&same.generic, losses).0, "strength {l2}");
         }
         assert!(keep(&flip.generic, &flip.group[0]).0);
         let (best, pooled) = choose(&[same, flip], grid.len());
