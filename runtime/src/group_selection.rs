@@ -1,123 +1,216 @@
-//! Work in progress for issue 18 (not wired into `partition` yet): choosing the strength of the
-//! pull toward the generic model from the training rows, and keeping a group's own model only
-//! where it beats the generic model on held-out rows by more than noise.
+//! How strongly group models are pulled toward the generic model (`partition.l2: "auto"`), and
+//! which groups keep their own model (`partition.select: "validation"`), both decided from the
+//! train rows alone by K-fold cross-validation inside each group.
 //!
-//! Method: each eligible group's rows are dealt into K stratified folds (seeded per group). For
-//! every strength of a log-spaced grid, the group model is fitted on K-1 folds and scores the
-//! held-out fold, so every train row gets one held-out loss per strength; the generic model's
-//! loss on the same rows is the reference. The strength is the one with the lowest held-out
-//! log loss pooled over all groups, each group scored by whichever of its own model and the
-//! generic model it would keep (so strength and selection are chosen together). A group keeps
-//! its model when the mean per-row gain over the generic model exceeds one standard error of
-//! that mean (the one-standard-error rule: a gain smaller than its own noise is not evidence).
+//! Each eligible group's rows are dealt into [`FOLDS`] stratified folds, seeded by the run's seed
+//! and the group's key (so a group's folds do not move when other groups come and go). A group
+//! model fitted without a fold scores that fold, so every train row gets a held-out log loss;
+//! the generic model's loss on the same row is the reference.
+//!
+//! Strength: on a seeded sample of groups (all of them up to [`STRENGTH_ROWS`] rows), the group
+//! models of every strength of a log-spaced grid are fitted per fold, from the strongest pull
+//! down, each warm-started from the previous strength's solution, so the whole path costs a few
+//! cold fits. The strength is the one with the lowest held-out log loss of the composition
+//! pooled over the sampled rows, each group scored by whichever of its own model and the generic
+//! model selection would give it at that strength: strength and selection are chosen together,
+//! and ties go to the stronger pull. Cross-validation rather than an empirical-Bayes estimate of
+//! the between-group variance because it needs no model of how groups differ (a few groups
+//! with flipped signs and many identical ones is not one Gaussian), works the same for one-hot
+//! columns, and measures the quantity the user cares about: the composition's log loss.
+//!
+//! Selection: every eligible group is refitted per fold at the chosen strength, warm-started from
+//! its fit on all its rows (the solver still converges to the fold's own optimum; the start only
+//! saves passes). It keeps its own model when the mean per-row gain over the generic model
+//! (generic loss minus group loss) exceeds one standard error of that mean: a gain smaller than
+//! its own noise is not evidence. The generic model saw every train row, the group's included,
+//! so the comparison is, if anything, tilted toward the generic model.
 
 use crate::features::Design;
 use crate::logistic::{self, LogisticModel};
+use crate::partition::GroupKey;
 use crate::random;
 use crate::spec::LogisticSpec;
 
 /// Folds per group.
 pub const FOLDS: usize = 5;
 
-/// The fold of each of a group's rows: positives and negatives each dealt round-robin in a
-/// seeded order, so every fold holds about the same share of both.
+/// The strength is chosen on a seeded sample of groups holding at least this many rows (all
+/// groups when they hold fewer): one number needs far fewer rows than every group's selection.
+pub const STRENGTH_ROWS: usize = 200_000;
+
+/// The strengths tried by `"auto"`, strongest first: half-decades from 10⁴ down to 0.1. A
+/// strength is a prior precision in rows' worth of log loss (the objective is the summed log
+/// loss + (l2/2)·‖β_g − β_generic‖²), so 10⁴ holds any realistic group at the generic model and
+/// 0.1 lets a group of a few hundred rows fit on its own.
+pub fn strength_grid() -> Vec<f64> {
+    (0..11).map(|k| 10f64.powf(4.0 - 0.5 * k as f64)).collect()
+}
+
+/// The seed of a group's folds: the run's seed and the group's key.
+pub fn fold_seed(seed: u64, key: &GroupKey) -> u64 {
+    // FNV-1a over the key's bytes; the kind is hashed too, so 7 and "7" differ.
+    let (kind, bytes): (u8, Vec<u8>) = match key {
+        GroupKey::Int(v) => (1, v.to_le_bytes().to_vec()),
+        GroupKey::Str(s) => (2, s.as_bytes().to_vec()),
+    };
+    let hash = std::iter::once(kind).chain(bytes).fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    random::base(seed, random::Stream::Folds(hash))
+}
+
+/// The fold of each of a group's rows: positives dealt round-robin in a seeded order, then the
+/// negatives continuing from the next fold, so every fold holds about the same share of both and
+/// no fold takes every row of a tiny group.
 pub fn folds(y: &[f32], k: usize, base: u64) -> Vec<u8> {
     let mut out = vec![0u8; y.len()];
+    let mut dealt = 0usize;
     for positive in [true, false] {
         let rows: Vec<usize> = (0..y.len()).filter(|&i| (y[i] == 1.0) == positive).collect();
         let order = random::permutation(rows.len(), base ^ u64::from(positive));
-        for (dealt, &o) in order.iter().enumerate() {
+        for &o in &order {
             out[rows[o as usize]] = (dealt % k) as u8;
+            dealt += 1;
         }
     }
     out
 }
 
-/// Each row's log loss for probabilities `p`, clipped as the run metrics clip it.
-fn losses(y: &[f32], p: &[f64]) -> Vec<f64> {
-    crate::metrics::paired::log_losses(y, p)
-}
-
-/// A group's held-out losses: per strength of the grid, one loss per row (the model fitted
-/// without the row's fold), and the generic model's loss on each row.
+/// One group's gathered train rows and their folds.
 #[derive(Debug, Clone)]
-pub struct HeldOut {
-    /// `[grid][row]`.
-    pub group: Vec<Vec<f64>>,
-    /// `[row]`.
-    pub generic: Vec<f64>,
+pub struct GroupRows {
+    /// The design rows.
+    pub x: Design,
+    /// Labels.
+    pub y: Vec<f32>,
+    /// Sample weights.
+    pub w: Option<Vec<f32>>,
+    /// The fold of each row.
+    pub folds: Vec<u8>,
 }
 
-/// Cross-validates one group (its gathered rows `x`, `y`) at every strength of `grid`, the
-/// penalty pulling toward `anchor` (the generic model) when given.
-pub fn cross_validate(
-    x: &Design,
-    y: &[f32],
-    folds: &[u8],
+/// Each row's held-out log loss at every strength of `grid` (`[strength][row]`): per fold, the
+/// strengths are fitted in order, the first from `start` (default: the anchor), each next one
+/// from the previous solution. The penalty pulls toward `anchor` when given, else toward zero.
+pub fn held_out(
+    g: &GroupRows,
     grid: &[f64],
     hyper: &LogisticSpec,
-    generic: &LogisticModel,
     anchor: Option<&LogisticModel>,
-) -> HeldOut {
-    let n = y.len();
-    let generic_losses = losses(y, &generic.predict_proba(x));
-    let k = folds.iter().copied().max().map_or(0, |m| m as usize + 1);
-    let mut group = vec![vec![0.0; n]; grid.len()];
-    for fold in 0..k {
-        let train: Vec<usize> = (0..n).filter(|&i| folds[i] as usize != fold).collect();
-        let test: Vec<usize> = (0..n).filter(|&i| folds[i] as usize == fold).collect();
-        let (tx, vx) = (x.gather(&train), x.gather(&test));
-        let ty: Vec<f32> = train.iter().map(|&i| y[i]).collect();
-        let vy: Vec<f32> = test.iter().map(|&i| y[i]).collect();
+    start: Option<&LogisticModel>,
+) -> Vec<Vec<f64>> {
+    let n = g.y.len();
+    let mut out = vec![vec![0.0; n]; grid.len()];
+    for fold in 0..FOLDS as u8 {
+        let (train, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| g.folds[i] != fold);
+        if test.is_empty() || train.is_empty() {
+            continue;
+        }
+        let (tx, vx) = (g.x.gather(&train), g.x.gather(&test));
+        let ty: Vec<f32> = train.iter().map(|&i| g.y[i]).collect();
+        let vy: Vec<f32> = test.iter().map(|&i| g.y[i]).collect();
+        let tw: Option<Vec<f32>> = g.w.as_ref().map(|w| train.iter().map(|&i| w[i]).collect());
+        let mut from: Option<LogisticModel> = start.or(anchor).cloned();
         for (s, &l2) in grid.iter().enumerate() {
             let spec = LogisticSpec { l2, ..hyper.clone() };
-            let (model, _) = logistic::fit_anchored(&tx, &ty, None, &spec, anchor);
-            for (&i, loss) in test.iter().zip(losses(&vy, &model.predict_proba(&vx))) {
-                group[s][i] = loss;
+            let (model, _) = logistic::fit_from(&tx, &ty, tw.as_deref(), &spec, anchor, from.as_ref());
+            let losses = crate::metrics::paired::log_losses(&vy, &model.predict_proba(&vx));
+            for (&i, loss) in test.iter().zip(losses) {
+                out[s][i] = loss;
             }
+            from = Some(model);
         }
     }
-    HeldOut { group, generic: generic_losses }
+    out
 }
 
-/// The one-standard-error rule on per-row gains (generic loss minus group loss): the mean gain,
-/// its standard error, and whether the gain exceeds it.
-pub fn keep(generic: &[f64], group: &[f64]) -> (bool, f64, f64) {
+/// The one-standard-error rule on one group's per-row gains.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Verdict {
+    /// Whether the group keeps its own model.
+    pub keep: bool,
+    /// Mean per-row held-out log-loss gain of the group model over the generic model.
+    pub gain: f64,
+    /// Its standard error.
+    pub se: f64,
+}
+
+/// Keeps the group model when the mean of `generic − group` per-row losses exceeds its standard
+/// error.
+pub fn verdict(generic: &[f64], group: &[f64]) -> Verdict {
     let n = generic.len() as f64;
-    let gains: Vec<f64> = generic.iter().zip(group).map(|(g, o)| g - o).collect();
-    let mean = gains.iter().sum::<f64>() / n;
-    let var = gains.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
-    let se = (var / n).sqrt();
-    (mean > se, mean, se)
+    let gains = generic.iter().zip(group).map(|(g, o)| g - o);
+    let gain = gains.clone().sum::<f64>() / n.max(1.0);
+    let var = gains.map(|d| (d - gain).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let se = (var / n.max(1.0)).sqrt();
+    Verdict { keep: gain > se, gain, se }
 }
 
-/// The strength whose pooled held-out loss is lowest, each group counted with the model it
-/// would keep at that strength; returns the grid index and the pooled mean loss per strength.
-pub fn choose(held_out: &[HeldOut], grid_len: usize) -> (usize, Vec<f64>) {
-    let rows: usize = held_out.iter().map(|h| h.generic.len()).sum();
-    let pooled: Vec<f64> = (0..grid_len)
-        .map(|s| {
-            let total: f64 = held_out
-                .iter()
-                .map(|h| {
-                    if keep(&h.generic, &h.group[s]).0 {
-                        h.group[s].iter().sum::<f64>()
-                    } else {
-                        h.generic.iter().sum()
-                    }
-                })
-                .sum();
-            total / rows.max(1) as f64
+/// One sampled group's held-out losses along the grid.
+#[derive(Debug, Clone)]
+pub struct GroupLosses {
+    /// The generic model's loss per row.
+    pub generic: Vec<f64>,
+    /// The group model's, `[strength][row]`.
+    pub group: Vec<Vec<f64>>,
+}
+
+/// One strength of the grid as `"auto"` saw it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Tried {
+    /// The strength.
+    pub l2: f64,
+    /// Held-out log loss of the composition per sampled row.
+    pub log_loss: f64,
+    /// Sampled groups that would keep their model.
+    pub kept: usize,
+}
+
+/// The strength whose pooled held-out loss is lowest (the first, i.e. strongest, of equals),
+/// each group counted with the model it would keep at that strength (its own model always when
+/// `select` is false); returns its index and every strength's result.
+pub fn choose(paths: &[GroupLosses], grid: &[f64], select: bool) -> (usize, Vec<Tried>) {
+    let rows: usize = paths.iter().map(|p| p.generic.len()).sum();
+    let tried: Vec<Tried> = grid
+        .iter()
+        .enumerate()
+        .map(|(s, &l2)| {
+            let (mut total, mut kept) = (0.0, 0);
+            for p in paths {
+                if !select || verdict(&p.generic, &p.group[s]).keep {
+                    total += p.group[s].iter().sum::<f64>();
+                    kept += 1;
+                } else {
+                    total += p.generic.iter().sum::<f64>();
+                }
+            }
+            Tried { l2, log_loss: total / rows.max(1) as f64, kept }
         })
         .collect();
-    let best = (0..grid_len).min_by(|&a, &b| pooled[a].total_cmp(&pooled[b])).unwrap_or(0);
-    (best, pooled)
+    let mut best = 0;
+    for (s, t) in tried.iter().enumerate() {
+        if t.log_loss < tried[best].log_loss {
+            best = s;
+        }
+    }
+    (best, tried)
 }
 
-/// A log-spaced grid of `points` strengths from `low` to `high`.
-pub fn grid(low: f64, high: f64, points: usize) -> Vec<f64> {
-    let (a, b) = (low.ln(), high.ln());
-    (0..points).map(|i| (a + (b - a) * i as f64 / (points - 1).max(1) as f64).exp()).collect()
+/// Which of the groups (their row counts in `sizes`) the strength is chosen on: a seeded order,
+/// taken until `budget` rows are in.
+pub fn sample(sizes: &[usize], budget: usize, seed: u64) -> Vec<usize> {
+    let order = random::permutation(sizes.len(), random::base(seed, random::Stream::StrengthSample));
+    let mut taken = Vec::new();
+    let mut rows = 0;
+    for &g in &order {
+        if rows >= budget {
+            break;
+        }
+        taken.push(g as usize);
+        rows += sizes[g as usize];
+    }
+    taken.sort_unstable();
+    taken
 }
 
 #[cfg(test)]
@@ -127,7 +220,7 @@ mod tests {
 
     /// A group of `n` rows with two features whose labels follow `w` (the generic model's
     /// weights are `[1, -1]`).
-    fn group(n: usize, w: [f64; 2], seed: u64) -> (Design, Vec<f32>) {
+    fn group(n: usize, w: [f64; 2], seed: u64) -> GroupRows {
         let base = random::base(seed, random::Stream::Init(9));
         let mut data = Vec::with_capacity(2 * n);
         let mut y = Vec::with_capacity(n);
@@ -137,38 +230,59 @@ mod tests {
             y.push(if random::unit(base, 3 * i + 2) < p { 1.0 } else { 0.0 });
             data.extend([a as f32, b as f32]);
         }
-        (Design { numeric: Matrix { data, rows: n, cols: 2 }, codes: Vec::new(), slots: Vec::new() }, y)
+        let x = Design { numeric: Matrix { data, rows: n, cols: 2 }, codes: Vec::new(), slots: Vec::new() };
+        let folds = folds(&y, FOLDS, fold_seed(7, &GroupKey::Int(seed as i64)));
+        GroupRows { x, y, w: None, folds }
     }
 
     #[test]
-    fn folds_are_stratified_and_seeded() {
-        let (_, y) = group(503, [1.0, -1.0], 1);
-        let f = folds(&y, 5, 7);
-        assert_eq!(f, folds(&y, 5, 7));
-        for fold in 0..5u8 {
-            let pos = (0..y.len()).filter(|&i| f[i] == fold && y[i] == 1.0).count() as f64;
-            let all_pos = y.iter().filter(|v| **v == 1.0).count() as f64;
-            assert!((pos - all_pos / 5.0).abs() <= 1.0, "fold {fold}: {pos} of {all_pos}");
+    fn folds_are_stratified_seeded_and_spread_tiny_groups() {
+        let g = group(503, [1.0, -1.0], 1);
+        let base = fold_seed(7, &GroupKey::Int(1));
+        assert_eq!(g.folds, folds(&g.y, FOLDS, base));
+        assert_ne!(folds(&g.y, FOLDS, base), folds(&g.y, FOLDS, fold_seed(7, &GroupKey::Str("1".into()))));
+        let all_pos = g.y.iter().filter(|v| **v == 1.0).count() as f64;
+        for fold in 0..FOLDS as u8 {
+            let pos = (0..g.y.len()).filter(|&i| g.folds[i] == fold && g.y[i] == 1.0).count() as f64;
+            assert!((pos - all_pos / FOLDS as f64).abs() <= 1.0, "fold {fold}: {pos} of {all_pos}");
         }
+        // One positive and one negative land in different folds.
+        let tiny = folds(&[1.0, 0.0], FOLDS, base);
+        assert_ne!(tiny[0], tiny[1]);
     }
 
     #[test]
     fn a_group_like_the_generic_model_is_dropped_and_a_flipped_one_kept() {
         let generic = LogisticModel { coef: vec![1.0, -1.0], intercept: -1.0 };
         let hyper = LogisticSpec { l2: 1.0, ..LogisticSpec::default() };
-        let grid = grid(0.1, 100.0, 4);
-        let (same_x, same_y) = group(400, [1.0, -1.0], 2);
-        let (flip_x, flip_y) = group(400, [-1.0, 1.0], 3);
-        let cv = |x: &Design, y: &[f32]| {
-            cross_validate(x, y, &folds(y, FOLDS, 11), &grid, &hyper, &generic, Some(&generic))
+        let grid = strength_grid();
+        let path = |g: &GroupRows| {
+            let generic_losses = crate::metrics::paired::log_losses(&g.y, &generic.predict_proba(&g.x));
+            GroupLosses { generic: generic_losses, group: held_out(g, &grid, &hyper, Some(&generic), None) }
         };
-        let (same, flip) = (cv(&same_x, &same_y), cv(&flip_x, &flip_y));
-        for (l2, losses) in grid.iter().zip(&same.group) {
-            assert!(!keep(&same.generic, losses).0, "strength {l2}");
-        }
-        assert!(keep(&flip.generic, &flip.group[0]).0);
-        let (best, pooled) = choose(&[same, flip], grid.len());
-        assert!(pooled.iter().all(|p| p.is_finite()));
-        assert!(grid[best] < 100.0, "a weak pull lets the flipped group learn: {pooled:?}");
+        let (same, flip) = (path(&group(400, [1.0, -1.0], 2)), path(&group(400, [-1.0, 1.0], 3)));
+        let weak = grid.len() - 1;
+        assert!(!verdict(&same.generic, &same.group[weak]).keep);
+        assert!(verdict(&flip.generic, &flip.group[weak]).keep);
+        // Along the path the strongest pull is the generic model, the weakest the flipped truth.
+        let v = verdict(&flip.generic, &flip.group[0]);
+        assert!(v.gain.abs() < 0.01, "{v:?}");
+        let (best, tried) = choose(&[same.clone(), flip.clone()], &grid, true);
+        assert!(tried.iter().all(|t| t.log_loss.is_finite()));
+        assert!(grid[best] < 10.0, "a weak pull lets the flipped group learn: {tried:?}");
+        assert_eq!(tried[best].kept, 1);
+        // Without the flipped group, nothing beats the generic model.
+        let (_, tried) = choose(&[same], &grid, true);
+        assert!(tried.iter().all(|t| t.kept == 0), "{tried:?}");
+    }
+
+    #[test]
+    fn the_sample_is_seeded_and_stops_at_the_budget() {
+        let sizes = vec![100; 50];
+        let s = sample(&sizes, 1000, 3);
+        assert_eq!(s.len(), 10);
+        assert_eq!(s, sample(&sizes, 1000, 3));
+        assert_ne!(s, sample(&sizes, 1000, 4));
+        assert_eq!(sample(&sizes, 1_000_000, 3), (0..50).collect::<Vec<_>>());
     }
 }

@@ -56,18 +56,32 @@ pub fn inspect(run: &Path) -> Result<String> {
     if let Some(g) = &metrics.partition {
         let _ = writeln!(
             s,
-            "\ngroups by {:?} (shrinkage {}): {} train groups, {} with their own model, {} fall back to the generic model{}",
+            "\ngroups by {:?} (shrinkage {}): {} train groups, {} keep their own model; {} dropped by the thresholds, {} by selection{}",
             g.by,
             g.shrinkage,
             g.train_groups,
-            g.groups_fitted,
-            g.groups_fell_back,
+            g.groups_kept,
+            g.groups_dropped_by_thresholds,
+            g.groups_dropped_by_selection,
             if g.groups_not_converged > 0 {
-                format!(", {} not converged", g.groups_not_converged)
+                format!(", {} fits not converged", g.groups_not_converged)
             } else {
                 String::new()
             }
         );
+        strength(&g.strength, &mut s);
+        if let Some(sel) = &g.selection {
+            let _ = writeln!(
+                s,
+                "  selection (held-out rows of {} folds, one-standard-error rule): log loss generic {:.5}, composition {:.5}, gain {:+.2}% over {} rows, {:.2} s",
+                sel.folds,
+                sel.validation_log_loss_generic,
+                sel.validation_log_loss_composition,
+                100.0 * sel.validation_gain,
+                sel.rows,
+                sel.seconds
+            );
+        }
         let _ = writeln!(
             s,
             "  test rows scored by a group model {}, by the generic model {}; {} passes over group rows in {:.2} s",
@@ -96,10 +110,34 @@ pub fn inspect(run: &Path) -> Result<String> {
     let p = &metrics.phases;
     let _ = writeln!(
         s,
-        "\nseconds: load {:.2}  features {:.2}  fit {:.2}  evaluate {:.2}  write {:.2}  total {:.2}",
-        p.load, p.features, p.fit, p.evaluate, p.write, p.total
+        "\nseconds: load {:.2}  features {:.2}  fit {:.2}{}  evaluate {:.2}  write {:.2}  total {:.2}",
+        p.load,
+        p.features,
+        p.fit,
+        p.group_selection.map_or(String::new(), |v| format!("  group selection {v:.2}")),
+        p.evaluate,
+        p.write,
+        p.total
     );
     Ok(s)
+}
+
+/// How the group models' strength was set, and with `auto` the grid it was chosen from.
+fn strength(st: &crate::partition::StrengthReport, s: &mut String) {
+    if st.method != "auto" {
+        let _ = writeln!(s, "  strength (partition.l2) {} ({})", st.l2, st.method);
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "  strength (partition.l2 auto) {}: chosen by {}-fold cross-validation on {} groups, {} train rows, {:.2} s",
+        st.l2, st.folds, st.sample_groups, st.sample_rows, st.seconds
+    );
+    let _ = writeln!(s, "    {:>10} {:>14} {:>12}", "l2", "held-out loss", "groups kept");
+    for p in &st.grid {
+        let mark = if p.l2 == st.l2 { "  <- chosen" } else { "" };
+        let _ = writeln!(s, "    {:>10.4} {:>14.5} {:>12}{mark}", p.l2, p.validation_log_loss, p.groups_kept);
+    }
 }
 
 fn rate(m: &crate::metrics::SplitMetrics) -> f64 {

@@ -201,9 +201,24 @@ pub fn fit_anchored(
     spec: &LogisticSpec,
     anchor: Option<&LogisticModel>,
 ) -> (LogisticModel, FitReport) {
+    fit_from(x, y, weights, spec, anchor, anchor)
+}
+
+/// [`fit_anchored`] with the solver started at `start` (default: the anchor, else the base
+/// rate): a warm start from a nearby solution, e.g. the previous strength of a path, or the
+/// group's own fit when its cross-validation folds are refitted.
+pub fn fit_from(
+    x: &Design,
+    y: &[f32],
+    weights: Option<&[f32]>,
+    spec: &LogisticSpec,
+    anchor: Option<&LogisticModel>,
+    start: Option<&LogisticModel>,
+) -> (LogisticModel, FitReport) {
     let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), 2);
     let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
-    match solve(&mut kernel::Cpu::new(problem), &problem, spec, anchor, &Reporter::default()) {
+    let ends = Ends { anchor, start };
+    match solve(&mut kernel::Cpu::new(problem), &problem, spec, ends, &Reporter::default()) {
         Ok(fitted) => fitted,
         Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
     }
@@ -223,7 +238,7 @@ pub fn fit_on(
         Device::Cpu => {
             let weights = effective_weights(y, weights, spec.class_weight == Some(ClassWeight::Balanced), 2);
             let problem = Problem { design: x.view(), y, weights: weights.as_deref() };
-            match solve(&mut kernel::Cpu::new(problem), &problem, spec, None, progress) {
+            match solve(&mut kernel::Cpu::new(problem), &problem, spec, Ends::default(), progress) {
                 Ok(fitted) => fitted,
                 Err(e) => unreachable!("the CPU objective cannot fail: {e}"),
             }
@@ -234,7 +249,7 @@ pub fn fit_on(
             let mut gpu = cuda::logistic::Objective::new(ordinal, &problem).map_err(|e| {
                 Error::Internal(format!("setting up the logistic objective on cuda:{ordinal}: {e}"))
             })?;
-            solve(&mut gpu, &problem, spec, None, progress)
+            solve(&mut gpu, &problem, spec, Ends::default(), progress)
                 .map_err(|e| Error::Internal(format!("fitting on cuda:{ordinal}: {e}")))?
         }
     };
@@ -354,13 +369,21 @@ fn solve_multinomial(
     Ok((SoftmaxModel { classes: k, coef, intercept }, report))
 }
 
+/// What the penalty pulls toward (zero without an anchor) and where the solver starts (the base
+/// rate without a start).
+#[derive(Debug, Clone, Copy, Default)]
+struct Ends<'a> {
+    anchor: Option<&'a LogisticModel>,
+    start: Option<&'a LogisticModel>,
+}
+
 /// L-BFGS over `objective`, which evaluates `problem` wherever its data lives; with an anchor,
-/// the penalty pulls β toward the anchor's coefficients and the solver starts from it.
+/// the penalty pulls β toward the anchor's coefficients.
 fn solve(
     objective: &mut dyn LossGrad,
     problem: &Problem<'_>,
     spec: &LogisticSpec,
-    anchor: Option<&LogisticModel>,
+    Ends { anchor, start }: Ends<'_>,
     progress: &Reporter,
 ) -> Result<(LogisticModel, FitReport), CudaError> {
     let (x_rows, y, weights) = (problem.design.rows, problem.y, problem.weights);
@@ -406,7 +429,7 @@ fn solve(
     let rate = (positive / total).clamp(1e-12, 1.0 - 1e-12);
     let mut theta0 = vec![0.0; d + 1];
     theta0[d] = (rate / (1.0 - rate)).ln();
-    if let Some(a) = anchor {
+    if let Some(a) = start {
         theta0[..d].copy_from_slice(&a.coef);
         theta0[d] = a.intercept;
     }

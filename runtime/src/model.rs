@@ -129,21 +129,34 @@ impl Model {
         train: &TrainSet<'_>,
         ctx: FitContext,
     ) -> Result<Fitted> {
-        let progress = ctx.progress.clone();
+        let (progress, ctx_seed) = (ctx.progress.clone(), ctx.seed);
         let (model, report) = Self::fit_generic(spec, train, ctx)?;
         let groups = match (partition, train.groups, &model, spec) {
             (Some(p), Some(keys), Model::Logistic(generic), ModelSpec::Logistic(hyper)) => {
                 let started = std::time::Instant::now();
-                let fitted =
-                    partition::fit(train.x, train.labels, train.weights, keys, p, hyper, generic, &progress);
-                let seconds = started.elapsed().as_secs_f64();
+                let fitted = partition::fit(
+                    train.x,
+                    train.labels,
+                    train.weights,
+                    keys,
+                    p,
+                    hyper,
+                    generic,
+                    ctx_seed,
+                    &progress,
+                );
+                let seconds = started.elapsed().as_secs_f64() - fitted.selection_seconds();
                 tracing::info!(
                     phase = "fit",
                     seconds,
+                    selection_seconds = fitted.selection_seconds(),
+                    l2 = fitted.strength.l2,
                     groups = fitted.models.keys.len(),
-                    "fitted {} group models on {:?}",
+                    "{} group models on {:?} keep their own model (strength {}, {:.2} s choosing)",
                     fitted.models.keys.len(),
-                    p.by
+                    p.by,
+                    fitted.strength.l2,
+                    fitted.selection_seconds()
                 );
                 Some((fitted, seconds))
             }

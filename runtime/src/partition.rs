@@ -24,7 +24,8 @@ use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
 use crate::progress::{Counter, Reporter};
 use crate::runfiles::RunFiles;
-use crate::spec::{LogisticSpec, PartitionSpec, Shrinkage};
+use crate::group_selection::{self, FOLDS, GroupLosses, GroupRows, STRENGTH_ROWS, Verdict};
+use crate::spec::{LogisticSpec, PartitionSpec, Select, Shrinkage, Strength};
 
 /// File names in the run directory.
 pub const GROUPS_WEIGHTS: &str = "groups.safetensors";
@@ -176,6 +177,15 @@ pub struct GroupRow {
     pub key: GroupKey,
     /// Row of the group's model in `groups.safetensors`, `None` when it falls back.
     pub model_row: Option<usize>,
+    /// Whether the group met the thresholds and a model was fitted (kept or not).
+    pub fitted: bool,
+    /// Why the group keeps its model or falls back to the generic one.
+    pub reason: String,
+    /// Mean per-row held-out log-loss gain of the group's model over the generic model
+    /// (`select: "validation"`; NaN otherwise).
+    pub validation_gain: f64,
+    /// Its standard error.
+    pub validation_gain_se: f64,
     /// Train rows and positives.
     pub train_rows: usize,
     /// Positive train rows.
@@ -233,10 +243,25 @@ pub struct PartitionReport {
     pub shrinkage: Shrinkage,
     /// Groups in the train rows.
     pub train_groups: usize,
-    /// Groups that got their own model.
+    /// Groups that met the thresholds and were fitted.
     pub groups_fitted: usize,
-    /// Train groups below the thresholds, scored by the generic model.
+    /// Fitted groups that keep their own model (all of them with `select: "none"`).
+    #[serde(default)]
+    pub groups_kept: usize,
+    /// Train groups below the thresholds.
+    #[serde(default)]
+    pub groups_dropped_by_thresholds: usize,
+    /// Fitted groups whose model did not beat the generic model on held-out rows.
+    #[serde(default)]
+    pub groups_dropped_by_selection: usize,
+    /// Train groups scored by the generic model (dropped by the thresholds or by selection).
     pub groups_fell_back: usize,
+    /// How the strength was set (`partition.l2`).
+    #[serde(default)]
+    pub strength: StrengthReport,
+    /// The held-out comparison behind `select: "validation"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionReport>,
     /// Test rows scored by a group model.
     pub test_rows_group_model: usize,
     /// Test rows scored by the generic model (small, unseen or null groups).
@@ -249,8 +274,11 @@ pub struct PartitionReport {
     pub generic: Headline,
     /// The composition on the test rows.
     pub composition: Headline,
-    /// Seconds grouping the train rows and fitting every group.
+    /// Seconds grouping the train rows and fitting every group at the strength used.
     pub fit_seconds: f64,
+    /// Seconds choosing the strength and selecting groups (cross-validation).
+    #[serde(default)]
+    pub selection_seconds: f64,
     /// Seconds scoring the composition and computing per-group metrics.
     pub evaluate_seconds: f64,
 }
@@ -280,6 +308,14 @@ struct GroupFit {
     converged: bool,
     train_roc_auc: f64,
     train_log_loss: f64,
+    /// The held-out comparison with the generic model (`select: "validation"`).
+    verdict: Option<Verdict>,
+}
+
+impl GroupFit {
+    fn kept(&self) -> bool {
+        self.verdict.is_none_or(|v| v.keep)
+    }
 }
 
 /// A train group: its rows, positives, and its fit when it met the thresholds.
@@ -291,17 +327,161 @@ struct TrainGroup {
     fit: Option<GroupFit>,
 }
 
+impl TrainGroup {
+    /// Why the group keeps its model or falls back to the generic one.
+    fn reason(&self, part: &PartitionSpec) -> String {
+        let (n, pos) = (self.rows.len(), self.positives);
+        match &self.fit {
+            None if n < part.min_rows => format!("min_rows: {n} train rows < {}", part.min_rows),
+            None if pos < part.min_positives => {
+                format!("min_positives: {pos} positive train rows < {}", part.min_positives)
+            }
+            None => format!("min_positives: {} negative train rows < {}", n - pos, part.min_positives),
+            Some(GroupFit { verdict: None, .. }) => "kept: partition.select is none".into(),
+            Some(GroupFit { verdict: Some(v), .. }) if v.keep => format!(
+                "kept: held-out log loss {:.5} per row better than the generic model's, above one standard error ({:.5})",
+                v.gain, v.se
+            ),
+            Some(GroupFit { verdict: Some(v), .. }) => format!(
+                "selection: held-out gain {:.5} per row over the generic model is not above one standard error ({:.5})",
+                v.gain, v.se
+            ),
+        }
+    }
+}
+
+/// `partition.strength` in `metrics.json`: the strength the group models were fitted with.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StrengthReport {
+    /// `auto` (chosen by cross-validation) or `fixed` (the spec's number).
+    pub method: String,
+    /// The strength used.
+    #[serde(with = "nan_as_null")]
+    pub l2: f64,
+    /// With `auto`: folds per group.
+    pub folds: usize,
+    /// With `auto`: the groups and train rows the choice was made on.
+    pub sample_groups: usize,
+    /// Train rows of those groups.
+    pub sample_rows: usize,
+    /// With `auto`: each strength tried, strongest first.
+    pub grid: Vec<GridPoint>,
+    /// Seconds choosing it.
+    pub seconds: f64,
+}
+
+/// One strength `auto` tried.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GridPoint {
+    /// The strength.
+    pub l2: f64,
+    /// Held-out log loss per sampled row of the composition (with selection when it is on).
+    #[serde(with = "nan_as_null")]
+    pub validation_log_loss: f64,
+    /// Sampled groups that keep their model at this strength.
+    pub groups_kept: usize,
+}
+
+/// `partition.selection` in `metrics.json`: the held-out comparison behind `select:
+/// "validation"`, over every fitted group's train rows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SelectionReport {
+    /// The rule: `one_standard_error`.
+    pub rule: String,
+    /// Folds per group.
+    pub folds: usize,
+    /// Held-out rows (the fitted groups' train rows).
+    pub rows: usize,
+    /// Their log loss under the generic model.
+    #[serde(with = "nan_as_null")]
+    pub validation_log_loss_generic: f64,
+    /// Their held-out log loss under the composition (kept groups by their model).
+    #[serde(with = "nan_as_null")]
+    pub validation_log_loss_composition: f64,
+    /// 1 − composition / generic: the composition's estimated relative gain.
+    #[serde(with = "nan_as_null")]
+    pub validation_gain: f64,
+    /// Seconds refitting the folds.
+    pub seconds: f64,
+}
+
 /// What [`fit`] returns: the models and every train group, in key order.
 #[derive(Debug, Clone)]
 pub struct Fitted {
-    /// The group models.
+    /// The models of the groups that keep one.
     pub models: GroupModels,
     groups: Vec<TrainGroup>,
+    /// How the strength was set.
+    pub strength: StrengthReport,
+    /// The held-out comparison, with `select: "validation"`.
+    pub selection: Option<SelectionReport>,
+}
+
+impl Fitted {
+    /// Seconds choosing the strength and selecting groups (the `group_selection` phase).
+    pub fn selection_seconds(&self) -> f64 {
+        self.strength.seconds + self.selection.as_ref().map_or(0.0, |s| s.seconds)
+    }
+}
+
+/// What every group's work needs to see.
+struct Shared<'a> {
+    x: &'a Design,
+    y: &'a [f32],
+    weights: Option<&'a [f32]>,
+    hyper: &'a LogisticSpec,
+    generic: &'a LogisticModel,
+    anchor: Option<&'a LogisticModel>,
+    seed: u64,
+}
+
+impl Shared<'_> {
+    /// A group's rows gathered, with its folds.
+    fn gather(&self, group: &TrainGroup) -> GroupRows {
+        let rows = &group.rows;
+        let y: Vec<f32> = rows.iter().map(|&i| self.y[i]).collect();
+        GroupRows {
+            x: self.x.gather(rows),
+            w: self.weights.map(|w| rows.iter().map(|&i| w[i]).collect()),
+            folds: group_selection::folds(&y, FOLDS, group_selection::fold_seed(self.seed, &group.key)),
+            y,
+        }
+    }
+
+    /// The generic model's loss on each of a group's rows.
+    fn generic_losses(&self, g: &GroupRows) -> Vec<f64> {
+        crate::metrics::paired::log_losses(&g.y, &self.generic.predict_proba(&g.x))
+    }
+}
+
+/// Runs `work` on every group in `order` (largest first, so the long ones start early and the
+/// small ones fill the gaps) on whichever thread is free; results come back in `order`'s
+/// positions, so nothing depends on the thread count.
+fn each<T: Send>(
+    order: &[usize],
+    groups: &[TrainGroup],
+    counter: &Counter<'_>,
+    work: impl Fn(&TrainGroup) -> T + Sync,
+) -> Vec<T> {
+    let mut by_size: Vec<usize> = (0..order.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(groups[order[i]].rows.len()));
+    let mut done: Vec<(usize, T)> = by_size
+        .into_iter()
+        .par_bridge()
+        .map(|i| {
+            let _tick = Tick(counter);
+            (i, work(&groups[order[i]]))
+        })
+        .collect();
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Fits one model per train group that has at least `min_rows` rows and `min_positives`
-/// positive and negative rows. Results do not depend on the thread count: each group's fit sees
-/// only its own rows, in their original order.
+/// positive and negative rows, at the strength `partition.l2` gives or chooses, and with
+/// `select: "validation"` keeps only those that beat the generic model on held-out rows (see
+/// [`group_selection`]). Results do not depend on the thread count: each group's fits see only
+/// its own rows, in their original order, and every sum over groups runs in key order.
 #[allow(clippy::too_many_arguments)]
 pub fn fit(
     x: &Design,
@@ -311,6 +491,7 @@ pub fn fit(
     part: &PartitionSpec,
     hyper: &LogisticSpec,
     generic: &LogisticModel,
+    seed: u64,
     progress: &Reporter,
 ) -> Fitted {
     let mut groups: Vec<TrainGroup> = index(keys)
@@ -320,52 +501,127 @@ pub fn fit(
             TrainGroup { key, rows, positives, fit: None }
         })
         .collect();
-    let mut eligible: Vec<usize> = (0..groups.len())
+    let eligible: Vec<usize> = (0..groups.len())
         .filter(|&g| {
             let (n, pos) = (groups[g].rows.len(), groups[g].positives);
             n >= part.min_rows && pos >= part.min_positives && n - pos >= part.min_positives
         })
         .collect();
-    // Largest first, so the long fits start early and the small ones fill the gaps.
-    eligible.sort_by_key(|&g| std::cmp::Reverse(groups[g].rows.len()));
     let anchor = (part.shrinkage == Shrinkage::Global).then_some(generic);
-    let hyper = &LogisticSpec { l2: part.l2.unwrap_or(hyper.l2), ..hyper.clone() };
+    let shared = Shared { x, y, weights, hyper, generic, anchor, seed };
+    let select = part.select == Select::Validation;
+    let strength = match part.l2 {
+        Strength::Fixed(l2) => StrengthReport { method: "fixed".into(), l2, ..StrengthReport::default() },
+        Strength::Auto => choose_strength(&shared, &groups, &eligible, select, progress),
+    };
+    let hyper = &LogisticSpec { l2: strength.l2, ..hyper.clone() };
+
     let counter = Counter::new(progress, "fit", "group models", eligible.len());
-    let fits: Vec<(usize, GroupFit)> = eligible
-        .iter()
-        .par_bridge()
-        .map(|&g| {
-            let _tick = Tick(&counter);
-            let rows = &groups[g].rows;
-            let gx = x.gather(rows);
-            let gy: Vec<f32> = rows.iter().map(|&i| y[i]).collect();
-            let gw: Option<Vec<f32>> = weights.map(|w| rows.iter().map(|&i| w[i]).collect());
-            let (model, report) = logistic::fit_anchored(&gx, &gy, gw.as_deref(), hyper, anchor);
-            let p = model.predict_proba(&gx);
-            let m = SplitMetrics::compute(&gy, &p);
-            let fit = GroupFit {
-                model,
-                passes: report.objective_passes,
-                converged: report.converged,
-                train_roc_auc: m.roc_auc,
-                train_log_loss: m.log_loss,
-            };
-            (g, fit)
-        })
-        .collect();
-    for (g, f) in fits {
+    let fits = each(&eligible, &groups, &counter, |group| {
+        let g = shared.gather(group);
+        let (model, report) = logistic::fit_anchored(&g.x, &g.y, g.w.as_deref(), hyper, anchor);
+        let m = SplitMetrics::compute(&g.y, &model.predict_proba(&g.x));
+        GroupFit {
+            model,
+            passes: report.objective_passes,
+            converged: report.converged,
+            train_roc_auc: m.roc_auc,
+            train_log_loss: m.log_loss,
+            verdict: None,
+        }
+    });
+    drop(counter);
+    for (&g, f) in eligible.iter().zip(fits) {
         groups[g].fit = Some(f);
     }
+
+    let selection = select.then(|| {
+        let started = std::time::Instant::now();
+        let counter = Counter::new(progress, "fit", "group selection folds", eligible.len());
+        // Per group: the verdict, and the generic and composition held-out loss sums.
+        let judged = each(&eligible, &groups, &counter, |group| {
+            let g = shared.gather(group);
+            let start = group.fit.as_ref().map(|f| &f.model);
+            let held = group_selection::held_out(&g, &[strength.l2], hyper, anchor, start);
+            let generic_losses = shared.generic_losses(&g);
+            let v = group_selection::verdict(&generic_losses, &held[0]);
+            let generic_sum: f64 = generic_losses.iter().sum();
+            let composed_sum = if v.keep { held[0].iter().sum() } else { generic_sum };
+            (v, generic_sum, composed_sum)
+        });
+        drop(counter);
+        let (mut generic_sum, mut composed_sum, mut rows) = (0.0, 0.0, 0);
+        for (&g, (v, gs, cs)) in eligible.iter().zip(judged) {
+            generic_sum += gs;
+            composed_sum += cs;
+            rows += groups[g].rows.len();
+            if let Some(f) = groups[g].fit.as_mut() {
+                f.verdict = Some(v);
+            }
+        }
+        let per_row = |sum: f64| if rows > 0 { sum / rows as f64 } else { f64::NAN };
+        let (generic_ll, composed_ll) = (per_row(generic_sum), per_row(composed_sum));
+        SelectionReport {
+            rule: "one_standard_error".into(),
+            folds: FOLDS,
+            rows,
+            validation_log_loss_generic: generic_ll,
+            validation_log_loss_composition: composed_ll,
+            validation_gain: 1.0 - composed_ll / generic_ll,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    });
+
     let mut models =
         GroupModels { keys: Vec::new(), cols: x.width(), coef: Vec::new(), intercept: Vec::new() };
     for group in &groups {
-        if let Some(f) = &group.fit {
+        if let Some(f) = group.fit.as_ref().filter(|f| f.kept()) {
             models.keys.push(group.key.clone());
             models.coef.extend_from_slice(&f.model.coef);
             models.intercept.push(f.model.intercept);
         }
     }
-    Fitted { models, groups }
+    Fitted { models, groups, strength, selection }
+}
+
+/// `partition.l2: "auto"`: the strength of the grid with the lowest pooled held-out loss on a
+/// seeded sample of the eligible groups.
+fn choose_strength(
+    shared: &Shared<'_>,
+    groups: &[TrainGroup],
+    eligible: &[usize],
+    select: bool,
+    progress: &Reporter,
+) -> StrengthReport {
+    let started = std::time::Instant::now();
+    let grid = group_selection::strength_grid();
+    let sizes: Vec<usize> = eligible.iter().map(|&g| groups[g].rows.len()).collect();
+    let sampled: Vec<usize> = group_selection::sample(&sizes, STRENGTH_ROWS, shared.seed)
+        .into_iter()
+        .map(|e| eligible[e])
+        .collect();
+    let counter = Counter::new(progress, "fit", "strength folds", sampled.len());
+    let paths = each(&sampled, groups, &counter, |group| {
+        let g = shared.gather(group);
+        let held = group_selection::held_out(&g, &grid, shared.hyper, shared.anchor, None);
+        GroupLosses { generic: shared.generic_losses(&g), group: held }
+    });
+    drop(counter);
+    let (best, tried) = group_selection::choose(&paths, &grid, select);
+    // No eligible group: nothing to choose from, and nothing is fitted with it.
+    let l2 = if sampled.is_empty() { f64::NAN } else { grid[best] };
+    StrengthReport {
+        method: "auto".into(),
+        l2,
+        folds: FOLDS,
+        sample_groups: sampled.len(),
+        sample_rows: sampled.iter().map(|&g| groups[g].rows.len()).sum(),
+        grid: tried
+            .into_iter()
+            .map(|t| GridPoint { l2: t.l2, validation_log_loss: t.log_loss, groups_kept: t.kept })
+            .collect(),
+        seconds: started.elapsed().as_secs_f64(),
+    }
 }
 
 /// One side of the split as the generic model scored it.
@@ -423,7 +679,9 @@ pub fn evaluate(
     let mut rows_out: Vec<GroupRow> = Vec::new();
     let mut test_at: HashMap<&GroupKey, &Vec<usize>> = test_groups.iter().map(|(k, r)| (k, r)).collect();
     let mut model_row = 0;
-    for TrainGroup { key, rows: train_rows, positives, fit } in &fitted.groups {
+    for group in &fitted.groups {
+        let TrainGroup { key, rows: train_rows, positives, fit } = group;
+        let kept = fit.as_ref().is_some_and(GroupFit::kept);
         let in_test = test_at.remove(key);
         let (t_rows, t_pos) =
             in_test.map_or((0, 0), |r| (r.len(), r.iter().filter(|&&i| y[i] == 1.0).count()));
@@ -431,17 +689,22 @@ pub fn evaluate(
             Some(r) => (per_group(&composed, r), per_group(test.generic, r)),
             None => ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN)),
         };
-        let row = fit.as_ref().map(|_| {
+        let row = kept.then(|| {
             model_row += 1;
             model_row - 1
         });
         let (train_auc, train_ll) = match fit {
-            Some(f) => (f.train_roc_auc, f.train_log_loss),
-            None => group_metrics(train.y, train.generic, train_rows),
+            Some(f) if kept => (f.train_roc_auc, f.train_log_loss),
+            _ => group_metrics(train.y, train.generic, train_rows),
         };
+        let verdict = fit.as_ref().and_then(|f| f.verdict);
         rows_out.push(GroupRow {
             key: key.clone(),
             model_row: row,
+            fitted: fit.is_some(),
+            reason: group.reason(part),
+            validation_gain: verdict.map_or(f64::NAN, |v| v.gain),
+            validation_gain_se: verdict.map_or(f64::NAN, |v| v.se),
             train_rows: train_rows.len(),
             train_positives: *positives,
             test_rows: t_rows,
@@ -463,6 +726,10 @@ pub fn evaluate(
             rows_out.push(GroupRow {
                 key: key.clone(),
                 model_row: None,
+                fitted: false,
+                reason: "not in the train rows".into(),
+                validation_gain: f64::NAN,
+                validation_gain_se: f64::NAN,
                 train_rows: 0,
                 train_positives: 0,
                 test_rows: r.len(),
@@ -501,20 +768,27 @@ pub fn evaluate(
             group_mean_log_loss: if ll_n > 0 { ll_sum / ll_n as f64 } else { f64::NAN },
         }
     };
-    let groups_fitted = fitted.models.keys.len();
+    let groups_kept = fitted.models.keys.len();
+    let groups_fitted = fitted.groups.iter().filter(|g| g.fit.is_some()).count();
     let report = PartitionReport {
         by: part.by.clone(),
         shrinkage: part.shrinkage,
         train_groups: fitted.groups.len(),
         groups_fitted,
-        groups_fell_back: fitted.groups.len() - groups_fitted,
+        groups_kept,
+        groups_dropped_by_thresholds: fitted.groups.len() - groups_fitted,
+        groups_dropped_by_selection: groups_fitted - groups_kept,
+        groups_fell_back: fitted.groups.len() - groups_kept,
+        strength: fitted.strength.clone(),
+        selection: fitted.selection.clone(),
         test_rows_group_model,
         test_rows_generic: y.len() - test_rows_group_model,
-        groups_not_converged: rows_out.iter().filter(|r| r.model_row.is_some() && !r.converged).count(),
+        groups_not_converged: rows_out.iter().filter(|r| r.fitted && !r.converged).count(),
         group_passes: rows_out.iter().map(|r| u64::from(r.passes)).sum(),
         generic: headline(test.generic, |r| (r.generic_test_roc_auc, r.generic_test_log_loss)),
         composition: headline(&composed, |r| (r.test_roc_auc, r.test_log_loss)),
         fit_seconds,
+        selection_seconds: fitted.selection_seconds(),
         evaluate_seconds: started.elapsed().as_secs_f64(),
     };
     Evaluation { train: composed_train, test: composed, report, rows: rows_out }
@@ -540,8 +814,12 @@ pub fn write_table(path: &Path, rows: &[GroupRow]) -> Result<()> {
     };
     let columns: Vec<(&str, ArrayRef)> = vec![
         ("group", group),
-        ("fitted", Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.model_row.is_some()))))),
+        ("fitted", Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.fitted))))),
+        ("kept", Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(r.model_row.is_some()))))),
+        ("reason", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.reason.as_str())))),
         ("model_row", Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.model_row.map(|v| v as i64))))),
+        ("validation_gain", floats(|r| r.validation_gain)),
+        ("validation_gain_se", floats(|r| r.validation_gain_se)),
         ("train_rows", ints(|r| r.train_rows)),
         ("train_positives", ints(|r| r.train_positives)),
         ("test_rows", ints(|r| r.test_rows)),

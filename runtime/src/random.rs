@@ -28,8 +28,10 @@ pub enum Stream {
     Validation,
     /// The rows of a paired bootstrap's resamples.
     Bootstrap,
-    /// The cross-validation folds of group `n`'s rows.
+    /// The cross-validation folds of the group whose key hashes to `n`.
     Folds(u64),
+    /// Which groups the per-group strength is chosen on.
+    StrengthSample,
 }
 
 /// The base of a stream's counter.
@@ -41,6 +43,7 @@ pub fn base(seed: u64, stream: Stream) -> u64 {
         Stream::Validation => (4, 0, 0),
         Stream::Bootstrap => (5, 0, 0),
         Stream::Folds(n) => (6, n, 0),
+        Stream::StrengthSample => (7, 0, 0),
     };
     mix64(mix64(mix64(seed ^ 0x6d6c_7000_0000_0000 ^ tag).wrapping_add(a)).wrapping_add(b))
 }

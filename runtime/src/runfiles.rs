@@ -26,6 +26,10 @@ pub struct PhaseSeconds {
     pub features: f64,
     /// The solver.
     pub fit: f64,
+    /// Partitioned runs: cross-validation choosing the group models' strength and which groups
+    /// keep their model (not counted in `fit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_selection: Option<f64>,
     /// Scoring and metrics on train and test.
     pub evaluate: f64,
     /// Writing the run directory (up to the manifest).

@@ -200,7 +200,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let Fitted { model, report: fit, groups } =
         Model::fit(&spec.model, spec.partition.as_ref(), &train_set, ctx)?;
     log_fit(&fit, t.elapsed().as_secs_f64());
-    phases.fit = t.elapsed().as_secs_f64();
+    phases.group_selection = groups.as_ref().map(|(g, _)| g.selection_seconds());
+    phases.fit = t.elapsed().as_secs_f64() - phases.group_selection.unwrap_or(0.0);
 
     let t = Instant::now();
     let (mut s_train, mut s_test) = (model.score(&x_train)?, model.score(&x_test)?);

@@ -409,7 +409,7 @@ fn check_partition(spec: &JobSpec) -> Result<()> {
     if p.min_positives == 0 {
         return Err(Error::spec("partition.min_positives", "must be >= 1, got 0"));
     }
-    if let Some(l2) = p.l2
+    if let crate::spec::Strength::Fixed(l2) = p.l2
         && !(l2 >= 0.0 && l2.is_finite())
     {
         return Err(Error::spec("partition.l2", format!("must be >= 0, got {l2}")));

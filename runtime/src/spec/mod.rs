@@ -303,10 +303,74 @@ pub struct PartitionSpec {
     #[serde(default)]
     pub shrinkage: Shrinkage,
     /// L2 strength of the group models (of the pull toward the generic model with `global`
-    /// shrinkage). Default: none, the model's `l2`. Larger keeps groups closer to the generic
-    /// model.
+    /// shrinkage): `"auto"` chooses it by cross-validation on the train rows, a number fixes it.
+    /// Larger keeps groups closer to the generic model. Default: `"auto"`.
     #[serde(default)]
-    pub l2: Option<f64>,
+    pub l2: Strength,
+    /// `"validation"`: a group keeps its own model only when it beats the generic model on its
+    /// held-out rows by more than one standard error; `"none"`: every group that meets the
+    /// thresholds keeps its model. Default: `"validation"`.
+    #[serde(default)]
+    pub select: Select,
+}
+
+/// `partition.l2`: chosen from the data, or fixed.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub enum Strength {
+    /// Chosen by cross-validation over a log-spaced grid (`null` reads as this too).
+    #[default]
+    Auto,
+    /// This strength.
+    Fixed(f64),
+}
+
+impl Serialize for Strength {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            Strength::Auto => s.serialize_str("auto"),
+            Strength::Fixed(v) => s.serialize_f64(*v),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Strength {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Number(f64),
+            Word(String),
+            Null(()),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Number(v) => Ok(Strength::Fixed(v)),
+            Raw::Word(w) if w == "auto" => Ok(Strength::Auto),
+            Raw::Null(()) => Ok(Strength::Auto),
+            Raw::Word(w) => {
+                Err(serde::de::Error::custom(format!("expected \"auto\" or a number, got {w:?}")))
+            }
+        }
+    }
+}
+
+/// `partition.select`: which fitted groups keep their own model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Select {
+    /// Only groups whose model beats the generic model on held-out rows by more than noise.
+    #[default]
+    Validation,
+    /// Every group that meets the thresholds.
+    None,
+}
+
+impl std::fmt::Display for Select {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Select::Validation => "validation",
+            Select::None => "none",
+        })
+    }
 }
 
 /// `baseline`: the run the new model is compared with, on the new run's test rows.
