@@ -13,7 +13,11 @@ Both sides fit the same objective per group: L2-penalized logistic regression (C
 1e-4) on features standardized with the train rows' mean and standard deviation, for every
 group with at least --min-rows train rows and --min-positives positive and negative train rows;
 trainyard with `shrinkage: "none"` (scikit-learn cannot shrink toward another model). scikit-learn
-runs one `LogisticRegression(solver="lbfgs")` per group in a loop with one BLAS thread.
+runs one `LogisticRegression(solver="lbfgs")` per group in a loop with one BLAS thread (trainyard
+with `l2` fixed and `select: "none"`, the same work). Three more trainyard runs show what a user
+deploys: a fixed pull toward the generic model, and the defaults (`l2: "auto"`, `select:
+"validation"`) with either shrinkage, whose whole partition phase (choosing the strength, fitting,
+selecting) is set against the scikit-learn loop.
 Compared: seconds fitting the groups (trainyard's `partition.fit_seconds`, grouping and gathering
 included; scikit-learn's loop), end to end, and the distribution of per-group test ROC AUC.
 Installs numpy, pyarrow and scikit-learn with pip when missing; builds the release binary (skip
@@ -145,7 +149,7 @@ def main():
     ap.add_argument("--min-positives", type=int, default=1)
     ap.add_argument("--sklearn-groups", type=int, default=0, help="fit only the first N groups with scikit-learn (0: all) and scale its time")
     ap.add_argument("--work", default=os.path.join(tempfile.gettempdir(), "trainyard-groups"))
-    ap.add_argument("--global-l2", type=float, default=20.0, help="partition.l2 of the extra run with global shrinkage")
+    ap.add_argument("--global-l2", type=float, default=20.0, help="partition.l2 of the run with global shrinkage and a fixed strength")
     ap.add_argument("--no-build", action="store_true")
     args = ap.parse_args()
 
@@ -165,7 +169,8 @@ def main():
         "features": {"numeric": [f"x{j}" for j in range(FEATURES)]},
         "holdout": {"files": [os.path.join(work, "test.parquet")]},
         "model": {"logistic": {"l2": l2, "tol": tol, "max_iter": max_iter}},
-        "partition": {"by": "merchant", "min_rows": args.min_rows, "min_positives": args.min_positives, "shrinkage": "none"},
+        "partition": {"by": "merchant", "min_rows": args.min_rows, "min_positives": args.min_positives, "shrinkage": "none",
+                      "l2": l2, "select": "none"},
     }
     spec_path = os.path.join(work, "spec.json")
     with open(spec_path, "w") as f:
@@ -176,15 +181,23 @@ def main():
     with open(os.path.join(run_dir, "metrics.json")) as f:
         metrics = json.load(f)
     part = metrics["partition"]
-    # The same run with shrinkage toward the generic model: what a user would deploy.
-    spec["partition"]["shrinkage"] = "global"
-    spec["partition"]["l2"] = args.global_l2
-    with open(spec_path, "w") as f:
-        json.dump(spec, f)
-    run_global = os.path.join(work, "run-global")
-    _, ty_global_seconds = run_measured([trainyard, "--log-format", "json", "train", spec_path, "--output", run_global, "--overwrite"])
-    with open(os.path.join(run_global, "metrics.json")) as f:
-        part_global = json.load(f)["partition"]
+    # The same groups as a user would deploy them: a fixed pull toward the generic model, then the
+    # defaults (strength chosen by cross-validation, groups kept only where they beat the generic
+    # model on held-out rows), with either shrinkage.
+    variants = [
+        (f"shrinkage global, l2 {args.global_l2}, select none", {"shrinkage": "global", "l2": args.global_l2, "select": "none"}),
+        ("defaults (shrinkage global, l2 auto, select validation)", {"shrinkage": "global", "l2": "auto", "select": "validation"}),
+        ("shrinkage none, l2 auto, select validation", {"shrinkage": "none", "l2": "auto", "select": "validation"}),
+    ]
+    runs = []
+    for i, (name, partition) in enumerate(variants):
+        spec["partition"].update(partition)
+        with open(spec_path, "w") as f:
+            json.dump(spec, f)
+        run_variant = os.path.join(work, f"run-{i}")
+        _, secs = run_measured([trainyard, "--log-format", "json", "train", spec_path, "--output", run_variant, "--overwrite"])
+        with open(os.path.join(run_variant, "metrics.json")) as f:
+            runs.append((name, json.load(f)["partition"], secs))
     import pyarrow.parquet as pq
     table = pq.read_table(os.path.join(run_dir, "groups.parquet")).to_pydict()
     ty_aucs = {g: a for g, a, fitted in zip(table["group"], table["test_roc_auc"], table["fitted"]) if fitted and a is not None}
@@ -211,9 +224,21 @@ def main():
     print(f"| per-group test ROC AUC p10 / p25 / p50 / p75 / p90 | {' / '.join(f'{v:.3f}' for v in q_ty)} | {' / '.join(f'{v:.3f}' for v in q_sk)} | |")
     if gaps:
         print(f"| per-group test ROC AUC, mean / max absolute gap over {len(common):,} groups | {sum(gaps) / len(gaps):.5f} / {max(gaps):.5f} | | |")
-    for name, p, secs in [("none", part, ty_seconds), (f"global, l2 {args.global_l2}", part_global, ty_global_seconds)]:
-        print(f"| trainyard shrinkage {name}: test log loss composition / generic; ROC AUC composition / generic; seconds end to end "
-              f"| {p['composition']['log_loss']:.5f} / {p['generic']['log_loss']:.5f}; {p['composition']['roc_auc']:.4f} / {p['generic']['roc_auc']:.4f}; {secs:.2f} | | |")
+    for name, p, secs in [(f"shrinkage none, l2 {l2}, select none", part, ty_seconds)] + runs:
+        ratio = p["composition"]["log_loss"] / p["generic"]["log_loss"] - 1
+        print(f"| trainyard {name}: test log loss composition / generic (difference); ROC AUC composition / generic; seconds end to end "
+              f"| {p['composition']['log_loss']:.5f} / {p['generic']['log_loss']:.5f} ({ratio:+.2%}); {p['composition']['roc_auc']:.4f} / {p['generic']['roc_auc']:.4f}; {secs:.2f} | | |")
+    for name, p, _ in runs:
+        if p["strength"]["method"] != "auto":
+            continue
+        phase = p["fit_seconds"] + p["selection_seconds"]
+        sel = p.get("selection") or {}
+        print(f"| trainyard {name}: chosen l2 (from {p['strength']['sample_groups']:,} sampled groups); groups kept / dropped by selection; "
+              f"held-out gain | {p['strength']['l2']:g}; {p['groups_kept']:,} / {p['groups_dropped_by_selection']:,}; "
+              f"{sel.get('validation_gain', float('nan')):+.2%} | | |")
+        print(f"| trainyard {name}: seconds of the whole partition phase (choosing the strength {p['strength']['seconds']:.2f}, "
+              f"fitting {p['fit_seconds']:.2f}, selection {sel.get('seconds', 0.0):.2f}) against the scikit-learn loop at a fixed C "
+              f"| {phase:.2f} | {sk_fit:.2f} | {sk_fit / phase:.1f}x |")
 
 
 if __name__ == "__main__":

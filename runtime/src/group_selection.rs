@@ -36,7 +36,7 @@ pub const FOLDS: usize = 5;
 
 /// The strength is chosen on a seeded sample of groups holding at least this many rows (all
 /// groups when they hold fewer): one number needs far fewer rows than every group's selection.
-pub const STRENGTH_ROWS: usize = 200_000;
+pub const STRENGTH_ROWS: usize = 100_000;
 
 /// The strengths tried by `"auto"`, strongest first: half-decades from 10⁴ down to 0.1. A
 /// strength is a prior precision in rows' worth of log loss (the objective is the summed log
@@ -89,20 +89,23 @@ pub struct GroupRows {
     pub folds: Vec<u8>,
 }
 
-/// Each row's held-out log loss at every strength of `grid` (`[strength][row]`): per fold, the
-/// strengths are fitted in order, the first from `start` (default: the anchor), each next one
-/// from the previous solution. The penalty pulls toward `anchor` when given, else toward zero.
+/// Each row's held-out log loss at strength `l2`: per fold, the model fitted without the fold
+/// (started from `starts[fold]`, default: the anchor, else the base rate) scores the fold; the
+/// penalty pulls toward `anchor` when given, else toward zero. Also returns each fold's model:
+/// the starts of the next strength along a path.
 pub fn held_out(
     g: &GroupRows,
-    grid: &[f64],
+    l2: f64,
     hyper: &LogisticSpec,
     anchor: Option<&LogisticModel>,
-    start: Option<&LogisticModel>,
-) -> Vec<Vec<f64>> {
+    starts: &[Option<LogisticModel>],
+) -> (Vec<f64>, Vec<Option<LogisticModel>>) {
     let n = g.y.len();
-    let mut out = vec![vec![0.0; n]; grid.len()];
-    for fold in 0..FOLDS as u8 {
-        let (train, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| g.folds[i] != fold);
+    let mut out = vec![0.0; n];
+    let mut models = vec![None; FOLDS];
+    let spec = LogisticSpec { l2, ..hyper.clone() };
+    for fold in 0..FOLDS {
+        let (train, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| usize::from(g.folds[i]) != fold);
         if test.is_empty() || train.is_empty() {
             continue;
         }
@@ -110,18 +113,15 @@ pub fn held_out(
         let ty: Vec<f32> = train.iter().map(|&i| g.y[i]).collect();
         let vy: Vec<f32> = test.iter().map(|&i| g.y[i]).collect();
         let tw: Option<Vec<f32>> = g.w.as_ref().map(|w| train.iter().map(|&i| w[i]).collect());
-        let mut from: Option<LogisticModel> = start.or(anchor).cloned();
-        for (s, &l2) in grid.iter().enumerate() {
-            let spec = LogisticSpec { l2, ..hyper.clone() };
-            let (model, _) = logistic::fit_from(&tx, &ty, tw.as_deref(), &spec, anchor, from.as_ref());
-            let losses = crate::metrics::paired::log_losses(&vy, &model.predict_proba(&vx));
-            for (&i, loss) in test.iter().zip(losses) {
-                out[s][i] = loss;
-            }
-            from = Some(model);
+        let start = starts.get(fold).and_then(Option::as_ref).or(anchor);
+        let (model, _) = logistic::fit_from(&tx, &ty, tw.as_deref(), &spec, anchor, start);
+        let losses = crate::metrics::paired::log_losses(&vy, &model.predict_proba(&vx));
+        for (&i, loss) in test.iter().zip(losses) {
+            out[i] = loss;
         }
+        models[fold] = Some(model);
     }
-    out
+    (out, models)
 }
 
 /// The one-standard-error rule on one group's per-row gains.
@@ -146,51 +146,61 @@ pub fn verdict(generic: &[f64], group: &[f64]) -> Verdict {
     Verdict { keep: gain > se, gain, se }
 }
 
-/// One sampled group's held-out losses along the grid.
-#[derive(Debug, Clone)]
-pub struct GroupLosses {
-    /// The generic model's loss per row.
-    pub generic: Vec<f64>,
-    /// The group model's, `[strength][row]`.
-    pub group: Vec<Vec<f64>>,
-}
-
 /// One strength of the grid as `"auto"` saw it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Tried {
     /// The strength.
     pub l2: f64,
-    /// Held-out log loss of the composition per sampled row.
+    /// Held-out log loss per sampled row, every sampled group scored by its own model.
     pub log_loss: f64,
-    /// Sampled groups that would keep their model.
+    /// The same with the groups selection would drop scored by the generic model (optimistic:
+    /// the same held-out rows decide and measure).
+    pub selected_log_loss: f64,
+    /// Sampled groups that selection would keep.
     pub kept: usize,
 }
 
-/// The strength whose pooled held-out loss is lowest (the first, i.e. strongest, of equals),
-/// each group counted with the model it would keep at that strength (its own model always when
-/// `select` is false); returns its index and every strength's result.
-pub fn choose(paths: &[GroupLosses], grid: &[f64], select: bool) -> (usize, Vec<Tried>) {
-    let rows: usize = paths.iter().map(|p| p.generic.len()).sum();
-    let tried: Vec<Tried> = grid
-        .iter()
-        .enumerate()
-        .map(|(s, &l2)| {
-            let (mut total, mut kept) = (0.0, 0);
-            for p in paths {
-                if !select || verdict(&p.generic, &p.group[s]).keep {
-                    total += p.group[s].iter().sum::<f64>();
-                    kept += 1;
-                } else {
-                    total += p.generic.iter().sum::<f64>();
-                }
+impl Tried {
+    /// Pools the sampled groups' held-out losses at `l2`: `(generic, group)` losses per row.
+    pub fn pool(l2: f64, groups: &[(&[f64], &[f64])]) -> Tried {
+        let rows: usize = groups.iter().map(|(g, _)| g.len()).sum();
+        let per_row = |total: f64| total / rows.max(1) as f64;
+        let (mut own, mut selected, mut kept) = (0.0, 0.0, 0);
+        for (generic, group) in groups {
+            let sum: f64 = group.iter().sum();
+            own += sum;
+            if verdict(generic, group).keep {
+                selected += sum;
+                kept += 1;
+            } else {
+                selected += generic.iter().sum::<f64>();
             }
-            Tried { l2, log_loss: total / rows.max(1) as f64, kept }
-        })
-        .collect();
+        }
+        Tried { l2, log_loss: per_row(own), selected_log_loss: per_row(selected), kept }
+    }
+}
+
+/// Walks `grid` from the strongest pull down, `measure` pooling each strength's held-out losses,
+/// and stops two strengths after the best so far (the loss along the path is one valley: past
+/// its bottom the group models only fit more noise, and the weak strengths cost the most
+/// passes). Returns the index of the lowest held-out loss, every sampled group scored by its own
+/// model (the first, i.e. strongest, of equals), and what was tried.
+///
+/// The choice does not look at selection: a held-out loss after keeping the groups that did best
+/// on those very rows rewards noise (the winner's curse) and so favours weak pulls whose lucky
+/// groups look good; without selection the pooled loss is an honest estimate, and selection at
+/// the chosen strength then only removes groups.
+pub fn walk(grid: &[f64], mut measure: impl FnMut(f64) -> Tried) -> (usize, Vec<Tried>) {
+    let mut tried: Vec<Tried> = Vec::new();
     let mut best = 0;
-    for (s, t) in tried.iter().enumerate() {
-        if t.log_loss < tried[best].log_loss {
-            best = s;
+    for &l2 in grid {
+        let t = measure(l2);
+        if t.log_loss < tried.get(best).map_or(f64::INFINITY, |b| b.log_loss) {
+            best = tried.len();
+        }
+        tried.push(t);
+        if tried.len() - 1 >= best + 2 {
+            break;
         }
     }
     (best, tried)
@@ -251,29 +261,59 @@ mod tests {
         assert_ne!(tiny[0], tiny[1]);
     }
 
+    /// Held-out losses of `g` along `grid` (`[strength][row]`), warm-started as `"auto"` does.
+    fn path(g: &GroupRows, grid: &[f64], hyper: &LogisticSpec, anchor: &LogisticModel) -> Vec<Vec<f64>> {
+        let mut starts = vec![None; FOLDS];
+        grid.iter()
+            .map(|&l2| {
+                let (losses, models) = held_out(g, l2, hyper, Some(anchor), &starts);
+                starts = models;
+                losses
+            })
+            .collect()
+    }
+
     #[test]
     fn a_group_like_the_generic_model_is_dropped_and_a_flipped_one_kept() {
         let generic = LogisticModel { coef: vec![1.0, -1.0], intercept: -1.0 };
         let hyper = LogisticSpec { l2: 1.0, ..LogisticSpec::default() };
         let grid = strength_grid();
-        let path = |g: &GroupRows| {
-            let generic_losses = crate::metrics::paired::log_losses(&g.y, &generic.predict_proba(&g.x));
-            GroupLosses { generic: generic_losses, group: held_out(g, &grid, &hyper, Some(&generic), None) }
-        };
-        let (same, flip) = (path(&group(400, [1.0, -1.0], 2)), path(&group(400, [-1.0, 1.0], 3)));
+        let (same, flip) = (group(400, [1.0, -1.0], 2), group(400, [-1.0, 1.0], 3));
+        let losses = |g: &GroupRows| crate::metrics::paired::log_losses(&g.y, &generic.predict_proba(&g.x));
+        let (same_generic, flip_generic) = (losses(&same), losses(&flip));
+        let (same_path, flip_path) = (path(&same, &grid, &hyper, &generic), path(&flip, &grid, &hyper, &generic));
         let weak = grid.len() - 1;
-        assert!(!verdict(&same.generic, &same.group[weak]).keep);
-        assert!(verdict(&flip.generic, &flip.group[weak]).keep);
-        // Along the path the strongest pull is the generic model, the weakest the flipped truth.
-        let v = verdict(&flip.generic, &flip.group[0]);
+        assert!(!verdict(&same_generic, &same_path[weak]).keep);
+        assert!(verdict(&flip_generic, &flip_path[weak]).keep);
+        // At the strongest pull the group model is the generic model.
+        let v = verdict(&flip_generic, &flip_path[0]);
         assert!(v.gain.abs() < 0.01, "{v:?}");
-        let (best, tried) = choose(&[same.clone(), flip.clone()], &grid, true);
+        let (best, tried) = walk(&grid, |l2| {
+            let s = grid.iter().position(|&v| v == l2).unwrap();
+            Tried::pool(l2, &[(&same_generic, &same_path[s]), (&flip_generic, &flip_path[s])])
+        });
         assert!(tried.iter().all(|t| t.log_loss.is_finite()));
         assert!(grid[best] < 10.0, "a weak pull lets the flipped group learn: {tried:?}");
         assert_eq!(tried[best].kept, 1);
         // Without the flipped group, nothing beats the generic model.
-        let (_, tried) = choose(&[same], &grid, true);
-        assert!(tried.iter().all(|t| t.kept == 0), "{tried:?}");
+        let alone: Vec<Tried> =
+            (0..grid.len()).map(|s| Tried::pool(grid[s], &[(&same_generic, &same_path[s])])).collect();
+        assert!(alone.iter().all(|t| t.kept == 0), "{alone:?}");
+    }
+
+    #[test]
+    fn the_walk_stops_two_strengths_past_the_valley() {
+        let grid = strength_grid();
+        let losses = [5.0, 4.0, 3.0, 3.5, 3.6, 1.0, 0.5];
+        let mut asked = 0;
+        let (best, tried) = walk(&grid, |l2| {
+            asked += 1;
+            Tried { l2, log_loss: losses[asked - 1], selected_log_loss: 0.0, kept: 0 }
+        });
+        assert_eq!((best, tried.len(), asked), (2, 5, 5));
+        // A flat path keeps the strongest pull.
+        let (best, tried) = walk(&grid, |l2| Tried { l2, log_loss: 1.0, selected_log_loss: 1.0, kept: 0 });
+        assert_eq!((best, tried.len()), (0, 3));
     }
 
     #[test]

@@ -191,8 +191,8 @@ pub fn fit(
     fit_anchored(x, y, weights, spec, None)
 }
 
-/// [`fit`] with the penalty (l2/2)·‖β − anchor.β‖² and the solver started at `anchor` when
-/// there is one: a group's model shrunk toward the generic model. Without an anchor it is
+/// [`fit`] with the penalty (l2/2)·(‖β − anchor.β‖² + (b − anchor.b)²) and the solver started
+/// at `anchor` when there is one: a group's model shrunk toward the generic model. Without an anchor it is
 /// [`fit`].
 pub fn fit_anchored(
     x: &Design,
@@ -415,11 +415,18 @@ fn solve(
                 return f64::NAN;
             }
         };
-        let penalty = 0.5 * l2 * beta.iter().zip(center).map(|(v, c)| (v - c) * (v - c)).sum::<f64>();
+        let mut penalty = 0.5 * l2 * beta.iter().zip(center).map(|(v, c)| (v - c) * (v - c)).sum::<f64>();
         for j in 0..d {
             grad[j] = (grad_beta[j] + l2 * (beta[j] - center[j])) / total;
         }
         grad[d] = g0 / total;
+        // Anchored, the intercept is pulled toward the anchor's too: a group with two positives
+        // would otherwise take a free intercept to whatever its train rows say (minus infinity
+        // with none), and score its next positive with a loss of 30.
+        if let Some(a) = anchor {
+            penalty += 0.5 * l2 * (b - a.intercept) * (b - a.intercept);
+            grad[d] += l2 * (b - a.intercept) / total;
+        }
         passes += 1;
         report_pass(progress, passes, spec.max_iter, (loss + penalty) / total);
         (loss + penalty) / total
@@ -435,7 +442,8 @@ fn solve(
     }
     let mut diag = vec![0.0; d + 1];
     let curvature = rate * (1.0 - rate);
-    diag[d] = curvature * kernel::second_moments(problem, &mut diag[..d]) / total;
+    diag[d] = (curvature * kernel::second_moments(problem, &mut diag[..d]) + if anchor.is_some() { l2 } else { 0.0 })
+        / total;
     for v in &mut diag[..d] {
         *v = (curvature * *v + l2) / total;
     }

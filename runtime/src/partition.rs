@@ -24,7 +24,7 @@ use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
 use crate::progress::{Counter, Reporter};
 use crate::runfiles::RunFiles;
-use crate::group_selection::{self, FOLDS, GroupLosses, GroupRows, STRENGTH_ROWS, Verdict};
+use crate::group_selection::{self, FOLDS, GroupRows, STRENGTH_ROWS, Tried, Verdict};
 use crate::spec::{LogisticSpec, PartitionSpec, Select, Shrinkage, Strength};
 
 /// File names in the run directory.
@@ -375,10 +375,15 @@ pub struct StrengthReport {
 pub struct GridPoint {
     /// The strength.
     pub l2: f64,
-    /// Held-out log loss per sampled row of the composition (with selection when it is on).
+    /// Held-out log loss per sampled row, every sampled group by its own model: what the
+    /// choice minimizes.
     #[serde(with = "nan_as_null")]
     pub validation_log_loss: f64,
-    /// Sampled groups that keep their model at this strength.
+    /// The same with the groups selection would drop scored by the generic model (optimistic:
+    /// the same rows decide and measure).
+    #[serde(with = "nan_as_null")]
+    pub validation_log_loss_selected: f64,
+    /// Sampled groups that selection would keep at this strength.
     pub groups_kept: usize,
 }
 
@@ -454,27 +459,27 @@ impl Shared<'_> {
     }
 }
 
-/// Runs `work` on every group in `order` (largest first, so the long ones start early and the
-/// small ones fill the gaps) on whichever thread is free; results come back in `order`'s
-/// positions, so nothing depends on the thread count.
-fn each<T: Send>(
-    order: &[usize],
-    groups: &[TrainGroup],
-    counter: &Counter<'_>,
-    work: impl Fn(&TrainGroup) -> T + Sync,
-) -> Vec<T> {
-    let mut by_size: Vec<usize> = (0..order.len()).collect();
-    by_size.sort_by_key(|&i| std::cmp::Reverse(groups[order[i]].rows.len()));
+/// Runs `work(i)` for every `i` of `sizes` (the row counts of the groups worked on) on whichever
+/// thread is free, largest first so the long ones start early and the small ones fill the gaps;
+/// results come back in index order, so nothing depends on the thread count.
+fn each<T: Send>(sizes: &[usize], counter: Option<&Counter<'_>>, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let mut by_size: Vec<usize> = (0..sizes.len()).collect();
+    by_size.sort_by_key(|&i| std::cmp::Reverse(sizes[i]));
     let mut done: Vec<(usize, T)> = by_size
         .into_iter()
         .par_bridge()
         .map(|i| {
-            let _tick = Tick(counter);
-            (i, work(&groups[order[i]]))
+            let _tick = counter.map(Tick);
+            (i, work(i))
         })
         .collect();
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, t)| t).collect()
+}
+
+/// The train rows of each group of `order`.
+fn sizes(order: &[usize], groups: &[TrainGroup]) -> Vec<usize> {
+    order.iter().map(|&g| groups[g].rows.len()).collect()
 }
 
 /// Fits one model per train group that has at least `min_rows` rows and `min_positives`
@@ -512,13 +517,13 @@ pub fn fit(
     let select = part.select == Select::Validation;
     let strength = match part.l2 {
         Strength::Fixed(l2) => StrengthReport { method: "fixed".into(), l2, ..StrengthReport::default() },
-        Strength::Auto => choose_strength(&shared, &groups, &eligible, select, progress),
+        Strength::Auto => choose_strength(&shared, &groups, &eligible, progress),
     };
     let hyper = &LogisticSpec { l2: strength.l2, ..hyper.clone() };
 
     let counter = Counter::new(progress, "fit", "group models", eligible.len());
-    let fits = each(&eligible, &groups, &counter, |group| {
-        let g = shared.gather(group);
+    let fits = each(&sizes(&eligible, &groups), Some(&counter), |i| {
+        let g = shared.gather(&groups[eligible[i]]);
         let (model, report) = logistic::fit_anchored(&g.x, &g.y, g.w.as_deref(), hyper, anchor);
         let m = SplitMetrics::compute(&g.y, &model.predict_proba(&g.x));
         GroupFit {
@@ -539,14 +544,15 @@ pub fn fit(
         let started = std::time::Instant::now();
         let counter = Counter::new(progress, "fit", "group selection folds", eligible.len());
         // Per group: the verdict, and the generic and composition held-out loss sums.
-        let judged = each(&eligible, &groups, &counter, |group| {
+        let judged = each(&sizes(&eligible, &groups), Some(&counter), |i| {
+            let group = &groups[eligible[i]];
             let g = shared.gather(group);
-            let start = group.fit.as_ref().map(|f| &f.model);
-            let held = group_selection::held_out(&g, &[strength.l2], hyper, anchor, start);
+            let starts = vec![group.fit.as_ref().map(|f| f.model.clone()); FOLDS];
+            let (held, _) = group_selection::held_out(&g, strength.l2, hyper, anchor, &starts);
             let generic_losses = shared.generic_losses(&g);
-            let v = group_selection::verdict(&generic_losses, &held[0]);
+            let v = group_selection::verdict(&generic_losses, &held);
             let generic_sum: f64 = generic_losses.iter().sum();
-            let composed_sum = if v.keep { held[0].iter().sum() } else { generic_sum };
+            let composed_sum = if v.keep { held.iter().sum() } else { generic_sum };
             (v, generic_sum, composed_sum)
         });
         drop(counter);
@@ -585,31 +591,47 @@ pub fn fit(
 }
 
 /// `partition.l2: "auto"`: the strength of the grid with the lowest pooled held-out loss on a
-/// seeded sample of the eligible groups.
+/// seeded sample of the eligible groups, walked from the strongest pull down with every fold's
+/// model warm-started from the previous strength's.
 fn choose_strength(
     shared: &Shared<'_>,
     groups: &[TrainGroup],
     eligible: &[usize],
-    select: bool,
     progress: &Reporter,
 ) -> StrengthReport {
     let started = std::time::Instant::now();
     let grid = group_selection::strength_grid();
-    let sizes: Vec<usize> = eligible.iter().map(|&g| groups[g].rows.len()).collect();
-    let sampled: Vec<usize> = group_selection::sample(&sizes, STRENGTH_ROWS, shared.seed)
+    let sampled: Vec<usize> = group_selection::sample(&sizes(eligible, groups), STRENGTH_ROWS, shared.seed)
         .into_iter()
         .map(|e| eligible[e])
         .collect();
-    let counter = Counter::new(progress, "fit", "strength folds", sampled.len());
-    let paths = each(&sampled, groups, &counter, |group| {
-        let g = shared.gather(group);
-        let held = group_selection::held_out(&g, &grid, shared.hyper, shared.anchor, None);
-        GroupLosses { generic: shared.generic_losses(&g), group: held }
+    let sampled_sizes = sizes(&sampled, groups);
+    let (rows, generic): (Vec<GroupRows>, Vec<Vec<f64>>) = each(&sampled_sizes, None, |i| {
+        let g = shared.gather(&groups[sampled[i]]);
+        let losses = shared.generic_losses(&g);
+        (g, losses)
+    })
+    .into_iter()
+    .unzip();
+    let mut starts: Vec<Vec<Option<LogisticModel>>> = vec![vec![None; FOLDS]; sampled.len()];
+    let counter = Counter::new(progress, "fit", "strengths tried", grid.len());
+    let (best, tried) = group_selection::walk(&grid, |l2| {
+        let _tick = Tick(&counter);
+        let stepped = each(&sampled_sizes, None, |i| {
+            group_selection::held_out(&rows[i], l2, shared.hyper, shared.anchor, &starts[i])
+        });
+        let mut held = Vec::with_capacity(stepped.len());
+        for (i, (losses, models)) in stepped.into_iter().enumerate() {
+            starts[i] = models;
+            held.push(losses);
+        }
+        let pooled: Vec<(&[f64], &[f64])> =
+            generic.iter().zip(&held).map(|(g, h)| (g.as_slice(), h.as_slice())).collect();
+        Tried::pool(l2, &pooled)
     });
     drop(counter);
-    let (best, tried) = group_selection::choose(&paths, &grid, select);
     // No eligible group: nothing to choose from, and nothing is fitted with it.
-    let l2 = if sampled.is_empty() { f64::NAN } else { grid[best] };
+    let l2 = if sampled.is_empty() { f64::NAN } else { tried[best].l2 };
     StrengthReport {
         method: "auto".into(),
         l2,
@@ -618,7 +640,12 @@ fn choose_strength(
         sample_rows: sampled.iter().map(|&g| groups[g].rows.len()).sum(),
         grid: tried
             .into_iter()
-            .map(|t| GridPoint { l2: t.l2, validation_log_loss: t.log_loss, groups_kept: t.kept })
+            .map(|t| GridPoint {
+                l2: t.l2,
+                validation_log_loss: t.log_loss,
+                validation_log_loss_selected: t.selected_log_loss,
+                groups_kept: t.kept,
+            })
             .collect(),
         seconds: started.elapsed().as_secs_f64(),
     }
