@@ -53,9 +53,9 @@ pub fn fold_seed(seed: u64, key: &GroupKey) -> u64 {
         GroupKey::Int(v) => (1, v.to_le_bytes().to_vec()),
         GroupKey::Str(s) => (2, s.as_bytes().to_vec()),
     };
-    let hash = std::iter::once(kind).chain(bytes).fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    });
+    let hash = std::iter::once(kind)
+        .chain(bytes)
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
     random::base(seed, random::Stream::Folds(hash))
 }
 
@@ -104,7 +104,7 @@ pub fn held_out(
     let mut out = vec![0.0; n];
     let mut models = vec![None; FOLDS];
     let spec = LogisticSpec { l2, ..hyper.clone() };
-    for fold in 0..FOLDS {
+    for (fold, slot) in models.iter_mut().enumerate() {
         let (train, test): (Vec<usize>, Vec<usize>) = (0..n).partition(|&i| usize::from(g.folds[i]) != fold);
         if test.is_empty() || train.is_empty() {
             continue;
@@ -119,7 +119,7 @@ pub fn held_out(
         for (&i, loss) in test.iter().zip(losses) {
             out[i] = loss;
         }
-        models[fold] = Some(model);
+        *slot = Some(model);
     }
     (out, models)
 }
@@ -199,7 +199,7 @@ pub fn walk(grid: &[f64], mut measure: impl FnMut(f64) -> Tried) -> (usize, Vec<
             best = tried.len();
         }
         tried.push(t);
-        if tried.len() - 1 >= best + 2 {
+        if tried.len() > best + 2 {
             break;
         }
     }
@@ -281,7 +281,8 @@ mod tests {
         let (same, flip) = (group(400, [1.0, -1.0], 2), group(400, [-1.0, 1.0], 3));
         let losses = |g: &GroupRows| crate::metrics::paired::log_losses(&g.y, &generic.predict_proba(&g.x));
         let (same_generic, flip_generic) = (losses(&same), losses(&flip));
-        let (same_path, flip_path) = (path(&same, &grid, &hyper, &generic), path(&flip, &grid, &hyper, &generic));
+        let (same_path, flip_path) =
+            (path(&same, &grid, &hyper, &generic), path(&flip, &grid, &hyper, &generic));
         let weak = grid.len() - 1;
         assert!(!verdict(&same_generic, &same_path[weak]).keep);
         assert!(verdict(&flip_generic, &flip_path[weak]).keep);

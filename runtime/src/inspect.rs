@@ -73,11 +73,11 @@ pub fn inspect(run: &Path) -> Result<String> {
         if let Some(sel) = &g.selection {
             let _ = writeln!(
                 s,
-                "  selection (held-out rows of {} folds, one-standard-error rule): log loss generic {:.5}, composition {:.5}, gain {:+.2}% over {} rows, {:.2} s",
+                "  selection (held-out rows of {} folds, one-standard-error rule): log loss generic {:.5}, composition {:.5} ({:+.2}%, optimistic: the same rows decide and measure) over {} rows, {:.2} s",
                 sel.folds,
                 sel.validation_log_loss_generic,
                 sel.validation_log_loss_composition,
-                100.0 * sel.validation_gain,
+                -100.0 * sel.validation_gain,
                 sel.rows,
                 sel.seconds
             );
@@ -125,15 +125,15 @@ pub fn inspect(run: &Path) -> Result<String> {
 /// How the group models' strength was set, and with `auto` the grid it was chosen from.
 fn strength(st: &crate::partition::StrengthReport, s: &mut String) {
     if st.method != "auto" {
-        let _ = writeln!(s, "  strength (partition.l2) {} ({})", st.l2, st.method);
+        let _ = writeln!(s, "  strength (partition.l2) {:.4} ({})", st.l2, st.method);
         return;
     }
     let _ = writeln!(
         s,
-        "  strength (partition.l2 auto) {}: chosen by {}-fold cross-validation on {} groups, {} train rows, {:.2} s",
+        "  strength (partition.l2 auto) {:.4}: chosen by {}-fold cross-validation on {} groups, {} train rows, {:.2} s",
         st.l2, st.folds, st.sample_groups, st.sample_rows, st.seconds
     );
-    let _ = writeln!(s, "    {:>10} {:>14} {:>12}", "l2", "held-out loss", "groups kept");
+    let _ = writeln!(s, "    {:>10} {:>14} {:>12}", "l2", "held-out loss", "would keep");
     for p in &st.grid {
         let mark = if p.l2 == st.l2 { "  <- chosen" } else { "" };
         let _ = writeln!(s, "    {:>10.4} {:>14.5} {:>12}{mark}", p.l2, p.validation_log_loss, p.groups_kept);

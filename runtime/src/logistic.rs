@@ -442,7 +442,8 @@ fn solve(
     }
     let mut diag = vec![0.0; d + 1];
     let curvature = rate * (1.0 - rate);
-    diag[d] = (curvature * kernel::second_moments(problem, &mut diag[..d]) + if anchor.is_some() { l2 } else { 0.0 })
+    diag[d] = (curvature * kernel::second_moments(problem, &mut diag[..d])
+        + if anchor.is_some() { l2 } else { 0.0 })
         / total;
     for v in &mut diag[..d] {
         *v = (curvature * *v + l2) / total;

@@ -20,11 +20,11 @@ use crate::data::{self, Column, KeyRef, ParquetFile};
 use crate::error::{Error, Result};
 use crate::f64_tensors;
 use crate::features::Design;
+use crate::group_selection::{self, FOLDS, GroupRows, STRENGTH_ROWS, Tried, Verdict};
 use crate::logistic::{self, LogisticModel};
 use crate::metrics::{SplitMetrics, nan_as_null};
 use crate::progress::{Counter, Reporter};
 use crate::runfiles::RunFiles;
-use crate::group_selection::{self, FOLDS, GroupRows, STRENGTH_ROWS, Tried, Verdict};
 use crate::spec::{LogisticSpec, PartitionSpec, Select, Shrinkage, Strength};
 
 /// File names in the run directory.
@@ -535,7 +535,7 @@ pub fn fit(
             verdict: None,
         }
     });
-    drop(counter);
+
     for (&g, f) in eligible.iter().zip(fits) {
         groups[g].fit = Some(f);
     }
@@ -555,7 +555,7 @@ pub fn fit(
             let composed_sum = if v.keep { held.iter().sum() } else { generic_sum };
             (v, generic_sum, composed_sum)
         });
-        drop(counter);
+
         let (mut generic_sum, mut composed_sum, mut rows) = (0.0, 0.0, 0);
         for (&g, (v, gs, cs)) in eligible.iter().zip(judged) {
             generic_sum += gs;
@@ -629,7 +629,7 @@ fn choose_strength(
             generic.iter().zip(&held).map(|(g, h)| (g.as_slice(), h.as_slice())).collect();
         Tried::pool(l2, &pooled)
     });
-    drop(counter);
+
     // No eligible group: nothing to choose from, and nothing is fitted with it.
     let l2 = if sampled.is_empty() { f64::NAN } else { tried[best].l2 };
     StrengthReport {

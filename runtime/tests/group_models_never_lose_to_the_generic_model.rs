@@ -126,10 +126,7 @@ fn where_groups_do_not_differ_the_composition_stays_at_the_generic_model() {
     let p = &m["partition"];
     let (generic, composed) = log_losses(&m);
     eprintln!("no group effect: test log loss generic {generic:.5}, composition {composed:.5}; {p:#}");
-    assert!(
-        composed <= generic * 1.005,
-        "composition {composed} vs generic {generic}: more than 0.5% worse"
-    );
+    assert!(composed <= generic * 1.005, "composition {composed} vs generic {generic}: more than 0.5% worse");
     let (fitted, dropped) =
         (p["groups_fitted"].as_u64().unwrap(), p["groups_dropped_by_selection"].as_u64().unwrap());
     assert_eq!(fitted, 120);
@@ -177,8 +174,10 @@ fn where_a_third_of_the_groups_flip_they_keep_their_models_and_gain_the_most() {
             assert!(*kept, "flipped group {group} dropped: {reason}");
         }
     }
-    let least_flipped = rows.iter().filter(|r| flipped(r.0 - 1000)).map(|r| r.3).fold(f64::INFINITY, f64::min);
-    let most_other = rows.iter().filter(|r| !flipped(r.0 - 1000)).map(|r| r.3).fold(f64::NEG_INFINITY, f64::max);
+    let least_flipped =
+        rows.iter().filter(|r| flipped(r.0 - 1000)).map(|r| r.3).fold(f64::INFINITY, f64::min);
+    let most_other =
+        rows.iter().filter(|r| !flipped(r.0 - 1000)).map(|r| r.3).fold(f64::NEG_INFINITY, f64::max);
     assert!(least_flipped > most_other, "flipped gains from {least_flipped}, others up to {most_other}");
     // Inspect shows the choice and the counts.
     let out = fx.run(&["inspect", fx.path("run").to_str().unwrap()]);
@@ -194,7 +193,8 @@ fn where_a_third_of_the_groups_flip_they_keep_their_models_and_gain_the_most() {
     // Determinism: the same spec with one thread writes the same group files, byte for byte.
     train(&fx, &spec(), "one-thread", "1");
     for file in ["groups.safetensors", "groups.parquet"] {
-        let (a, b) = (std::fs::read(fx.path("run").join(file)), std::fs::read(fx.path("one-thread").join(file)));
+        let (a, b) =
+            (std::fs::read(fx.path("run").join(file)), std::fs::read(fx.path("one-thread").join(file)));
         assert!(a.unwrap() == b.unwrap(), "{file} differs between 2 threads and 1");
     }
 }
@@ -221,7 +221,8 @@ fn a_fixed_strength_and_no_selection_are_still_available() {
         let mut s = spec();
         s["partition"][field] = value;
         let spec_path = fx.write_spec(&s);
-        let out = fx.run(&["train", spec_path.to_str().unwrap(), "--output", fx.path("bad").to_str().unwrap()]);
+        let out =
+            fx.run(&["train", spec_path.to_str().unwrap(), "--output", fx.path("bad").to_str().unwrap()]);
         let (code, _, stderr) = outcome(&out);
         assert_eq!(code, 2, "{field}: {stderr}");
         assert!(stderr.contains(&format!("partition.{field}")), "{field}: {stderr}");

@@ -191,7 +191,10 @@ fn small_groups_and_null_keys_fall_back_and_predict_reproduces_the_composition()
         }
     }
     let with_model = has_model.len() * BIG_ROWS;
-    assert_eq!(same, BIG_GROUPS as usize * BIG_ROWS - with_model + SMALL_GROUPS as usize * SMALL_ROWS + NULL_ROWS);
+    assert_eq!(
+        same,
+        BIG_GROUPS as usize * BIG_ROWS - with_model + SMALL_GROUPS as usize * SMALL_ROWS + NULL_ROWS
+    );
     assert!(differ > with_model * 9 / 10, "group rows use their own models");
 
     // predict reproduces the training-time composed test scores: match them by value multiset,
