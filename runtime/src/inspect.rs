@@ -128,6 +128,10 @@ fn strength(st: &crate::partition::StrengthReport, s: &mut String) {
         let _ = writeln!(s, "  strength (partition.l2) {:.4} ({})", st.l2, st.method);
         return;
     }
+    if st.sample_groups == 0 {
+        let _ = writeln!(s, "  strength (partition.l2 auto): not chosen, no group met the thresholds");
+        return;
+    }
     let _ = writeln!(
         s,
         "  strength (partition.l2 auto) {:.4}: chosen by {}-fold cross-validation on {} groups, {} train rows, {:.2} s",

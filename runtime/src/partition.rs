@@ -535,7 +535,6 @@ pub fn fit(
             verdict: None,
         }
     });
-
     for (&g, f) in eligible.iter().zip(fits) {
         groups[g].fit = Some(f);
     }
@@ -555,7 +554,6 @@ pub fn fit(
             let composed_sum = if v.keep { held.iter().sum() } else { generic_sum };
             (v, generic_sum, composed_sum)
         });
-
         let (mut generic_sum, mut composed_sum, mut rows) = (0.0, 0.0, 0);
         for (&g, (v, gs, cs)) in eligible.iter().zip(judged) {
             generic_sum += gs;
@@ -613,6 +611,15 @@ fn choose_strength(
     })
     .into_iter()
     .unzip();
+    if sampled.is_empty() {
+        // No eligible group: nothing to choose from, and nothing is fitted with it.
+        return StrengthReport {
+            method: "auto".into(),
+            l2: f64::NAN,
+            folds: FOLDS,
+            ..StrengthReport::default()
+        };
+    }
     let mut starts: Vec<Vec<Option<LogisticModel>>> = vec![vec![None; FOLDS]; sampled.len()];
     let counter = Counter::new(progress, "fit", "strengths tried", grid.len());
     let (best, tried) = group_selection::walk(&grid, |l2| {
@@ -629,12 +636,9 @@ fn choose_strength(
             generic.iter().zip(&held).map(|(g, h)| (g.as_slice(), h.as_slice())).collect();
         Tried::pool(l2, &pooled)
     });
-
-    // No eligible group: nothing to choose from, and nothing is fitted with it.
-    let l2 = if sampled.is_empty() { f64::NAN } else { tried[best].l2 };
     StrengthReport {
         method: "auto".into(),
-        l2,
+        l2: tried[best].l2,
         folds: FOLDS,
         sample_groups: sampled.len(),
         sample_rows: sampled.iter().map(|&g| groups[g].rows.len()).sum(),

@@ -217,7 +217,9 @@ fn a_fixed_strength_and_no_selection_are_still_available() {
     let rows = kept(&fx.path("run"));
     assert!(rows.iter().all(|r| r.1 && r.2 == "kept: partition.select is none"), "{rows:?}");
 
-    for (field, value) in [("l2", json!("big")), ("select", json!("sometimes")), ("l2", json!(-1.0))] {
+    for (field, value) in
+        [("l2", json!("big")), ("l2", json!(true)), ("select", json!("sometimes")), ("l2", json!(-1.0))]
+    {
         let mut s = spec();
         s["partition"][field] = value;
         let spec_path = fx.write_spec(&s);

@@ -339,15 +339,15 @@ impl<'de> Deserialize<'de> for Strength {
         #[serde(untagged)]
         enum Raw {
             Number(f64),
-            Word(String),
             Null(()),
+            Other(serde_json::Value),
         }
         match Raw::deserialize(d)? {
             Raw::Number(v) => Ok(Strength::Fixed(v)),
-            Raw::Word(w) if w == "auto" => Ok(Strength::Auto),
             Raw::Null(()) => Ok(Strength::Auto),
-            Raw::Word(w) => {
-                Err(serde::de::Error::custom(format!("expected \"auto\" or a number, got {w:?}")))
+            Raw::Other(serde_json::Value::String(w)) if w == "auto" => Ok(Strength::Auto),
+            Raw::Other(other) => {
+                Err(serde::de::Error::custom(format!("expected \"auto\" or a number, got {other}")))
             }
         }
     }
