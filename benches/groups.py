@@ -235,7 +235,7 @@ def main():
         sel = p.get("selection") or {}
         print(f"| trainyard {name}: chosen l2 (from {p['strength']['sample_groups']:,} sampled groups); groups kept / dropped by selection; "
               f"held-out gain | {p['strength']['l2']:g}; {p['groups_kept']:,} / {p['groups_dropped_by_selection']:,}; "
-              f"{sel.get('validation_gain', float('nan')):+.2%} | | |")
+              f"{sel.get('validation_relative_gain', float('nan')):+.2%} | | |")
         print(f"| trainyard {name}: seconds of the whole partition phase (choosing the strength {p['strength']['seconds']:.2f}, "
               f"fitting {p['fit_seconds']:.2f}, selection {sel.get('seconds', 0.0):.2f}) against the scikit-learn loop at a fixed C "
               f"| {phase:.2f} | {sk_fit:.2f} | {sk_fit / phase:.1f}x |")

@@ -7,23 +7,23 @@
 //! model fitted without a fold scores that fold, so every train row gets a held-out log loss;
 //! the generic model's loss on the same row is the reference.
 //!
-//! Strength: on a seeded sample of groups (all of them up to [`STRENGTH_ROWS`] rows), the group
-//! models of every strength of a log-spaced grid are fitted per fold, from the strongest pull
-//! down, each warm-started from the previous strength's solution, so the whole path costs a few
-//! cold fits. The strength is the one with the lowest held-out log loss of the composition
-//! pooled over the sampled rows, each group scored by whichever of its own model and the generic
-//! model selection would give it at that strength: strength and selection are chosen together,
-//! and ties go to the stronger pull. Cross-validation rather than an empirical-Bayes estimate of
-//! the between-group variance because it needs no model of how groups differ (a few groups
-//! with flipped signs and many identical ones is not one Gaussian), works the same for one-hot
-//! columns, and measures the quantity the user cares about: the composition's log loss.
+//! Strength: on a seeded sample of groups (taken until [`STRENGTH_ROWS`] rows are in; all of
+//! them when they hold fewer), every fold's group model is fitted along a log-spaced grid from
+//! the strongest pull down, each strength warm-started from the previous one's solution, so the
+//! path costs a few cold fits; the walk stops two strengths past the best (see [`walk`]). The
+//! strength is the one with the lowest held-out log loss pooled over the sampled rows, every
+//! group scored by its own model (ties go to the stronger pull). Cross-validation rather than an
+//! empirical-Bayes estimate of the between-group variance because it needs no model of how groups
+//! differ (a few groups with flipped signs and many identical ones is not one Gaussian), works
+//! the same for one-hot columns, and measures what the user cares about: the log loss.
 //!
-//! Selection: every eligible group is refitted per fold at the chosen strength, warm-started from
-//! its fit on all its rows (the solver still converges to the fold's own optimum; the start only
-//! saves passes). It keeps its own model when the mean per-row gain over the generic model
-//! (generic loss minus group loss) exceeds one standard error of that mean: a gain smaller than
-//! its own noise is not evidence. The generic model saw every train row, the group's included,
-//! so the comparison is, if anything, tilted toward the generic model.
+//! Selection: every eligible group is refitted per fold at the chosen strength, each fold fitted
+//! exactly as the group's own model was (from the generic model with global shrinkage), so no
+//! fold starts from a solution that has seen it. A group keeps its own model when the mean
+//! per-row gain over the generic model (generic loss minus group loss) exceeds one standard error
+//! of that mean: a gain smaller than its own noise is not evidence. The generic model saw every
+//! train row, the group's included, so the comparison is, if anything, tilted toward it. Losses
+//! are per row, unweighted, like the run's metrics; sample weights weigh the fits only.
 
 use crate::features::Design;
 use crate::logistic::{self, LogisticModel};
@@ -40,8 +40,9 @@ pub const STRENGTH_ROWS: usize = 100_000;
 
 /// The strengths tried by `"auto"`, strongest first: half-decades from 10⁴ down to 0.1. A
 /// strength is a prior precision in rows' worth of log loss (the objective is the summed log
-/// loss + (l2/2)·‖β_g − β_generic‖²), so 10⁴ holds any realistic group at the generic model and
-/// 0.1 lets a group of a few hundred rows fit on its own.
+/// loss + (l2/2)·‖θ_g − θ_generic‖² over coefficients and intercept with global shrinkage, the
+/// coefficients' ‖β_g‖² alone with none), so 10⁴ holds any realistic group at the generic model
+/// (at zero with none) and 0.1 lets a group of a few hundred rows fit on its own.
 pub fn strength_grid() -> Vec<f64> {
     (0..11).map(|k| 10f64.powf(4.0 - 0.5 * k as f64)).collect()
 }
@@ -101,7 +102,9 @@ pub fn held_out(
     starts: &[Option<LogisticModel>],
 ) -> (Vec<f64>, Vec<Option<LogisticModel>>) {
     let n = g.y.len();
-    let mut out = vec![0.0; n];
+    // NaN, not 0 (a perfect score), for a row no fold scored; an eligible group has both classes,
+    // which the dealing puts in different folds, so every fold's train rows are non-empty.
+    let mut out = vec![f64::NAN; n];
     let mut models = vec![None; FOLDS];
     let spec = LogisticSpec { l2, ..hyper.clone() };
     for (fold, slot) in models.iter_mut().enumerate() {

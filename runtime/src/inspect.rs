@@ -54,54 +54,7 @@ pub fn inspect(run: &Path) -> Result<String> {
         }
     }
     if let Some(g) = &metrics.partition {
-        let _ = writeln!(
-            s,
-            "\ngroups by {:?} (shrinkage {}): {} train groups, {} keep their own model; {} dropped by the thresholds, {} by selection{}",
-            g.by,
-            g.shrinkage,
-            g.train_groups,
-            g.groups_kept,
-            g.groups_dropped_by_thresholds,
-            g.groups_dropped_by_selection,
-            if g.groups_not_converged > 0 {
-                format!(", {} fits not converged", g.groups_not_converged)
-            } else {
-                String::new()
-            }
-        );
-        strength(&g.strength, &mut s);
-        if let Some(sel) = &g.selection {
-            let _ = writeln!(
-                s,
-                "  selection (held-out rows of {} folds, one-standard-error rule): log loss generic {:.5}, composition {:.5} ({:+.2}%, optimistic: the same rows decide and measure) over {} rows, {:.2} s",
-                sel.folds,
-                sel.validation_log_loss_generic,
-                sel.validation_log_loss_composition,
-                -100.0 * sel.validation_gain,
-                sel.rows,
-                sel.seconds
-            );
-        }
-        let _ = writeln!(
-            s,
-            "  test rows scored by a group model {}, by the generic model {}; {} passes over group rows in {:.2} s",
-            g.test_rows_group_model, g.test_rows_generic, g.group_passes, g.fit_seconds
-        );
-        let _ = writeln!(s, "  test           {:>10} {:>12}", "generic", "composition");
-        let rows: [(&str, f64, f64); 5] = [
-            ("ROC AUC", g.generic.roc_auc, g.composition.roc_auc),
-            ("PR AUC", g.generic.pr_auc, g.composition.pr_auc),
-            ("log loss", g.generic.log_loss, g.composition.log_loss),
-            ("group ROC AUC", g.generic.group_mean_roc_auc, g.composition.group_mean_roc_auc),
-            ("group log loss", g.generic.group_mean_log_loss, g.composition.group_mean_log_loss),
-        ];
-        for (name, a, b) in rows {
-            let _ = writeln!(s, "  {name:<14}{a:>10.4} {b:>12.4}");
-        }
-        let _ = writeln!(
-            s,
-            "  (group rows: means over groups weighted by their test rows; per group in groups.parquet)"
-        );
+        partition(g, &mut s);
     }
     if let Some(c) = &metrics.baseline {
         c.describe(&mut s);
@@ -120,6 +73,68 @@ pub fn inspect(run: &Path) -> Result<String> {
         p.total
     );
     Ok(s)
+}
+
+/// The `partition` section: groups kept and dropped, how the strength was set, the selection,
+/// and the generic model against the composition on the test rows.
+fn partition(g: &crate::partition::PartitionReport, s: &mut String) {
+    if g.strength.method.is_empty() {
+        // Written before strength and selection were reported: every fitted group kept its model.
+        let _ = writeln!(
+            s,
+            "\ngroups by {:?} (shrinkage {}): {} train groups, {} with their own model, {} fall back to the generic model",
+            g.by, g.shrinkage, g.train_groups, g.groups_fitted, g.groups_fell_back
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\ngroups by {:?} (shrinkage {}): {} train groups, {} keep their own model; {} dropped by the thresholds, {} by selection{}",
+            g.by,
+            g.shrinkage,
+            g.train_groups,
+            g.groups_kept,
+            g.groups_dropped_by_thresholds,
+            g.groups_dropped_by_selection,
+            if g.groups_not_converged > 0 {
+                format!(", {} fits not converged", g.groups_not_converged)
+            } else {
+                String::new()
+            }
+        );
+        strength(&g.strength, s);
+        if let Some(sel) = &g.selection {
+            let _ = writeln!(
+                s,
+                "  selection (held-out rows of {} folds, one-standard-error rule): log loss generic {:.5}, composition {:.5} ({:+.2}%, optimistic: the same rows decide and measure) over {} rows, {:.2} s",
+                sel.folds,
+                sel.validation_log_loss_generic,
+                sel.validation_log_loss_composition,
+                -100.0 * sel.validation_relative_gain,
+                sel.rows,
+                sel.seconds
+            );
+        }
+    }
+    let _ = writeln!(
+        s,
+        "  test rows scored by a group model {}, by the generic model {}; {} passes over group rows in {:.2} s",
+        g.test_rows_group_model, g.test_rows_generic, g.group_passes, g.fit_seconds
+    );
+    let _ = writeln!(s, "  test           {:>10} {:>12}", "generic", "composition");
+    let rows: [(&str, f64, f64); 5] = [
+        ("ROC AUC", g.generic.roc_auc, g.composition.roc_auc),
+        ("PR AUC", g.generic.pr_auc, g.composition.pr_auc),
+        ("log loss", g.generic.log_loss, g.composition.log_loss),
+        ("group ROC AUC", g.generic.group_mean_roc_auc, g.composition.group_mean_roc_auc),
+        ("group log loss", g.generic.group_mean_log_loss, g.composition.group_mean_log_loss),
+    ];
+    for (name, a, b) in rows {
+        let _ = writeln!(s, "  {name:<14}{a:>10.4} {b:>12.4}");
+    }
+    let _ = writeln!(
+        s,
+        "  (group rows: means over groups weighted by their test rows; per group in groups.parquet)"
+    );
 }
 
 /// How the group models' strength was set, and with `auto` the grid it was chosen from.
@@ -212,5 +227,29 @@ fn multiclass_metrics(train: &MulticlassMetrics, test: &MulticlassMetrics, s: &m
             let _ = write!(s, " {n:>width$}");
         }
         let _ = writeln!(s);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A `partition` section as runs wrote it before strength and selection were reported.
+    const BEFORE_SELECTION: &str = r#"{"by": "merchant", "shrinkage": "global", "train_groups": 36,
+        "groups_fitted": 30, "groups_fell_back": 6, "test_rows_group_model": 7000,
+        "test_rows_generic": 800, "groups_not_converged": 0, "group_passes": 900,
+        "generic": {"roc_auc": 0.7, "pr_auc": 0.3, "log_loss": 0.5, "group_mean_roc_auc": 0.7, "group_mean_log_loss": 0.5},
+        "composition": {"roc_auc": 0.8, "pr_auc": 0.4, "log_loss": 0.45, "group_mean_roc_auc": 0.8, "group_mean_log_loss": 0.45},
+        "fit_seconds": 0.1, "evaluate_seconds": 0.01}"#;
+
+    #[test]
+    fn a_partition_report_from_before_selection_reads_as_every_fitted_group_kept() {
+        let g: crate::partition::PartitionReport = serde_json::from_str(BEFORE_SELECTION).unwrap();
+        let mut s = String::new();
+        partition(&g, &mut s);
+        assert!(s.contains("36 train groups, 30 with their own model, 6 fall back"), "{s}");
+        assert!(!s.contains("strength"), "{s}");
+        assert!(s.contains("log loss          0.5000       0.4500"), "{s}");
     }
 }

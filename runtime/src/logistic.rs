@@ -378,7 +378,7 @@ struct Ends<'a> {
 }
 
 /// L-BFGS over `objective`, which evaluates `problem` wherever its data lives; with an anchor,
-/// the penalty pulls β toward the anchor's coefficients.
+/// the penalty pulls β and the intercept toward the anchor's.
 fn solve(
     objective: &mut dyn LossGrad,
     problem: &Problem<'_>,

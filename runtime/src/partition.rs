@@ -126,7 +126,8 @@ impl GroupModels {
         ])
     }
 
-    /// Reads `groups.safetensors` and the fitted groups' keys from `groups.parquet` in `run`.
+    /// Reads `groups.safetensors` and the keys of the groups that keep a model from
+    /// `groups.parquet` in `run`.
     pub fn load(run: &RunFiles, cols: usize) -> Result<GroupModels> {
         // The table is small: verified from its bytes, then read as Parquet from a local file.
         let table = run.local_copy(GROUPS_TABLE)?;
@@ -150,7 +151,7 @@ impl GroupModels {
         }
         fitted.sort();
         if fitted.iter().enumerate().any(|(i, (r, _))| *r != i) {
-            return Err(bad("model_row must number the fitted groups 0, 1, 2, ...".into()));
+            return Err(bad("model_row must number the groups with a model 0, 1, 2, ...".into()));
         }
         let path = run.path(GROUPS_WEIGHTS);
         let bytes = run.read(GROUPS_WEIGHTS)?;
@@ -403,9 +404,10 @@ pub struct SelectionReport {
     /// Their held-out log loss under the composition (kept groups by their model).
     #[serde(with = "nan_as_null")]
     pub validation_log_loss_composition: f64,
-    /// 1 − composition / generic: the composition's estimated relative gain.
+    /// 1 − composition / generic: the composition's estimated relative gain (optimistic: the
+    /// rows that decide each group's selection also measure it).
     #[serde(with = "nan_as_null")]
-    pub validation_gain: f64,
+    pub validation_relative_gain: f64,
     /// Seconds refitting the folds.
     pub seconds: f64,
 }
@@ -546,8 +548,9 @@ pub fn fit(
         let judged = each(&sizes(&eligible, &groups), Some(&counter), |i| {
             let group = &groups[eligible[i]];
             let g = shared.gather(group);
-            let starts = vec![group.fit.as_ref().map(|f| f.model.clone()); FOLDS];
-            let (held, _) = group_selection::held_out(&g, strength.l2, hyper, anchor, &starts);
+            // Started like the group's own fit (from the anchor), not from that fit: a fold must
+            // not start from a solution that has seen it, or an unconverged fit would carry it.
+            let (held, _) = group_selection::held_out(&g, strength.l2, hyper, anchor, &[]);
             let generic_losses = shared.generic_losses(&g);
             let v = group_selection::verdict(&generic_losses, &held);
             let generic_sum: f64 = generic_losses.iter().sum();
@@ -571,7 +574,7 @@ pub fn fit(
             rows,
             validation_log_loss_generic: generic_ll,
             validation_log_loss_composition: composed_ll,
-            validation_gain: 1.0 - composed_ll / generic_ll,
+            validation_relative_gain: 1.0 - composed_ll / generic_ll,
             seconds: started.elapsed().as_secs_f64(),
         }
     });
@@ -621,7 +624,8 @@ fn choose_strength(
         };
     }
     let mut starts: Vec<Vec<Option<LogisticModel>>> = vec![vec![None; FOLDS]; sampled.len()];
-    let counter = Counter::new(progress, "fit", "strengths tried", grid.len());
+    // The walk usually stops before the grid's end: the bar's total is the most it can try.
+    let counter = Counter::new(progress, "fit", "strengths (at most)", grid.len());
     let (best, tried) = group_selection::walk(&grid, |l2| {
         let _tick = Tick(&counter);
         let stepped = each(&sampled_sizes, None, |i| {

@@ -144,7 +144,7 @@ fn where_groups_do_not_differ_the_composition_stays_at_the_generic_model() {
     assert!(m["phases"]["group_selection"].as_f64().unwrap() > 0.0);
     let sel = &p["selection"];
     assert_eq!(sel["rule"], "one_standard_error");
-    assert!(sel["validation_gain"].as_f64().unwrap() >= 0.0, "{sel}");
+    assert!(sel["validation_relative_gain"].as_f64().unwrap() >= 0.0, "{sel}");
     // Dropped groups say why, and have no model row.
     let rows = kept(&fx.path("run"));
     assert_eq!(rows.iter().filter(|r| !r.1).count() as u64, dropped);
@@ -200,7 +200,7 @@ fn where_a_third_of_the_groups_flip_they_keep_their_models_and_gain_the_most() {
 }
 
 #[test]
-fn a_fixed_strength_and_no_selection_are_still_available() {
+fn a_fixed_strength_no_selection_and_no_eligible_group_all_work() {
     let fx = Fixture::new();
     let flipped = |g: i64| g % 3 == 0;
     write_data(&fx.path("groups.parquet"), 24, 0x9e37_79b9_7f4a_7c15, flipped);
@@ -216,6 +216,19 @@ fn a_fixed_strength_and_no_selection_are_still_available() {
     assert!(m["phases"]["group_selection"].as_f64().unwrap() == 0.0);
     let rows = kept(&fx.path("run"));
     assert!(rows.iter().all(|r| r.1 && r.2 == "kept: partition.select is none"), "{rows:?}");
+
+    // No group meets the thresholds: no strength to choose, every row scored by the generic model.
+    let mut s = spec();
+    s["partition"]["min_rows"] = json!(1_000_000);
+    let m = train(&fx, &s, "none-eligible", "2");
+    let p = &m["partition"];
+    assert_eq!(p["groups_fitted"], 0);
+    assert!(p["strength"]["l2"].is_null(), "{p}");
+    assert_eq!(m["test"]["log_loss"], p["generic"]["log_loss"]);
+    let out = fx.run(&["inspect", fx.path("none-eligible").to_str().unwrap()]);
+    let (code, stdout, stderr) = outcome(&out);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("not chosen, no group met the thresholds"), "{stdout}");
 
     for (field, value) in
         [("l2", json!("big")), ("l2", json!(true)), ("select", json!("sometimes")), ("l2", json!(-1.0))]

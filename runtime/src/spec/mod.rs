@@ -298,8 +298,9 @@ pub struct PartitionSpec {
     /// ... and at least this many positive and this many negative train rows. Default: 5.
     #[serde(default = "default_min_positives")]
     pub min_positives: usize,
-    /// `"global"`: the penalty is (l2/2)·‖w_g − w_generic‖², so small groups stay near the
-    /// generic model; `"none"`: (l2/2)·‖w_g‖², each group on its own. Default: `"global"`.
+    /// `"global"`: the penalty is (l2/2)·(‖w_g − w_generic‖² + (b_g − b_generic)²), so small
+    /// groups stay near the generic model; `"none"`: (l2/2)·‖w_g‖² with a free intercept, each
+    /// group on its own. Default: `"global"`.
     #[serde(default)]
     pub shrinkage: Shrinkage,
     /// L2 strength of the group models (of the pull toward the generic model with `global`
