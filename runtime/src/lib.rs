@@ -58,6 +58,7 @@ pub mod random;
 pub mod registry;
 pub mod render;
 pub mod rundir;
+pub mod serve;
 pub mod runfiles;
 pub mod signal;
 pub mod solver;
