@@ -231,7 +231,10 @@ impl Store {
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             url.to_string()
         } else {
-            return Err(Error::spec("--state", format!("expected sqlite://PATH or postgres://..., got {url:?}")));
+            return Err(Error::spec(
+                "--state",
+                format!("expected sqlite://PATH or postgres://..., got {url:?}"),
+            ));
         };
         let pool = AnyPoolOptions::new()
             .max_connections(if url.starts_with("sqlite") { 1 } else { 8 })
@@ -251,11 +254,12 @@ impl Store {
             .map_err(|e| db("creating schema_migrations", e))?;
         for (version, sql) in MIGRATIONS {
             let mut tx = self.pool.begin().await.map_err(|e| db("migration", e))?;
-            let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(|e| db("reading schema_migrations", e))?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(*version)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| db("reading schema_migrations", e))?;
             if done.is_some() {
                 continue;
             }
@@ -327,12 +331,13 @@ impl Store {
     }
 
     async fn by_idempotency_key(&self, owner: &str, key: &str) -> Result<Option<Job>> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = $1 AND idempotency_key = $2"))
-            .bind(owner)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|e| db("idempotency key", e))?;
+        let row =
+            sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE owner = $1 AND idempotency_key = $2"))
+                .bind(owner)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|e| db("idempotency key", e))?;
         row.as_ref().map(job_from).transpose()
     }
 
@@ -360,30 +365,35 @@ impl Store {
             let Some(id) = candidate else { return Ok(None) };
             let now = now_us();
             let mut tx = self.pool.begin().await.map_err(|e| db("claiming a job", e))?;
-            let moved = sqlx::query("UPDATE jobs SET state = 'running', updated_at = $2 WHERE id = $1 AND state = 'queued'")
-                .bind(&id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db("claiming a job", e))?
-                .rows_affected();
+            let moved = sqlx::query(
+                "UPDATE jobs SET state = 'running', updated_at = $2 WHERE id = $1 AND state = 'queued'",
+            )
+            .bind(&id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("claiming a job", e))?
+            .rows_affected();
             if moved == 0 {
                 // Another replica claimed or a user cancelled it in between: try the next one.
                 continue;
             }
-            let attempt: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE job_id = $1")
-                .bind(&id)
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(|e| db("numbering the attempt", e))?;
-            sqlx::query("INSERT INTO attempts (job_id, attempt, executor, started_at) VALUES ($1, $2, $3, $4)")
-                .bind(&id)
-                .bind(attempt)
-                .bind(executor)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db("opening an attempt", e))?;
+            let attempt: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(attempt), 0) + 1 FROM attempts WHERE job_id = $1")
+                    .bind(&id)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| db("numbering the attempt", e))?;
+            sqlx::query(
+                "INSERT INTO attempts (job_id, attempt, executor, started_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&id)
+            .bind(attempt)
+            .bind(executor)
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("opening an attempt", e))?;
             transition(&mut tx, &id, JobState::Running, now, &format!("attempt {attempt} started")).await?;
             tx.commit().await.map_err(|e| db("claiming a job", e))?;
             let job = self.get(&id).await?.ok_or_else(|| Error::Internal(format!("job {id} vanished")))?;
@@ -446,22 +456,26 @@ impl Store {
     pub async fn cancel(&self, id: &str) -> Result<Option<JobState>> {
         let now = now_us();
         let mut tx = self.pool.begin().await.map_err(|e| db("cancelling", e))?;
-        let queued = sqlx::query("UPDATE jobs SET state = 'cancelled', updated_at = $2 WHERE id = $1 AND state = 'queued'")
+        let queued = sqlx::query(
+            "UPDATE jobs SET state = 'cancelled', updated_at = $2 WHERE id = $1 AND state = 'queued'",
+        )
+        .bind(id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| db("cancelling", e))?
+        .rows_affected();
+        if queued == 1 {
+            transition(&mut tx, id, JobState::Cancelled, now, "cancelled while queued").await?;
+        } else {
+            sqlx::query(
+                "UPDATE jobs SET cancel_requested = 1, updated_at = $2 WHERE id = $1 AND state = 'running'",
+            )
             .bind(id)
             .bind(now)
             .execute(&mut *tx)
             .await
-            .map_err(|e| db("cancelling", e))?
-            .rows_affected();
-        if queued == 1 {
-            transition(&mut tx, id, JobState::Cancelled, now, "cancelled while queued").await?;
-        } else {
-            sqlx::query("UPDATE jobs SET cancel_requested = 1, updated_at = $2 WHERE id = $1 AND state = 'running'")
-                .bind(id)
-                .bind(now)
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| db("cancelling", e))?;
+            .map_err(|e| db("cancelling", e))?;
         }
         tx.commit().await.map_err(|e| db("cancelling", e))?;
         Ok(self.get(id).await?.map(|j| j.state))
@@ -494,11 +508,12 @@ impl Store {
 
     /// A job's state changes, in order.
     pub async fn transitions(&self, id: &str) -> Result<Vec<Transition>> {
-        let rows = sqlx::query("SELECT state, at, reason FROM transitions WHERE job_id = $1 ORDER BY at, state")
-            .bind(id)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(|e| db("reading transitions", e))?;
+        let rows =
+            sqlx::query("SELECT state, at, reason FROM transitions WHERE job_id = $1 ORDER BY at, state")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(|e| db("reading transitions", e))?;
         rows.iter()
             .map(|r| {
                 let state: String = r.try_get("state").map_err(|e| db("state", e))?;
@@ -541,7 +556,8 @@ fn job_id(now_us: i64) -> String {
 fn rand_bits() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let t =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
     crate::random::mix64(t ^ COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
@@ -565,51 +581,87 @@ mod tests {
         tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(f)
     }
 
+    /// The state URLs a test body runs against: a fresh SQLite file, and with
+    /// `TRAINYARD_POSTGRES_URL` (a server's admin URL, e.g. postgres://postgres@127.0.0.1:55432/postgres)
+    /// a fresh database on that server. `TRAINYARD_REQUIRE_POSTGRES=1` (CI) makes its absence a
+    /// failure instead of a skip.
+    async fn backends(dir: &std::path::Path) -> Vec<String> {
+        let mut urls = vec![format!("sqlite://{}", dir.join("state.db").display())];
+        match std::env::var("TRAINYARD_POSTGRES_URL") {
+            Ok(admin) => {
+                sqlx::any::install_default_drivers();
+                let name = format!("trainyard_test_{:x}", rand_bits());
+                let pool = AnyPool::connect(&admin).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&pool).await.unwrap();
+                let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+                urls.push(format!("{base}/{name}"));
+            }
+            Err(_) if std::env::var("TRAINYARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+                panic!("TRAINYARD_REQUIRE_POSTGRES=1 but TRAINYARD_POSTGRES_URL is not set")
+            }
+            Err(_) => eprintln!("skipped the PostgreSQL backend: set TRAINYARD_POSTGRES_URL"),
+        }
+        urls
+    }
+
     #[test]
     fn a_job_goes_from_queued_through_a_retry_to_succeeded_with_every_transition_recorded() {
         let dir = tempfile::tempdir().unwrap();
         block_on(async {
-            let url = format!("sqlite://{}", dir.path().join("state.db").display());
-            let store = Store::open(&url).await.unwrap();
-            assert_eq!(store.schema_version().await.unwrap(), 1);
-            let (job, new) = store.submit(new_job(Some("k1"))).await.unwrap();
-            assert!(new);
-            assert_eq!(job.state, JobState::Queued);
-            // The same key returns the same job.
-            let (again, new) = store.submit(new_job(Some("k1"))).await.unwrap();
-            assert!(!new);
-            assert_eq!(again.id, job.id);
-            assert!(store.claim("gpu", "local").await.unwrap().is_none());
-            let (claimed, attempt) = store.claim("cpu-small", "local").await.unwrap().unwrap();
-            assert_eq!((claimed.id.as_str(), attempt), (job.id.as_str(), 1));
-            assert!(store.claim("cpu-small", "local").await.unwrap().is_none(), "claimed once");
-            assert!(store.finish(&job.id, 1, 1, "crashed", None, JobState::Queued, None, None).await.unwrap());
-            let (_, attempt) = store.claim("cpu-small", "local").await.unwrap().unwrap();
-            assert_eq!(attempt, 2);
-            let result = serde_json::json!({"test": {"roc_auc": 0.9}});
-            assert!(
-                store
-                    .finish(&job.id, 2, 0, "", Some("/logs/2"), JobState::Succeeded, Some("/runs/x"), Some(&result))
-                    .await
-                    .unwrap()
-            );
-            let done = store.get(&job.id).await.unwrap().unwrap();
-            assert_eq!(done.state, JobState::Succeeded);
-            assert_eq!(done.run_path.as_deref(), Some("/runs/x"));
-            assert_eq!(done.result, Some(result));
-            let attempts = store.attempts(&job.id).await.unwrap();
-            assert_eq!(attempts.iter().map(|a| a.exit_code).collect::<Vec<_>>(), vec![Some(1), Some(0)]);
-            let states: Vec<JobState> = store.transitions(&job.id).await.unwrap().iter().map(|t| t.state).collect();
-            use JobState::*;
-            assert_eq!(states, vec![Queued, Running, Queued, Running, Succeeded]);
-            // A finished job cannot be finished or cancelled again.
-            assert!(!store.finish(&job.id, 2, 0, "", None, Failed, None, None).await.unwrap());
-            assert_eq!(store.cancel(&job.id).await.unwrap(), Some(Succeeded));
-            // Reopening applies no migration twice.
-            drop(store);
-            let store = Store::open(&url).await.unwrap();
-            assert_eq!(store.schema_version().await.unwrap(), 1);
-            assert_eq!(store.get(&job.id).await.unwrap().unwrap().state, Succeeded);
+            for url in backends(dir.path()).await {
+                let store = Store::open(&url).await.unwrap();
+                assert_eq!(store.schema_version().await.unwrap(), 1);
+                let (job, new) = store.submit(new_job(Some("k1"))).await.unwrap();
+                assert!(new);
+                assert_eq!(job.state, JobState::Queued);
+                // The same key returns the same job.
+                let (again, new) = store.submit(new_job(Some("k1"))).await.unwrap();
+                assert!(!new);
+                assert_eq!(again.id, job.id);
+                assert!(store.claim("gpu", "local").await.unwrap().is_none());
+                let (claimed, attempt) = store.claim("cpu-small", "local").await.unwrap().unwrap();
+                assert_eq!((claimed.id.as_str(), attempt), (job.id.as_str(), 1));
+                assert!(store.claim("cpu-small", "local").await.unwrap().is_none(), "claimed once");
+                assert!(
+                    store.finish(&job.id, 1, 1, "crashed", None, JobState::Queued, None, None).await.unwrap()
+                );
+                let (_, attempt) = store.claim("cpu-small", "local").await.unwrap().unwrap();
+                assert_eq!(attempt, 2);
+                let result = serde_json::json!({"test": {"roc_auc": 0.9}});
+                assert!(
+                    store
+                        .finish(
+                            &job.id,
+                            2,
+                            0,
+                            "",
+                            Some("/logs/2"),
+                            JobState::Succeeded,
+                            Some("/runs/x"),
+                            Some(&result)
+                        )
+                        .await
+                        .unwrap()
+                );
+                let done = store.get(&job.id).await.unwrap().unwrap();
+                assert_eq!(done.state, JobState::Succeeded);
+                assert_eq!(done.run_path.as_deref(), Some("/runs/x"));
+                assert_eq!(done.result, Some(result));
+                let attempts = store.attempts(&job.id).await.unwrap();
+                assert_eq!(attempts.iter().map(|a| a.exit_code).collect::<Vec<_>>(), vec![Some(1), Some(0)]);
+                let states: Vec<JobState> =
+                    store.transitions(&job.id).await.unwrap().iter().map(|t| t.state).collect();
+                use JobState::*;
+                assert_eq!(states, vec![Queued, Running, Queued, Running, Succeeded]);
+                // A finished job cannot be finished or cancelled again.
+                assert!(!store.finish(&job.id, 2, 0, "", None, Failed, None, None).await.unwrap());
+                assert_eq!(store.cancel(&job.id).await.unwrap(), Some(Succeeded));
+                // Reopening applies no migration twice.
+                drop(store);
+                let store = Store::open(&url).await.unwrap();
+                assert_eq!(store.schema_version().await.unwrap(), 1);
+                assert_eq!(store.get(&job.id).await.unwrap().unwrap().state, Succeeded);
+            }
         });
     }
 
@@ -617,17 +669,19 @@ mod tests {
     fn cancel_stops_a_queued_job_at_once_and_marks_a_running_one() {
         let dir = tempfile::tempdir().unwrap();
         block_on(async {
-            let store = Store::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
-            let (a, _) = store.submit(new_job(None)).await.unwrap();
-            let (b, _) = store.submit(new_job(None)).await.unwrap();
-            assert_ne!(a.id, b.id);
-            assert_eq!(store.cancel(&b.id).await.unwrap(), Some(JobState::Cancelled));
-            let (running, _) = store.claim("cpu-small", "local").await.unwrap().unwrap();
-            assert_eq!(running.id, a.id, "the cancelled job is never claimed");
-            assert!(store.claim("cpu-small", "local").await.unwrap().is_none());
-            assert_eq!(store.cancel(&a.id).await.unwrap(), Some(JobState::Running));
-            assert!(store.get(&a.id).await.unwrap().unwrap().cancel_requested);
-            assert_eq!(store.cancel("job-none").await.unwrap(), None);
+            for url in backends(dir.path()).await {
+                let store = Store::open(&url).await.unwrap();
+                let (a, _) = store.submit(new_job(None)).await.unwrap();
+                let (b, _) = store.submit(new_job(None)).await.unwrap();
+                assert_ne!(a.id, b.id);
+                assert_eq!(store.cancel(&b.id).await.unwrap(), Some(JobState::Cancelled));
+                let (running, _) = store.claim("cpu-small", "local").await.unwrap().unwrap();
+                assert_eq!(running.id, a.id, "the cancelled job is never claimed");
+                assert!(store.claim("cpu-small", "local").await.unwrap().is_none());
+                assert_eq!(store.cancel(&a.id).await.unwrap(), Some(JobState::Running));
+                assert!(store.get(&a.id).await.unwrap().unwrap().cancel_requested);
+                assert_eq!(store.cancel("job-none").await.unwrap(), None);
+            }
         });
     }
 }
