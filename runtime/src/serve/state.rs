@@ -77,6 +77,7 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         created_at BIGINT NOT NULL,
         updated_at BIGINT NOT NULL,
         cancel_requested BIGINT NOT NULL DEFAULT 0,
+        not_before BIGINT NOT NULL DEFAULT 0,
         run_path TEXT,
         result TEXT
     );
@@ -102,6 +103,23 @@ const MIGRATIONS: &[(i64, &str)] = &[(
     );
     CREATE INDEX transitions_job ON transitions (job_id, at);",
 )];
+
+/// `GET /v1/jobs` filters.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only this owner's jobs (always set for a non-admin token).
+    pub owner: Option<String>,
+    /// Only this spec name.
+    pub name: Option<String>,
+    /// Only this state.
+    pub state: Option<JobState>,
+    /// Created at or after this time (microseconds since the epoch).
+    pub since: Option<i64>,
+    /// The last id of the previous page.
+    pub cursor: Option<String>,
+    /// Page size.
+    pub limit: i64,
+}
 
 /// What a submission stores.
 #[derive(Debug, Clone)]
@@ -166,6 +184,23 @@ pub struct Attempt {
     pub message: Option<String>,
     /// Its log file.
     pub log_path: Option<String>,
+}
+
+/// How an attempt ended, for [`Store::finish`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AttemptEnd<'a> {
+    /// The exit code (-1: the service lost the process, e.g. it restarted).
+    pub exit_code: i64,
+    /// The termination message.
+    pub message: &'a str,
+    /// The attempt's log file.
+    pub log_path: Option<&'a str>,
+    /// The run directory it wrote.
+    pub run_path: Option<&'a str>,
+    /// Test metrics and promotion.
+    pub result: Option<&'a serde_json::Value>,
+    /// A retry is not claimed before this time (microseconds since the epoch).
+    pub not_before: i64,
 }
 
 /// One state change.
@@ -356,9 +391,11 @@ impl Store {
     pub async fn claim(&self, resources: &str, executor: &str) -> Result<Option<(Job, i64)>> {
         loop {
             let candidate: Option<String> = sqlx::query_scalar(
-                "SELECT id FROM jobs WHERE state = 'queued' AND resources = $1 ORDER BY created_at, id LIMIT 1",
+                "SELECT id FROM jobs WHERE state = 'queued' AND resources = $1 AND not_before <= $2
+                 ORDER BY created_at, id LIMIT 1",
             )
             .bind(resources)
+            .bind(now_us())
             .fetch_optional(&self.pool)
             .await
             .map_err(|e| db("claiming a job", e))?;
@@ -401,20 +438,11 @@ impl Store {
         }
     }
 
-    /// Closes a running attempt and moves the job to `next` (queued again for a retry, or a
-    /// final state); false when the job was no longer running (cancelled meanwhile).
-    #[allow(clippy::too_many_arguments)]
-    pub async fn finish(
-        &self,
-        id: &str,
-        attempt: i64,
-        exit_code: i64,
-        message: &str,
-        log_path: Option<&str>,
-        next: JobState,
-        run_path: Option<&str>,
-        result: Option<&serde_json::Value>,
-    ) -> Result<bool> {
+    /// Closes a running attempt and moves the job to `next` (queued again for a retry, not
+    /// claimed before `end.not_before`, or a final state); false when the job was no longer
+    /// running (cancelled meanwhile).
+    pub async fn finish(&self, id: &str, attempt: i64, end: &AttemptEnd<'_>, next: JobState) -> Result<bool> {
+        let AttemptEnd { exit_code, message, log_path, run_path, result, not_before } = *end;
         let now = now_us();
         let mut tx = self.pool.begin().await.map_err(|e| db("finishing an attempt", e))?;
         sqlx::query(
@@ -431,7 +459,8 @@ impl Store {
         .await
         .map_err(|e| db("finishing an attempt", e))?;
         let moved = sqlx::query(
-            "UPDATE jobs SET state = $2, updated_at = $3, run_path = COALESCE($4, run_path), result = COALESCE($5, result)
+            "UPDATE jobs SET state = $2, updated_at = $3, run_path = COALESCE($4, run_path),
+             result = COALESCE($5, result), not_before = $6
              WHERE id = $1 AND state = 'running'",
         )
         .bind(id)
@@ -439,6 +468,7 @@ impl Store {
         .bind(now)
         .bind(run_path)
         .bind(result.map(|r| r.to_string()))
+        .bind(not_before)
         .execute(&mut *tx)
         .await
         .map_err(|e| db("finishing a job", e))?
@@ -479,6 +509,60 @@ impl Store {
         }
         tx.commit().await.map_err(|e| db("cancelling", e))?;
         Ok(self.get(id).await?.map(|j| j.state))
+    }
+
+    /// Attempts of `executor` still open: what a service that died left running. The caller
+    /// closes each with [`Store::finish`] and the retry policy.
+    pub async fn open_attempts(&self, executor: &str) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query(
+            "SELECT a.job_id, a.attempt FROM attempts a JOIN jobs j ON j.id = a.job_id
+             WHERE a.executor = $1 AND a.finished_at IS NULL AND j.state = 'running' ORDER BY a.started_at",
+        )
+        .bind(executor)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("reading open attempts", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get("job_id").map_err(|e| db("job_id", e))?,
+                    r.try_get("attempt").map_err(|e| db("attempt", e))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Jobs matching `filter`, newest first, after the cursor (the last id of the previous page).
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs
+             WHERE ($1 = '' OR owner = $1) AND ($2 = '' OR name = $2) AND ($3 = '' OR state = $3)
+               AND created_at >= $4 AND ($5 = '' OR id < $5)
+             ORDER BY id DESC LIMIT $6"
+        ))
+        .bind(filter.owner.clone().unwrap_or_default())
+        .bind(filter.name.clone().unwrap_or_default())
+        .bind(filter.state.map_or("", JobState::as_str))
+        .bind(filter.since.unwrap_or(0))
+        .bind(filter.cursor.clone().unwrap_or_default())
+        .bind(filter.limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("listing jobs", e))?;
+        rows.iter().map(job_from).collect()
+    }
+
+    /// Jobs per state, for `/metrics`.
+    pub async fn counts(&self) -> Result<Vec<(String, i64)>> {
+        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state ORDER BY state")
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|e| db("counting jobs", e))?;
+        rows.iter()
+            .map(|r| {
+                Ok((r.try_get("state").map_err(|e| db("state", e))?, r.try_get("n").map_err(|e| db("n", e))?))
+            })
+            .collect()
     }
 
     /// A job's attempts, in order.
@@ -622,27 +706,18 @@ mod tests {
                 let (claimed, attempt) = store.claim("cpu-small", "local").await.unwrap().unwrap();
                 assert_eq!((claimed.id.as_str(), attempt), (job.id.as_str(), 1));
                 assert!(store.claim("cpu-small", "local").await.unwrap().is_none(), "claimed once");
-                assert!(
-                    store.finish(&job.id, 1, 1, "crashed", None, JobState::Queued, None, None).await.unwrap()
-                );
+                let crashed = AttemptEnd { exit_code: 1, message: "crashed", ..AttemptEnd::default() };
+                assert!(store.finish(&job.id, 1, &crashed, JobState::Queued).await.unwrap());
                 let (_, attempt) = store.claim("cpu-small", "local").await.unwrap().unwrap();
                 assert_eq!(attempt, 2);
                 let result = serde_json::json!({"test": {"roc_auc": 0.9}});
-                assert!(
-                    store
-                        .finish(
-                            &job.id,
-                            2,
-                            0,
-                            "",
-                            Some("/logs/2"),
-                            JobState::Succeeded,
-                            Some("/runs/x"),
-                            Some(&result)
-                        )
-                        .await
-                        .unwrap()
-                );
+                let ok = AttemptEnd {
+                    log_path: Some("/logs/2"),
+                    run_path: Some("/runs/x"),
+                    result: Some(&result),
+                    ..AttemptEnd::default()
+                };
+                assert!(store.finish(&job.id, 2, &ok, JobState::Succeeded).await.unwrap());
                 let done = store.get(&job.id).await.unwrap().unwrap();
                 assert_eq!(done.state, JobState::Succeeded);
                 assert_eq!(done.run_path.as_deref(), Some("/runs/x"));
@@ -654,7 +729,7 @@ mod tests {
                 use JobState::*;
                 assert_eq!(states, vec![Queued, Running, Queued, Running, Succeeded]);
                 // A finished job cannot be finished or cancelled again.
-                assert!(!store.finish(&job.id, 2, 0, "", None, Failed, None, None).await.unwrap());
+                assert!(!store.finish(&job.id, 2, &AttemptEnd::default(), Failed).await.unwrap());
                 assert_eq!(store.cancel(&job.id).await.unwrap(), Some(Succeeded));
                 // Reopening applies no migration twice.
                 drop(store);
