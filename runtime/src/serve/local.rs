@@ -1,0 +1,221 @@
+//! The local executor: each job attempt is a `trainyard train` child process, at most `slots`
+//! at a time per resource class, its JSON log lines in a file per attempt. Exit codes go through
+//! [`policy::next`]; a cancel sends SIGTERM and, after the grace period, SIGKILL. On start it
+//! closes the attempts a previous service left open (their processes died with it) as exit -1,
+//! so they are retried like a crash.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use crate::error::{Error, Result};
+use crate::serve::policy;
+use crate::serve::state::{AttemptEnd, Job, JobState, Store};
+
+/// The executor's name in the attempts table.
+pub const NAME: &str = "local";
+
+/// Settings of the local executor.
+#[derive(Debug, Clone)]
+pub struct Local {
+    /// The state store.
+    pub store: Store,
+    /// The `trainyard` binary the attempts run.
+    pub binary: PathBuf,
+    /// Where run directories go: `ROOT/<name>/<job id>`.
+    pub runs_root: PathBuf,
+    /// Where attempt logs and specs go: `LOGS/<job id>/`.
+    pub logs: PathBuf,
+    /// Concurrent attempts per resource class.
+    pub slots: BTreeMap<String, usize>,
+    /// The first retry's delay (microseconds); tests shorten it.
+    pub first_delay_us: i64,
+    /// SIGTERM to SIGKILL on cancel.
+    pub grace: Duration,
+    /// How often a free slot looks for queued work and a running attempt for a cancel.
+    pub poll: Duration,
+}
+
+impl Local {
+    /// Closes the attempts a previous service left open, then starts one scheduler per class.
+    pub async fn start(self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+        for (id, attempt) in self.store.open_attempts(NAME).await? {
+            let exits = self.exits(&id).await?;
+            let mut exits = exits;
+            if let Some(last) = exits.last_mut() {
+                *last = -1;
+            }
+            let (next, delay) = policy::next(&exits, self.first_delay_us);
+            let end = AttemptEnd {
+                exit_code: -1,
+                message: "the service stopped while the attempt ran",
+                not_before: crate::serve::state::now_us() + delay,
+                ..AttemptEnd::default()
+            };
+            self.store.finish(&id, attempt, &end, next).await?;
+            tracing::warn!(job = %id, attempt, next = next.as_str(), "closed an attempt the previous service left running");
+        }
+        let this = Arc::new(self);
+        Ok(this
+            .slots
+            .iter()
+            .map(|(class, &slots)| {
+                let (this, class) = (this.clone(), class.clone());
+                tokio::spawn(async move { this.schedule(class, slots).await })
+            })
+            .collect())
+    }
+
+    /// Every attempt's exit code so far (an open attempt counts as 0 until it ends).
+    async fn exits(&self, id: &str) -> Result<Vec<i64>> {
+        Ok(self.store.attempts(id).await?.iter().map(|a| a.exit_code.unwrap_or(0)).collect())
+    }
+
+    /// Claims queued jobs of `class` whenever one of its `slots` is free.
+    async fn schedule(self: Arc<Self>, class: String, slots: usize) {
+        let free = Arc::new(Semaphore::new(slots));
+        loop {
+            let Ok(permit) = free.clone().acquire_owned().await else { return };
+            match self.store.claim(&class, NAME).await {
+                Ok(Some((job, attempt))) => {
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = this.run(&job, attempt).await {
+                            tracing::error!(job = %job.id, attempt, "attempt failed to run: {e}");
+                        }
+                        drop(permit);
+                    });
+                }
+                Ok(None) => {
+                    drop(permit);
+                    tokio::time::sleep(self.poll).await;
+                }
+                Err(e) => {
+                    drop(permit);
+                    tracing::error!(class = %class, "claiming a job: {e}");
+                    tokio::time::sleep(self.poll * 10).await;
+                }
+            }
+        }
+    }
+
+    /// Runs one attempt to its end and records it.
+    async fn run(&self, job: &Job, attempt: i64) -> Result<()> {
+        let dir = self.logs.join(&job.id);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let spec_path = dir.join("spec.json");
+        std::fs::write(&spec_path, job.spec.to_string()).map_err(|e| Error::io(&spec_path, e))?;
+        let log_path = dir.join(format!("attempt-{attempt}.log"));
+        let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
+        let log_err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
+        let output = self.runs_root.join(&job.name).join(&job.id);
+        let mut child = tokio::process::Command::new(&self.binary)
+            .arg("--log-format")
+            .arg("json")
+            .arg("train")
+            .arg(&spec_path)
+            .arg("--output")
+            .arg(&output)
+            .arg("--overwrite")
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(log_err)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| Error::Internal(format!("starting {}: {e}", self.binary.display())))?;
+        let mut cancelled = false;
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                () = tokio::time::sleep(self.poll) => {
+                    if !cancelled && self.store.get(&job.id).await?.is_some_and(|j| j.cancel_requested) {
+                        cancelled = true;
+                        terminate(&mut child, self.grace).await;
+                    }
+                }
+            }
+        }
+        .map_err(|e| Error::Internal(format!("waiting for job {}: {e}", job.id)))?;
+        let exit_code = exit_code(&status);
+        let message = last_error(&log_path);
+        let mut exits = self.exits(&job.id).await?;
+        if let Some(last) = exits.last_mut() {
+            *last = exit_code;
+        }
+        let (next, delay) =
+            if cancelled { (JobState::Cancelled, 0) } else { policy::next(&exits, self.first_delay_us) };
+        let wrote = output.join("manifest.json").is_file();
+        let result = if wrote { summary(&output) } else { None };
+        let (output_s, log_s) = (output.display().to_string(), log_path.display().to_string());
+        let end = AttemptEnd {
+            exit_code,
+            message: &message,
+            log_path: Some(&log_s),
+            run_path: wrote.then_some(output_s.as_str()),
+            result: result.as_ref(),
+            not_before: crate::serve::state::now_us() + delay,
+        };
+        self.store.finish(&job.id, attempt, &end, next).await?;
+        tracing::info!(job = %job.id, attempt, exit_code, next = next.as_str(), "attempt ended");
+        Ok(())
+    }
+}
+
+/// SIGTERM, then SIGKILL after `grace` if it has not exited.
+async fn terminate(child: &mut tokio::process::Child, grace: Duration) {
+    if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
+        // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+}
+
+/// The exit code, or 128 + the signal for a process a signal ended (as a shell and the kubelet
+/// report it: 143 for SIGTERM).
+fn exit_code(status: &std::process::ExitStatus) -> i64 {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => i64::from(code),
+        (None, Some(signal)) => 128 + i64::from(signal),
+        (None, None) => -1,
+    }
+}
+
+/// The termination message: the last error line of the attempt's log, else its last line.
+fn last_error(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let line = lines
+        .iter()
+        .rev()
+        .find(|l| l.contains("\"level\":\"ERROR\"") || l.starts_with("error"))
+        .or(lines.last())
+        .copied()
+        .unwrap_or("");
+    // JSON log lines carry the message in "message"; anything else is kept as written.
+    let message = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+        .unwrap_or_else(|| line.to_string());
+    message.chars().take(2000).collect()
+}
+
+/// The test metrics and promotion of a written run, for the job's result.
+fn summary(run: &Path) -> Option<serde_json::Value> {
+    let read = |name: &str| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(run.join(name)).ok()?).ok()
+    };
+    let (metrics, manifest) = (read("metrics.json")?, read("manifest.json")?);
+    Some(serde_json::json!({
+        "run_id": manifest.get("run_id"),
+        "test": metrics.get("test"),
+        "promotion": manifest.get("promotion"),
+    }))
+}
