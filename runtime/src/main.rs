@@ -108,6 +108,32 @@ enum Command {
         /// The run directory.
         run: PathBuf,
     },
+    /// The JSON API in front of the trainer: submit jobs, track their state, fetch their
+    /// results. Jobs run as local `trainyard train` child processes.
+    Serve {
+        /// Address to listen on. A non-loopback address needs --auth (or --insecure-no-auth).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// State store: sqlite://PATH (created on first start) or postgres://USER@HOST/DB.
+        #[arg(long, default_value = "sqlite://trainyard-state.db")]
+        state: String,
+        /// Runs root: each attempt writes ROOT/<name>/<job id>.
+        #[arg(long, default_value = "runs")]
+        runs_root: PathBuf,
+        /// Bearer tokens: {"TOKEN": {"owner": "risk", "admin": false}}.
+        #[arg(long)]
+        auth: Option<PathBuf>,
+        /// Listen beyond loopback without tokens.
+        #[arg(long)]
+        insecure_no_auth: bool,
+        /// Concurrent attempts per resource class, CLASS=N (repeatable). Default: cpu-small=2,
+        /// cpu-large=1, highmem=1, gpu=1.
+        #[arg(long = "slots", value_name = "CLASS=N")]
+        slots: Vec<String>,
+        /// Seconds before the first retry of a failed attempt (doubling after).
+        #[arg(long, default_value_t = 10.0)]
+        retry_delay: f64,
+    },
     /// Check a job spec and its data without training: files, rows, split, features.
     Validate {
         /// The JSON job spec.
@@ -652,6 +678,37 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             let checked = CheckedSpec::from_file(&spec, &set)?;
             let opts = RenderOptions { class, image, name, namespace: Some(namespace), service_account };
             print(&mut out, &render::render(&checked, &opts)?)
+        }
+        Command::Serve { listen, state, runs_root, auth, insecure_no_auth, slots, retry_delay } => {
+            let mut classes: std::collections::BTreeMap<String, usize> =
+                [("cpu-small", 2), ("cpu-large", 1), ("highmem", 1), ("gpu", 1)]
+                    .into_iter()
+                    .map(|(c, n)| (c.to_string(), n))
+                    .collect();
+            for s in &slots {
+                let (class, n) = s
+                    .split_once('=')
+                    .and_then(|(c, n)| Some((c, n.parse::<usize>().ok()?)))
+                    .ok_or_else(|| Error::spec("--slots", format!("expected CLASS=N, got {s:?}")))?;
+                if trainyard::spec::ResourceClass::parse(class).is_none() {
+                    return Err(Error::spec("--slots", format!("unknown resource class {class:?}")));
+                }
+                classes.insert(class.to_string(), n);
+            }
+            classes.retain(|_, n| *n > 0);
+            if !(retry_delay >= 0.0 && retry_delay.is_finite()) {
+                return Err(Error::spec("--retry-delay", format!("must be >= 0 seconds, got {retry_delay}")));
+            }
+            trainyard::serve::run(trainyard::serve::Options {
+                listen,
+                state,
+                runs_root,
+                auth,
+                insecure_no_auth,
+                slots: classes,
+                retry_delay: std::time::Duration::from_secs_f64(retry_delay),
+            })?;
+            Ok(())
         }
         Command::Validate { spec, set, format, output } => {
             let mut checked = CheckedSpec::from_file(&spec, &set)?;

@@ -1,6 +1,87 @@
-//! `trainyard serve`: the JSON API in front of the trainer (work in progress for issue 19: the
-//! state store so far).
+//! `trainyard serve`: the JSON API in front of the trainer. Jobs are submitted as JSON, their
+//! state lives in SQLite or PostgreSQL ([`state`]), and an executor runs their attempts
+//! ([`local`]: child processes) under the retry policy the Kubernetes Job uses ([`policy`]).
+//! Work in progress for issue 19: the Kubernetes executor and the client commands are not
+//! written yet.
 
+pub mod api;
+pub mod local;
 pub mod policy;
 pub mod state;
-pub mod local;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// What `trainyard serve` was given.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// `sqlite://PATH` or `postgres://...`.
+    pub state: String,
+    /// Runs root: `ROOT/<name>/<job id>` per attempt.
+    pub runs_root: PathBuf,
+    /// `--auth tokens.json`.
+    pub auth: Option<PathBuf>,
+    /// Listen beyond loopback without `--auth`.
+    pub insecure_no_auth: bool,
+    /// Concurrent attempts per resource class.
+    pub slots: BTreeMap<String, usize>,
+    /// The first retry's delay.
+    pub retry_delay: Duration,
+}
+
+/// Reads `--auth`: `{"TOKEN": {"owner": "...", "admin": false}}`.
+fn tokens(path: &std::path::Path) -> Result<BTreeMap<String, api::Identity>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::spec("--auth", format!("{}: {e}", path.display())))
+}
+
+/// Runs the service until the process is stopped.
+pub fn run(opts: Options) -> Result<()> {
+    if !opts.listen.ip().is_loopback() && opts.auth.is_none() && !opts.insecure_no_auth {
+        return Err(Error::spec(
+            "--listen",
+            format!("{} is not a loopback address: give --auth tokens.json, or --insecure-no-auth", opts.listen),
+        ));
+    }
+    let tokens = opts.auth.as_deref().map(tokens).transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("starting the runtime: {e}")))?;
+    runtime.block_on(async move {
+        let store = state::Store::open(&opts.state).await?;
+        let binary = std::env::current_exe().map_err(|e| Error::Internal(format!("finding trainyard: {e}")))?;
+        let base_dir = std::env::current_dir().map_err(|e| Error::Internal(format!("working directory: {e}")))?;
+        let runs_root = if opts.runs_root.is_absolute() { opts.runs_root.clone() } else { base_dir.join(&opts.runs_root) };
+        let executor = local::Local {
+            store: store.clone(),
+            binary,
+            logs: runs_root.join(".service").join("logs"),
+            runs_root,
+            slots: opts.slots.clone(),
+            first_delay_us: i64::try_from(opts.retry_delay.as_micros()).unwrap_or(i64::MAX),
+            grace: Duration::from_secs(30),
+            poll: Duration::from_millis(200),
+        };
+        let _schedulers = executor.start().await?;
+        let service = Arc::new(api::Service {
+            store,
+            tokens,
+            base_dir,
+            classes: opts.slots.keys().cloned().collect(),
+        });
+        let listener = tokio::net::TcpListener::bind(opts.listen)
+            .await
+            .map_err(|e| Error::data(format!("--listen {}: {e}", opts.listen)))?;
+        let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+        tracing::info!(listen = %addr, state = %opts.state, "serving the trainyard API on http://{addr}");
+        axum::serve(listener, api::router(service)).await.map_err(|e| Error::Internal(format!("serving: {e}")))
+    })
+}
