@@ -112,7 +112,19 @@ impl Local {
         let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
         let log_err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
         let output = self.runs_root.join(&job.name).join(&job.id);
-        let mut child = tokio::process::Command::new(&self.binary)
+        let mut command = tokio::process::Command::new(&self.binary);
+        // The attempt dies with the service, even by kill -9: a restarted service retries the
+        // attempts it finds open, and an orphan still running would make that job run twice.
+        // SAFETY: prctl is async-signal-safe; nothing else runs between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = command
             .arg("--log-format")
             .arg("json")
             .arg("train")
