@@ -133,6 +133,10 @@ enum Command {
         /// Seconds before the first retry of a failed attempt (doubling after).
         #[arg(long, default_value_t = 10.0)]
         retry_delay: f64,
+        /// The program attempts run (`PROGRAM --log-format json train SPEC --output DIR`).
+        /// Default: this trainyard binary.
+        #[arg(long, value_name = "PROGRAM")]
+        train_binary: Option<PathBuf>,
     },
     /// Check a job spec and its data without training: files, rows, split, features.
     Validate {
@@ -679,7 +683,16 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             let opts = RenderOptions { class, image, name, namespace: Some(namespace), service_account };
             print(&mut out, &render::render(&checked, &opts)?)
         }
-        Command::Serve { listen, state, runs_root, auth, insecure_no_auth, slots, retry_delay } => {
+        Command::Serve {
+            listen,
+            state,
+            runs_root,
+            auth,
+            insecure_no_auth,
+            slots,
+            retry_delay,
+            train_binary,
+        } => {
             let mut classes: std::collections::BTreeMap<String, usize> =
                 [("cpu-small", 2), ("cpu-large", 1), ("highmem", 1), ("gpu", 1)]
                     .into_iter()
@@ -707,6 +720,7 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
                 insecure_no_auth,
                 slots: classes,
                 retry_delay: std::time::Duration::from_secs_f64(retry_delay),
+                train_binary,
             })?;
             Ok(())
         }

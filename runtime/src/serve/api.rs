@@ -77,7 +77,9 @@ fn err(status: StatusCode, message: impl Into<String>) -> ApiError {
 impl From<Error> for ApiError {
     fn from(e: Error) -> Self {
         match &e {
-            Error::Spec { path, .. } => ApiError(StatusCode::BAD_REQUEST, json!({"error": e.to_string(), "field": path})),
+            Error::Spec { path, .. } => {
+                ApiError(StatusCode::BAD_REQUEST, json!({"error": e.to_string(), "field": path}))
+            }
             Error::Data(_) => err(StatusCode::BAD_REQUEST, e.to_string()),
             _ => {
                 tracing::error!("request failed: {e}");
@@ -126,10 +128,8 @@ fn absolutize(spec: &mut Value, base: &Path) {
             items.iter_mut().for_each(fix);
         }
     }
-    if let Some(files) = spec.pointer_mut("/holdout/files/files") {
-        if let Value::Array(items) = files {
-            items.iter_mut().for_each(fix);
-        }
+    if let Some(Value::Array(items)) = spec.pointer_mut("/holdout/files/files") {
+        items.iter_mut().for_each(fix);
     }
     for pointer in ["/baseline/run", "/baseline/root"] {
         if let Some(v) = spec.pointer_mut(pointer) {
@@ -164,7 +164,12 @@ async fn submit(
     let labels = match labels {
         None | Some(Value::Null) => json!({}),
         Some(Value::Object(m)) => Value::Object(m),
-        Some(_) => return Err(ApiError(StatusCode::BAD_REQUEST, json!({"error": "labels: must be an object", "field": "labels"}))),
+        Some(_) => {
+            return Err(ApiError(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "labels: must be an object", "field": "labels"}),
+            ));
+        }
     };
     absolutize(&mut spec_json, &service.base_dir);
     let key = headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -226,7 +231,10 @@ async fn list(
     let who = caller(&service, &headers)?;
     let state = match q.state.as_deref() {
         None | Some("") => None,
-        Some(s) => Some(s.parse::<JobState>().map_err(|e| ApiError(StatusCode::BAD_REQUEST, json!({"error": e, "field": "state"})))?),
+        Some(s) => Some(
+            s.parse::<JobState>()
+                .map_err(|e| ApiError(StatusCode::BAD_REQUEST, json!({"error": e, "field": "state"})))?,
+        ),
     };
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     // A non-admin token lists its own jobs whatever `owner` says.
@@ -260,8 +268,10 @@ async fn run_file(service: &Service, headers: &HeaderMap, id: &str, name: &str) 
         return Err(err(StatusCode::NOT_FOUND, format!("job {id} has written no run directory yet")));
     };
     let path = Path::new(&run).join(name);
-    let text = std::fs::read_to_string(&path).map_err(|e| err(StatusCode::NOT_FOUND, format!("{name}: {e}")))?;
-    let value: Value = serde_json::from_str(&text).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("{name}: {e}")))?;
+    let text =
+        std::fs::read_to_string(&path).map_err(|e| err(StatusCode::NOT_FOUND, format!("{name}: {e}")))?;
+    let value: Value = serde_json::from_str(&text)
+        .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("{name}: {e}")))?;
     Ok(Json(value))
 }
 

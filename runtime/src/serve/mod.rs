@@ -34,6 +34,8 @@ pub struct Options {
     pub slots: BTreeMap<String, usize>,
     /// The first retry's delay.
     pub retry_delay: Duration,
+    /// The program attempts run; default: this binary.
+    pub train_binary: Option<PathBuf>,
 }
 
 /// Reads `--auth`: `{"TOKEN": {"owner": "...", "admin": false}}`.
@@ -47,7 +49,10 @@ pub fn run(opts: Options) -> Result<()> {
     if !opts.listen.ip().is_loopback() && opts.auth.is_none() && !opts.insecure_no_auth {
         return Err(Error::spec(
             "--listen",
-            format!("{} is not a loopback address: give --auth tokens.json, or --insecure-no-auth", opts.listen),
+            format!(
+                "{} is not a loopback address: give --auth tokens.json, or --insecure-no-auth",
+                opts.listen
+            ),
         ));
     }
     let tokens = opts.auth.as_deref().map(tokens).transpose()?;
@@ -57,9 +62,19 @@ pub fn run(opts: Options) -> Result<()> {
         .map_err(|e| Error::Internal(format!("starting the runtime: {e}")))?;
     runtime.block_on(async move {
         let store = state::Store::open(&opts.state).await?;
-        let binary = std::env::current_exe().map_err(|e| Error::Internal(format!("finding trainyard: {e}")))?;
-        let base_dir = std::env::current_dir().map_err(|e| Error::Internal(format!("working directory: {e}")))?;
-        let runs_root = if opts.runs_root.is_absolute() { opts.runs_root.clone() } else { base_dir.join(&opts.runs_root) };
+        let binary = match &opts.train_binary {
+            Some(b) => b.clone(),
+            None => {
+                std::env::current_exe().map_err(|e| Error::Internal(format!("finding trainyard: {e}")))?
+            }
+        };
+        let base_dir =
+            std::env::current_dir().map_err(|e| Error::Internal(format!("working directory: {e}")))?;
+        let runs_root = if opts.runs_root.is_absolute() {
+            opts.runs_root.clone()
+        } else {
+            base_dir.join(&opts.runs_root)
+        };
         let executor = local::Local {
             store: store.clone(),
             binary,
@@ -71,17 +86,15 @@ pub fn run(opts: Options) -> Result<()> {
             poll: Duration::from_millis(200),
         };
         let _schedulers = executor.start().await?;
-        let service = Arc::new(api::Service {
-            store,
-            tokens,
-            base_dir,
-            classes: opts.slots.keys().cloned().collect(),
-        });
+        let service =
+            Arc::new(api::Service { store, tokens, base_dir, classes: opts.slots.keys().cloned().collect() });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| Error::data(format!("--listen {}: {e}", opts.listen)))?;
         let addr = listener.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
         tracing::info!(listen = %addr, state = %opts.state, "serving the trainyard API on http://{addr}");
-        axum::serve(listener, api::router(service)).await.map_err(|e| Error::Internal(format!("serving: {e}")))
+        axum::serve(listener, api::router(service))
+            .await
+            .map_err(|e| Error::Internal(format!("serving: {e}")))
     })
 }

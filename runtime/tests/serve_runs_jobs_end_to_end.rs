@@ -1,0 +1,272 @@
+//! `trainyard serve` end to end on loopback with the local executor, one test body against
+//! SQLite and (with `TRAINYARD_POSTGRES_URL`, required in CI by `TRAINYARD_REQUIRE_POSTGRES=1`)
+//! a fresh database on a real PostgreSQL server: a quick-start job succeeds with its metrics, a
+//! bad spec is 400 with the CLI's message, a data error fails without a retry, an exit-1 fault is
+//! retried up to the backoff limit and then fails, a running job is cancelled, a resubmission with
+//! the same idempotency key is the same job, and tokens see only their owner's jobs.
+
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+/// A running service, stopped when dropped.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+impl Server {
+    /// Starts `serve` on a free loopback port with `state`, from the examples directory (so the
+    /// quick start's relative paths resolve), with `extra` arguments.
+    fn start(state: &str, runs: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trainyard"))
+            .args([
+                "--log-format",
+                "json",
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--state",
+                state,
+                "--runs-root",
+            ])
+            .arg(runs)
+            .args(["--retry-delay", "0.05"])
+            .args(extra)
+            .current_dir(examples())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("serve exited before listening").unwrap();
+            if let Ok(v) = serde_json::from_str::<Value>(&line)
+                && let Some(listen) = v.get("listen").and_then(Value::as_str)
+            {
+                break listen.to_string();
+            }
+        };
+        // Keep draining the log so the service never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    /// One HTTP/1.1 request; returns the status and the body.
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, String) {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        if !body.is_empty() {
+            req.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+        }
+        req.push_str("\r\n");
+        req.push_str(&body);
+        stream.write_all(req.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status: u16 = response.split(' ').nth(1).unwrap().parse().unwrap();
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body)
+    }
+
+    fn json(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> (u16, Value) {
+        let (status, body) = self.call(method, path, body, headers);
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    }
+
+    /// Polls a job until it reaches a final state.
+    fn wait(&self, id: &str, headers: &[(&str, &str)]) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, job) = self.json("GET", &format!("/v1/jobs/{id}"), None, headers);
+            assert_eq!(status, 200, "{job}");
+            if ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap()) {
+                return job;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "job {id} did not finish: {job}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// The state URLs the suite runs against.
+fn backends(dir: &Path) -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}", dir.join("state.db").display())];
+    match std::env::var("TRAINYARD_POSTGRES_URL") {
+        Ok(admin) => {
+            let name = format!(
+                "trainyard_serve_{}_{}",
+                std::process::id(),
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+            );
+            let out = Command::new("psql")
+                .args([&admin, "-c", &format!("CREATE DATABASE {name}")])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+            urls.push(format!("{base}/{name}"));
+        }
+        Err(_) if std::env::var("TRAINYARD_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") => {
+            panic!("TRAINYARD_REQUIRE_POSTGRES=1 but TRAINYARD_POSTGRES_URL is not set")
+        }
+        Err(_) => eprintln!("skipped the PostgreSQL backend: set TRAINYARD_POSTGRES_URL"),
+    }
+    urls
+}
+
+fn quickstart() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(examples().join("quickstart.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn jobs_succeed_fail_retry_cancel_and_stay_private_on_every_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, state) in backends(dir.path()).into_iter().enumerate() {
+        eprintln!("backend {state}");
+        let runs = dir.path().join(format!("runs-{i}"));
+        let server = Server::start(&state, &runs, &[]);
+
+        // A quick-start job succeeds, with its test metrics in the job and its files served.
+        let (status, created) =
+            server.json("POST", "/v1/jobs", Some(&quickstart()), &[("Idempotency-Key", "q1")]);
+        assert_eq!(status, 201, "{created}");
+        assert_eq!(created["state"], "queued");
+        let id = created["id"].as_str().unwrap().to_string();
+        let (status, again) =
+            server.json("POST", "/v1/jobs", Some(&quickstart()), &[("Idempotency-Key", "q1")]);
+        assert_eq!((status, again["id"].as_str()), (200, Some(id.as_str())), "the same key is the same job");
+        let job = server.wait(&id, &[]);
+        assert_eq!(job["state"], "succeeded", "{job}");
+        assert!(job["result"]["test"]["roc_auc"].as_f64().unwrap() > 0.7, "{job}");
+        assert_eq!(job["attempts"].as_array().unwrap().len(), 1);
+        let states: Vec<&str> =
+            job["transitions"].as_array().unwrap().iter().map(|t| t["state"].as_str().unwrap()).collect();
+        assert_eq!(states, ["queued", "running", "succeeded"]);
+        let (status, metrics) = server.json("GET", &format!("/v1/jobs/{id}/metrics"), None, &[]);
+        assert_eq!(status, 200);
+        assert_eq!(metrics["test"], job["result"]["test"]);
+        let (status, logs) = server.call("GET", &format!("/v1/jobs/{id}/logs?tail=1"), None, &[]);
+        assert_eq!(status, 200);
+        assert!(logs.contains("trained on"), "{logs}");
+
+        // A bad spec is 400 naming the field, with exactly the CLI's message.
+        let mut bad = quickstart();
+        bad["model"]["logistic"]["l2"] = json!(-1.0);
+        let (status, error) = server.json("POST", "/v1/jobs", Some(&bad), &[]);
+        assert_eq!(status, 400, "{error}");
+        assert_eq!(error["field"], "model.logistic.l2");
+        let spec_path = dir.path().join("bad.json");
+        let mut bad_file = bad.clone();
+        bad_file["data"]["features"] =
+            json!([examples().join("data/charges/*.parquet").display().to_string()]);
+        bad_file["data"]["labels"] = json!([examples().join("data/labels.parquet").display().to_string()]);
+        std::fs::write(&spec_path, bad_file.to_string()).unwrap();
+        let cli =
+            Command::new(env!("CARGO_BIN_EXE_trainyard")).arg("validate").arg(&spec_path).output().unwrap();
+        assert_eq!(cli.status.code(), Some(2));
+        let cli_message = String::from_utf8_lossy(&cli.stderr);
+        assert!(cli_message.contains(error["error"].as_str().unwrap()), "API {error} vs CLI {cli_message}");
+
+        // A data error fails at once: one attempt, exit 2, its message kept.
+        let mut missing = quickstart();
+        missing["data"]["features"] = json!(["data/nothing/*.parquet"]);
+        let (_, created) = server.json("POST", "/v1/jobs", Some(&missing), &[]);
+        let job = server.wait(created["id"].as_str().unwrap(), &[]);
+        assert_eq!(job["state"], "failed", "{job}");
+        let attempts = job["attempts"].as_array().unwrap();
+        assert_eq!(attempts.len(), 1, "{job}");
+        assert_eq!(attempts[0]["exit_code"], 2);
+        assert!(attempts[0]["message"].as_str().unwrap().contains("data.features[0]"), "{job}");
+
+        // Listing: newest first, filtered by state.
+        let (_, listed) = server.json("GET", "/v1/jobs?state=failed", None, &[]);
+        assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
+        drop(server);
+
+        // A program that exits 1 ("sleepy" jobs sleep until killed): retried up to the backoff
+        // limit, then failed; a running job is cancelled with SIGTERM.
+        let fault = dir.path().join("fault.sh");
+        std::fs::write(&fault, "#!/bin/sh\ngrep -q '\"name\":\"sleepy\"' \"$4\" && exec sleep 60\necho '{\"level\":\"ERROR\",\"message\":\"injected fault\"}' >&2\nexit 1\n").unwrap();
+        Command::new("chmod").arg("+x").arg(&fault).status().unwrap();
+        let server = Server::start(&state, &runs, &["--train-binary", fault.to_str().unwrap()]);
+        let (_, created) = server.json("POST", "/v1/jobs", Some(&quickstart()), &[]);
+        let job = server.wait(created["id"].as_str().unwrap(), &[]);
+        assert_eq!(job["state"], "failed", "{job}");
+        let codes: Vec<i64> =
+            job["attempts"].as_array().unwrap().iter().map(|a| a["exit_code"].as_i64().unwrap()).collect();
+        assert_eq!(codes, [1, 1, 1, 1], "one attempt and backoffLimit 3 retries: {job}");
+        assert_eq!(job["attempts"][0]["message"], "injected fault");
+        let mut sleepy = quickstart();
+        sleepy["name"] = json!("sleepy");
+        let (_, created) = server.json("POST", "/v1/jobs", Some(&sleepy), &[]);
+        let id = created["id"].as_str().unwrap().to_string();
+        let started = Instant::now();
+        while server.json("GET", &format!("/v1/jobs/{id}"), None, &[]).1["state"] != "running" {
+            assert!(started.elapsed() < Duration::from_secs(30));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (status, _) = server.json("POST", &format!("/v1/jobs/{id}/cancel"), None, &[]);
+        assert_eq!(status, 200);
+        let job = server.wait(&id, &[]);
+        assert_eq!(job["state"], "cancelled", "{job}");
+        assert_eq!(job["attempts"][0]["exit_code"], 143, "{job}");
+        drop(server);
+
+        // Tokens: no token is 401, another owner's job is 404, the admin sees it.
+        let tokens = dir.path().join("tokens.json");
+        std::fs::write(
+            &tokens,
+            r#"{"ta": {"owner": "a"}, "tb": {"owner": "b"}, "tadmin": {"owner": "ops", "admin": true}}"#,
+        )
+        .unwrap();
+        let server =
+            Server::start(&state, &runs, &["--auth", tokens.to_str().unwrap(), "--slots", "cpu-small=0"]);
+        let (status, _) = server.json("POST", "/v1/jobs", Some(&quickstart()), &[]);
+        assert_eq!(status, 401);
+        let (status, created) =
+            server.json("POST", "/v1/jobs", Some(&quickstart()), &[("Authorization", "Bearer ta")]);
+        assert_eq!(status, 400, "no slots for cpu-small on this service: {created}");
+        let mut large = quickstart();
+        large["resources"] = json!("cpu-large");
+        let (status, created) =
+            server.json("POST", "/v1/jobs", Some(&large), &[("Authorization", "Bearer ta")]);
+        assert_eq!(status, 201, "{created}");
+        let path = format!("/v1/jobs/{}", created["id"].as_str().unwrap());
+        assert_eq!(server.json("GET", &path, None, &[("Authorization", "Bearer tb")]).0, 404);
+        assert_eq!(
+            server.json("POST", &format!("{path}/cancel"), None, &[("Authorization", "Bearer tb")]).0,
+            404
+        );
+        assert_eq!(server.json("GET", &path, None, &[("Authorization", "Bearer tadmin")]).0, 200);
+        let (_, listed) = server.json("GET", "/v1/jobs?owner=a", None, &[("Authorization", "Bearer tb")]);
+        assert!(listed["jobs"].as_array().unwrap().iter().all(|j| j["owner"] == "b"), "{listed}");
+    }
+}
