@@ -43,11 +43,7 @@ impl Local {
     /// Closes the attempts a previous service left open, then starts one scheduler per class.
     pub async fn start(self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         for (id, attempt) in self.store.open_attempts(NAME).await? {
-            let exits = self.exits(&id).await?;
-            let mut exits = exits;
-            if let Some(last) = exits.last_mut() {
-                *last = -1;
-            }
+            let exits = self.exits_ending(&id, -1).await?;
             let (next, delay) = policy::next(&exits, self.first_delay_us);
             let end = AttemptEnd {
                 exit_code: -1,
@@ -69,9 +65,15 @@ impl Local {
             .collect())
     }
 
-    /// Every attempt's exit code so far (an open attempt counts as 0 until it ends).
-    async fn exits(&self, id: &str) -> Result<Vec<i64>> {
-        Ok(self.store.attempts(id).await?.iter().map(|a| a.exit_code.unwrap_or(0)).collect())
+    /// Every attempt's exit code, the last (still open) one taken as `last`: what the policy
+    /// decides on when that attempt ends.
+    async fn exits_ending(&self, id: &str, last: i64) -> Result<Vec<i64>> {
+        let mut exits: Vec<i64> =
+            self.store.attempts(id).await?.iter().map(|a| a.exit_code.unwrap_or(0)).collect();
+        if let Some(open) = exits.last_mut() {
+            *open = last;
+        }
+        Ok(exits)
     }
 
     /// Claims queued jobs of `class` whenever one of its `slots` is free.
@@ -153,10 +155,7 @@ impl Local {
         .map_err(|e| Error::Internal(format!("waiting for job {}: {e}", job.id)))?;
         let exit_code = exit_code(&status);
         let message = last_error(&log_path);
-        let mut exits = self.exits(&job.id).await?;
-        if let Some(last) = exits.last_mut() {
-            *last = exit_code;
-        }
+        let exits = self.exits_ending(&job.id, exit_code).await?;
         let (next, delay) =
             if cancelled { (JobState::Cancelled, 0) } else { policy::next(&exits, self.first_delay_us) };
         let wrote = output.join("manifest.json").is_file();

@@ -229,15 +229,20 @@ fn db(what: &str, e: sqlx::Error) -> Error {
     Error::Internal(format!("state store: {what}: {e}"))
 }
 
+/// Column `c` of `row`, with the column named when it cannot be read.
+fn col<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyRow, c: &str) -> Result<T> {
+    row.try_get(c).map_err(|e| db(c, e))
+}
+
 const JOB_COLUMNS: &str = "id, owner, name, state, resources, labels, spec, created_at, updated_at, \
                            cancel_requested, run_path, result";
 
 fn job_from(row: &AnyRow) -> Result<Job> {
-    let get_s = |c: &str| row.try_get::<String, _>(c).map_err(|e| db(c, e));
+    let get_s = |c: &str| col::<String>(row, c);
     let parse = |c: &str, s: String| {
         serde_json::from_str(&s).map_err(|e| Error::Internal(format!("state store: {c}: {e}")))
     };
-    let result: Option<String> = row.try_get("result").map_err(|e| db("result", e))?;
+    let result: Option<String> = col(row, "result")?;
     Ok(Job {
         id: get_s("id")?,
         owner: get_s("owner")?,
@@ -246,11 +251,10 @@ fn job_from(row: &AnyRow) -> Result<Job> {
         resources: get_s("resources")?,
         labels: parse("labels", get_s("labels")?)?,
         spec: parse("spec", get_s("spec")?)?,
-        created_at: row.try_get("created_at").map_err(|e| db("created_at", e))?,
-        updated_at: row.try_get("updated_at").map_err(|e| db("updated_at", e))?,
-        cancel_requested: row.try_get::<i64, _>("cancel_requested").map_err(|e| db("cancel_requested", e))?
-            != 0,
-        run_path: row.try_get("run_path").map_err(|e| db("run_path", e))?,
+        created_at: col(row, "created_at")?,
+        updated_at: col(row, "updated_at")?,
+        cancel_requested: col::<i64>(row, "cancel_requested")? != 0,
+        run_path: col(row, "run_path")?,
         result: result.map(|r| parse("result", r)).transpose()?,
     })
 }
@@ -522,14 +526,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await
         .map_err(|e| db("reading open attempts", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    r.try_get("job_id").map_err(|e| db("job_id", e))?,
-                    r.try_get("attempt").map_err(|e| db("attempt", e))?,
-                ))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((col(r, "job_id")?, col(r, "attempt")?))).collect()
     }
 
     /// Jobs matching `filter`, newest first, after the cursor (the last id of the previous page).
@@ -558,11 +555,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await
             .map_err(|e| db("counting jobs", e))?;
-        rows.iter()
-            .map(|r| {
-                Ok((r.try_get("state").map_err(|e| db("state", e))?, r.try_get("n").map_err(|e| db("n", e))?))
-            })
-            .collect()
+        rows.iter().map(|r| Ok((col(r, "state")?, col(r, "n")?))).collect()
     }
 
     /// A job's attempts, in order.
@@ -578,13 +571,13 @@ impl Store {
         rows.iter()
             .map(|r| {
                 Ok(Attempt {
-                    attempt: r.try_get("attempt").map_err(|e| db("attempt", e))?,
-                    executor: r.try_get("executor").map_err(|e| db("executor", e))?,
-                    started_at: r.try_get("started_at").map_err(|e| db("started_at", e))?,
-                    finished_at: r.try_get("finished_at").map_err(|e| db("finished_at", e))?,
-                    exit_code: r.try_get("exit_code").map_err(|e| db("exit_code", e))?,
-                    message: r.try_get("message").map_err(|e| db("message", e))?,
-                    log_path: r.try_get("log_path").map_err(|e| db("log_path", e))?,
+                    attempt: col(r, "attempt")?,
+                    executor: col(r, "executor")?,
+                    started_at: col(r, "started_at")?,
+                    finished_at: col(r, "finished_at")?,
+                    exit_code: col(r, "exit_code")?,
+                    message: col(r, "message")?,
+                    log_path: col(r, "log_path")?,
                 })
             })
             .collect()
@@ -600,11 +593,11 @@ impl Store {
                 .map_err(|e| db("reading transitions", e))?;
         rows.iter()
             .map(|r| {
-                let state: String = r.try_get("state").map_err(|e| db("state", e))?;
+                let state: String = col(r, "state")?;
                 Ok(Transition {
                     state: state.parse().map_err(Error::Internal)?,
-                    at: r.try_get("at").map_err(|e| db("at", e))?,
-                    reason: r.try_get("reason").map_err(|e| db("reason", e))?,
+                    at: col(r, "at")?,
+                    reason: col(r, "reason")?,
                 })
             })
             .collect()
