@@ -46,6 +46,15 @@ pub enum Error {
     /// A bug or an infrastructure failure that is not the input's fault.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A job waited on through the service ended without succeeding; the process exits with
+    /// the job's own exit code, as if it had run here.
+    #[error("{message}")]
+    JobEnded {
+        /// The job's last attempt's exit code (143 for a cancelled job).
+        code: u8,
+        /// What ended it.
+        message: String,
+    },
 }
 
 /// Shorthand for results in this crate.
@@ -59,6 +68,7 @@ impl Error {
             Error::Io { .. } | Error::Store(_) | Error::Internal(_) => 1,
             Error::GateFailed(_) => 3,
             Error::Preempted(_) => 143,
+            Error::JobEnded { code, .. } => *code,
         }
     }
 

@@ -138,6 +138,34 @@ enum Command {
         #[arg(long, value_name = "PROGRAM")]
         train_binary: Option<PathBuf>,
     },
+    /// Submit a job spec to a `trainyard serve`; prints the job id. With --wait, follows the
+    /// job (progress of its attempt) and exits with its exit code.
+    Submit {
+        /// The JSON job spec; relative paths are made absolute against its directory.
+        spec: PathBuf,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Resource class; overrides the spec's `resources`.
+        #[arg(long)]
+        resources: Option<String>,
+        /// A free label, KEY=VALUE (repeatable), e.g. --label project=chargebacks.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Override a spec field (repeatable), as for `train`.
+        #[arg(long = "set", value_name = "PATH=VALUE")]
+        set: Vec<String>,
+        /// A retried submission with the same key is the same job.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Wait for the job to end; exit 0 if it succeeded, else its exit code (143: cancelled).
+        #[arg(long)]
+        wait: bool,
+    },
+    /// The jobs of a `trainyard serve`: list, show, cancel, logs.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
     /// Check a job spec and its data without training: files, rows, split, features.
     Validate {
         /// The JSON job spec.
@@ -188,6 +216,80 @@ enum Command {
         /// Add a `device_id` column with N levels (Zipf-sized, each with its own fraud effect).
         #[arg(long, value_name = "N", default_value_t = 0, conflicts_with = "numeric")]
         devices: usize,
+    },
+}
+
+/// Where the service is and who the caller is.
+#[derive(Debug, Clone, clap::Args)]
+struct ServerArgs {
+    /// The service's URL.
+    #[arg(long, env = "TRAINYARD_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Bearer token (one of the service's --auth tokens).
+    #[arg(long, env = "TRAINYARD_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+}
+
+impl ServerArgs {
+    fn client(&self) -> Result<trainyard::serve::client::Client, Error> {
+        trainyard::serve::client::Client::new(&self.server, self.token.clone())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Jobs, newest first.
+    List {
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Only jobs of this spec name.
+        #[arg(long)]
+        name: Option<String>,
+        /// Only this owner's jobs (admin tokens).
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only jobs in this state: queued, running, succeeded, failed, cancelled.
+        #[arg(long)]
+        state: Option<String>,
+        /// Page size.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// The page after this cursor (printed under a full page).
+        #[arg(long)]
+        cursor: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ListFormat::Table)]
+        format: ListFormat,
+    },
+    /// A job: state, attempts with exit codes and messages, transitions, run, test metrics.
+    Show {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Cancel a job (a running attempt gets SIGTERM).
+    Cancel {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// An attempt's log.
+    Logs {
+        /// The job id.
+        id: String,
+        #[command(flatten)]
+        server: ServerArgs,
+        /// Only the last N lines.
+        #[arg(long)]
+        tail: Option<usize>,
+        /// Attempt number; default the last.
+        #[arg(long)]
+        attempt: Option<i64>,
     },
 }
 
@@ -583,6 +685,38 @@ fn runs(command: RunsCommand) -> Result<String, Error> {
     })
 }
 
+/// `trainyard jobs ...`: what to print.
+fn jobs(command: JobsCommand) -> Result<String, Error> {
+    use trainyard::serve::client;
+    Ok(match command {
+        JobsCommand::List { server, name, owner, state, limit, cursor, format } => {
+            let query: Vec<(&str, String)> =
+                [("name", name), ("owner", owner), ("state", state), ("cursor", cursor)]
+                    .into_iter()
+                    .filter_map(|(k, v)| Some((k, v?)))
+                    .chain([("limit", limit.to_string())])
+                    .collect();
+            let page = server.client()?.list(&query)?;
+            match format {
+                ListFormat::Table => client::list_table(&page),
+                ListFormat::Json => pretty_json(&page)?,
+            }
+        }
+        JobsCommand::Show { id, server, format } => {
+            let job = server.client()?.show(&id)?;
+            match format {
+                Format::Text => client::describe(&job),
+                Format::Json => pretty_json(&job)?,
+            }
+        }
+        JobsCommand::Cancel { id, server } => {
+            let answer = server.client()?.cancel(&id)?;
+            format!("{id}: {}\n", answer["state"].as_str().unwrap_or("unknown"))
+        }
+        JobsCommand::Logs { id, server, tail, attempt } => server.client()?.logs(&id, tail, attempt)?,
+    })
+}
+
 /// Pretty JSON with a trailing newline.
 fn pretty_json<T: serde::Serialize>(value: &T) -> Result<String, Error> {
     serde_json::to_string_pretty(value).map(|s| s + "\n").map_err(|e| Error::Internal(e.to_string()))
@@ -665,6 +799,28 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             }
         }
         Command::Runs { command } => print(&mut out, &runs(command)?),
+        Command::Submit { spec, server, resources, labels, set, idempotency_key, wait } => {
+            use trainyard::serve::client;
+            let body = client::submission(&spec, &set, resources.as_deref(), &labels)?;
+            let client = server.client()?;
+            let job = client.submit(&body, idempotency_key.as_deref())?;
+            let id = job["id"].as_str().unwrap_or_default().to_string();
+            print(&mut out, &format!("{id}\n"))?;
+            if wait {
+                let every = if human {
+                    std::time::Duration::from_millis(500)
+                } else {
+                    std::time::Duration::from_secs(2)
+                };
+                let job = client.wait(&id, &progress_reporter(human), every)?;
+                if !human {
+                    print(&mut out, &pretty_json(&job)?)?;
+                }
+                client::outcome(&job)?;
+            }
+            Ok(())
+        }
+        Command::Jobs { command } => print(&mut out, &jobs(command)?),
         Command::Predict { model, data, out: path } => {
             let summary = predict::predict(&model, &data, &path)?;
             print(

@@ -3,7 +3,9 @@
 //! a fresh database on a real PostgreSQL server: a quick-start job succeeds with its metrics, a
 //! bad spec is 400 with the CLI's message, a data error fails without a retry, an exit-1 fault is
 //! retried up to the backoff limit and then fails, a running job is cancelled, a resubmission with
-//! the same idempotency key is the same job, and tokens see only their owner's jobs.
+//! the same idempotency key is the same job, and tokens see only their owner's jobs; the CLI
+//! client (`submit --wait`, `jobs list|show|cancel|logs`), the registry routes, the OpenAPI
+//! document, the Prometheus histograms and the body limit.
 
 #![allow(clippy::unwrap_used)]
 
@@ -142,6 +144,18 @@ fn backends(dir: &Path) -> Vec<String> {
     urls
 }
 
+/// Runs the `trainyard` client with `args` against `server` from `cwd`.
+fn client(args: &[&str], server: &str, cwd: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_trainyard"))
+        .args(["--log-format", "json"])
+        .args(args)
+        .env("TRAINYARD_SERVER", server)
+        .env_remove("TRAINYARD_TOKEN")
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
 fn quickstart() -> Value {
     serde_json::from_str(&std::fs::read_to_string(examples().join("quickstart.json")).unwrap()).unwrap()
 }
@@ -177,6 +191,73 @@ fn jobs_succeed_fail_retry_cancel_and_stay_private_on_every_backend() {
         assert_eq!(status, 200);
         assert!(logs.contains("trained on"), "{logs}");
 
+        // The same through the CLI client, from another directory: `submit` makes the spec's
+        // relative paths absolute against its file, `--wait` exits 0, `jobs` shows the job.
+        let url = format!("http://{}", server.addr);
+        let submitted = client(
+            &[
+                "submit",
+                examples().join("quickstart.json").to_str().unwrap(),
+                "--label",
+                "project=p1",
+                "--wait",
+            ],
+            &url,
+            dir.path(),
+        );
+        assert_eq!(submitted.status.code(), Some(0), "{}", String::from_utf8_lossy(&submitted.stderr));
+        let stdout = String::from_utf8_lossy(&submitted.stdout);
+        let cli_id = stdout.lines().next().unwrap().trim().to_string();
+        assert!(cli_id.starts_with("job-"), "{stdout}");
+        let shown = client(&["jobs", "show", &cli_id, "--format", "json"], &url, dir.path());
+        let shown: Value = serde_json::from_slice(&shown.stdout).unwrap();
+        assert_eq!(
+            (shown["state"].as_str(), shown["labels"]["project"].as_str()),
+            (Some("succeeded"), Some("p1"))
+        );
+        assert_eq!(
+            shown["result"]["test"], job["result"]["test"],
+            "the same spec and data give the same metrics"
+        );
+        let table = client(&["jobs", "list", "--name", "quickstart"], &url, dir.path());
+        let table = String::from_utf8_lossy(&table.stdout);
+        assert!(table.contains(&cli_id) && table.contains(&id) && table.contains("succeeded"), "{table}");
+        let log = client(&["jobs", "logs", &cli_id, "--tail", "1"], &url, dir.path());
+        assert!(String::from_utf8_lossy(&log.stdout).contains("trained on"));
+        let text = client(&["jobs", "show", &cli_id], &url, dir.path());
+        assert!(
+            String::from_utf8_lossy(&text.stdout).contains("roc_auc"),
+            "{}",
+            String::from_utf8_lossy(&text.stdout)
+        );
+
+        // The registry behind the runs root: no production run, then the promoted one.
+        let (status, _) = server.json("GET", "/v1/models/quickstart/production", None, &[]);
+        assert_eq!(status, 404);
+        let promoted = Command::new(env!("CARGO_BIN_EXE_trainyard"))
+            .args(["runs", "promote"])
+            .arg(&runs)
+            .args(["quickstart", job["run_path"].as_str().unwrap(), "--by", "test"])
+            .output()
+            .unwrap();
+        assert!(promoted.status.success(), "{}", String::from_utf8_lossy(&promoted.stderr));
+        let (status, pointer) = server.json("GET", "/v1/models/quickstart/production", None, &[]);
+        assert_eq!((status, &pointer["run_id"]), (200, &job["result"]["run_id"]), "{pointer}");
+        let (_, history) = server.json("GET", "/v1/models/quickstart/history", None, &[]);
+        assert_eq!(history["promotions"].as_array().unwrap().len(), 1, "{history}");
+        assert_eq!(server.json("GET", "/v1/models/no%20such/production", None, &[]).0, 400);
+
+        // The OpenAPI document, the Prometheus text, and the body limit.
+        let (status, doc) = server.json("GET", "/v1/openapi.json", None, &[]);
+        assert_eq!((status, doc["openapi"].as_str()), (200, Some("3.1.0")));
+        let (_, prometheus) = server.call("GET", "/metrics", None, &[]);
+        assert!(prometheus.contains("trainyard_jobs{state=\"succeeded\"} 2"), "{prometheus}");
+        assert!(prometheus.contains("trainyard_job_queue_seconds_count 2"), "{prometheus}");
+        assert!(prometheus.contains("trainyard_attempt_run_seconds_count 2"), "{prometheus}");
+        let mut huge = quickstart();
+        huge["params"]["padding"] = json!("x".repeat(1 << 20));
+        assert_eq!(server.call("POST", "/v1/jobs", Some(&huge), &[]).0, 413);
+
         // A bad spec is 400 naming the field, with exactly the CLI's message.
         let mut bad = quickstart();
         bad["model"]["logistic"]["l2"] = json!(-1.0);
@@ -206,9 +287,21 @@ fn jobs_succeed_fail_retry_cancel_and_stay_private_on_every_backend() {
         assert_eq!(attempts[0]["exit_code"], 2);
         assert!(attempts[0]["message"].as_str().unwrap().contains("data.features[0]"), "{job}");
 
+        // `submit --wait` exits with the job's exit code.
+        let missing_file = dir.path().join("missing.json");
+        let mut missing_abs = missing.clone();
+        missing_abs["data"]["labels"] = json!([examples().join("data/labels.parquet").display().to_string()]);
+        std::fs::write(&missing_file, missing_abs.to_string()).unwrap();
+        let waited = client(&["submit", missing_file.to_str().unwrap(), "--wait"], &url, dir.path());
+        assert_eq!(waited.status.code(), Some(2), "{}", String::from_utf8_lossy(&waited.stderr));
+
         // Listing: newest first, filtered by state.
         let (_, listed) = server.json("GET", "/v1/jobs?state=failed", None, &[]);
-        assert_eq!(listed["jobs"].as_array().unwrap().len(), 1, "{listed}");
+        assert_eq!(listed["jobs"].as_array().unwrap().len(), 2, "{listed}");
+        let (_, page) = server.json("GET", "/v1/jobs?limit=2", None, &[]);
+        let cursor = page["next_cursor"].as_str().unwrap();
+        let (_, rest) = server.json("GET", &format!("/v1/jobs?limit=10&cursor={cursor}"), None, &[]);
+        assert_eq!(rest["jobs"].as_array().unwrap().len(), 2, "4 jobs in all: {page} {rest}");
         drop(server);
 
         // A program that exits 1 ("sleepy" jobs sleep until killed): retried up to the backoff
@@ -233,8 +326,8 @@ fn jobs_succeed_fail_retry_cancel_and_stay_private_on_every_backend() {
             assert!(started.elapsed() < Duration::from_secs(30));
             std::thread::sleep(Duration::from_millis(50));
         }
-        let (status, _) = server.json("POST", &format!("/v1/jobs/{id}/cancel"), None, &[]);
-        assert_eq!(status, 200);
+        let cancelled = client(&["jobs", "cancel", &id], &format!("http://{}", server.addr), dir.path());
+        assert!(cancelled.status.success(), "{}", String::from_utf8_lossy(&cancelled.stderr));
         let job = server.wait(&id, &[]);
         assert_eq!(job["state"], "cancelled", "{job}");
         assert_eq!(job["attempts"][0]["exit_code"], 143, "{job}");
@@ -266,6 +359,21 @@ fn jobs_succeed_fail_retry_cancel_and_stay_private_on_every_backend() {
             404
         );
         assert_eq!(server.json("GET", &path, None, &[("Authorization", "Bearer tadmin")]).0, 200);
+        let url = format!("http://{}", server.addr);
+        let id_a = created["id"].as_str().unwrap();
+        let other = client(&["jobs", "show", id_a, "--token", "tb"], &url, dir.path());
+        assert_eq!(other.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&other.stderr).contains("404"),
+            "{}",
+            String::from_utf8_lossy(&other.stderr)
+        );
+        let none = client(&["jobs", "list"], &url, dir.path());
+        assert!(
+            String::from_utf8_lossy(&none.stderr).contains("401"),
+            "{}",
+            String::from_utf8_lossy(&none.stderr)
+        );
         let (_, listed) = server.json("GET", "/v1/jobs?owner=a", None, &[("Authorization", "Bearer tb")]);
         assert!(listed["jobs"].as_array().unwrap().iter().all(|j| j["owner"] == "b"), "{listed}");
     }

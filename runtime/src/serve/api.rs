@@ -42,6 +42,8 @@ pub struct Service {
     pub base_dir: PathBuf,
     /// Resource classes the executor has slots for.
     pub classes: Vec<String>,
+    /// The runs root attempts write to: the registry `/v1/models` reads.
+    pub runs_root: PathBuf,
 }
 
 /// The router.
@@ -53,6 +55,9 @@ pub fn router(service: Arc<Service>) -> axum::Router {
         .route("/v1/jobs/{id}/metrics", get(metrics_file))
         .route("/v1/jobs/{id}/manifest", get(manifest_file))
         .route("/v1/jobs/{id}/logs", get(logs))
+        .route("/v1/models/{name}/production", get(production))
+        .route("/v1/models/{name}/history", get(history))
+        .route("/v1/openapi.json", get(openapi))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(prometheus))
@@ -114,7 +119,7 @@ async fn visible(service: &Service, who: &Identity, id: &str) -> ApiResult<Job> 
 
 /// Makes every relative input path of `spec` absolute against `base`, so the attempt, which
 /// runs the spec from its own directory, reads what the submitter named.
-fn absolutize(spec: &mut Value, base: &Path) {
+pub(crate) fn absolutize(spec: &mut Value, base: &Path) {
     let fix = |v: &mut Value| {
         if let Value::String(s) = v
             && !crate::store::is_url(s)
@@ -331,5 +336,106 @@ async fn prometheus(State(service): State<Arc<Service>>) -> ApiResult<String> {
     for (state, n) in service.store.counts().await? {
         out.push_str(&format!("trainyard_jobs{{state=\"{state}\"}} {n}\n"));
     }
+    let (queued, ran) = service.store.durations().await?;
+    histogram(
+        &mut out,
+        "trainyard_job_queue_seconds",
+        "Seconds from submission to the first attempt's start.",
+        &queued,
+    );
+    histogram(&mut out, "trainyard_attempt_run_seconds", "Seconds each ended attempt ran.", &ran);
     Ok(out)
+}
+
+/// Upper bounds of the duration histograms: a second to a day.
+const BUCKETS: [f64; 12] =
+    [1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 14400.0, 86400.0];
+
+/// A Prometheus histogram of `values` (seconds), cumulative as the text format has it.
+fn histogram(out: &mut String, name: &str, help: &str, values: &[f64]) {
+    out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} histogram\n"));
+    for bound in BUCKETS {
+        let n = values.iter().filter(|v| **v <= bound).count();
+        out.push_str(&format!("{name}_bucket{{le=\"{bound}\"}} {n}\n"));
+    }
+    out.push_str(&format!("{name}_bucket{{le=\"+Inf\"}} {}\n", values.len()));
+    out.push_str(&format!("{name}_sum {}\n{name}_count {}\n", values.iter().sum::<f64>(), values.len()));
+}
+
+/// The OpenAPI document of this API (`/v1/openapi.json`), kept beside the routes it describes;
+/// a test checks that every route is in it.
+pub const OPENAPI: &str = include_str!("openapi.json");
+
+async fn openapi() -> Response {
+    ([(axum::http::header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
+/// The runs root as the registry, for `/v1/models`. Production pointers are per name, not per
+/// owner: any valid token reads them, as `trainyard runs production` reads any root it can open.
+async fn registry<T: Send + 'static>(
+    service: &Service,
+    headers: &HeaderMap,
+    read: impl FnOnce(&crate::registry::Root) -> crate::error::Result<T> + Send + 'static,
+) -> ApiResult<T> {
+    caller(service, headers)?;
+    let root = service.runs_root.clone();
+    tokio::task::spawn_blocking(move || {
+        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        read(&crate::registry::Root::Local(root))
+    })
+    .await
+    .map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, format!("reading the registry: {e}")))?
+    .map_err(|e| match e {
+        Error::Usage(m) => err(StatusCode::BAD_REQUEST, m),
+        e => ApiError::from(e),
+    })
+}
+
+async fn production(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<Json<Value>> {
+    let wanted = name.clone();
+    let pointer =
+        registry(&service, &headers, move |root| crate::registry::production::current(root, &wanted)).await?;
+    let pointer =
+        pointer.ok_or_else(|| err(StatusCode::NOT_FOUND, format!("{name} has no production run")))?;
+    Ok(Json(
+        serde_json::to_value(pointer).map_err(|e| err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
+    ))
+}
+
+async fn history(
+    State(service): State<Arc<Service>>,
+    headers: HeaderMap,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<Json<Value>> {
+    let mut entries =
+        registry(&service, &headers, move |root| crate::registry::production::history(root, &name)).await?;
+    // Newest first, as `trainyard runs history` prints it.
+    entries.reverse();
+    Ok(Json(json!({"promotions": entries})))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_and_nothing_else_is() {
+        let doc: Value = serde_json::from_str(OPENAPI).unwrap();
+        let documented: std::collections::BTreeSet<String> =
+            doc["paths"].as_object().unwrap().keys().cloned().collect();
+        let source = include_str!("api.rs");
+        let routed: std::collections::BTreeSet<String> = source
+            .split(".route(\"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .map(str::to_string)
+            .collect();
+        assert!(routed.len() >= 12, "{routed:?}");
+        assert_eq!(routed, documented);
+    }
 }

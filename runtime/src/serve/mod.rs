@@ -5,6 +5,7 @@
 //! written yet.
 
 pub mod api;
+pub mod client;
 pub mod local;
 pub mod policy;
 pub mod state;
@@ -79,15 +80,20 @@ pub fn run(opts: Options) -> Result<()> {
             store: store.clone(),
             binary,
             logs: runs_root.join(".service").join("logs"),
-            runs_root,
+            runs_root: runs_root.clone(),
             slots: opts.slots.clone(),
             first_delay_us: i64::try_from(opts.retry_delay.as_micros()).unwrap_or(i64::MAX),
             grace: Duration::from_secs(30),
             poll: Duration::from_millis(200),
         };
         let _schedulers = executor.start().await?;
-        let service =
-            Arc::new(api::Service { store, tokens, base_dir, classes: opts.slots.keys().cloned().collect() });
+        let service = Arc::new(api::Service {
+            store,
+            tokens,
+            base_dir,
+            classes: opts.slots.keys().cloned().collect(),
+            runs_root,
+        });
         let listener = tokio::net::TcpListener::bind(opts.listen)
             .await
             .map_err(|e| Error::data(format!("--listen {}: {e}", opts.listen)))?;

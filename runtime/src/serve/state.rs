@@ -558,6 +558,29 @@ impl Store {
         rows.iter().map(|r| Ok((col(r, "state")?, col(r, "n")?))).collect()
     }
 
+    /// Seconds from each job's submission to its first attempt's start, and seconds each ended
+    /// attempt ran: the service's queue and run time histograms.
+    pub async fn durations(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        let rows = sqlx::query(
+            "SELECT a.attempt, a.started_at, a.finished_at, j.created_at
+             FROM attempts a JOIN jobs j ON j.id = a.job_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("reading attempt times", e))?;
+        let (mut queued, mut ran) = (Vec::new(), Vec::new());
+        for r in &rows {
+            let (attempt, started): (i64, i64) = (col(r, "attempt")?, col(r, "started_at")?);
+            if attempt == 1 {
+                queued.push((started - col::<i64>(r, "created_at")?) as f64 / 1e6);
+            }
+            if let Some(finished) = col::<Option<i64>>(r, "finished_at")? {
+                ran.push((finished - started) as f64 / 1e6);
+            }
+        }
+        Ok((queued, ran))
+    }
+
     /// A job's attempts, in order.
     pub async fn attempts(&self, id: &str) -> Result<Vec<Attempt>> {
         let rows = sqlx::query(
