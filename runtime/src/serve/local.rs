@@ -43,6 +43,9 @@ impl Local {
     /// Closes the attempts a previous service left open, then starts one scheduler per class.
     pub async fn start(self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         for (id, attempt) in self.store.open_attempts(NAME).await? {
+            if self.finished_while_down(&id, attempt).await? {
+                continue;
+            }
             let exits = self.exits_ending(&id, -1).await?;
             let (next, delay) = policy::next(&exits, self.first_delay_us);
             let end = AttemptEnd {
@@ -63,6 +66,40 @@ impl Local {
                 tokio::spawn(async move { this.schedule(class, slots).await })
             })
             .collect())
+    }
+
+    /// Closes open attempt `attempt` of `id` as exit 0 when its run directory was committed
+    /// after it started: the process finished, the service died before recording it, and a
+    /// retry would train the same run again.
+    async fn finished_while_down(&self, id: &str, attempt: i64) -> Result<bool> {
+        let Some(job) = self.store.get(id).await? else { return Ok(false) };
+        let started =
+            self.store.attempts(id).await?.iter().find(|a| a.attempt == attempt).map(|a| a.started_at);
+        let output = self.runs_root.join(&job.name).join(&job.id);
+        let committed = std::fs::metadata(output.join("manifest.json"))
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|d| i64::try_from(d.as_micros()).ok());
+        let (Some(started), Some(committed)) = (started, committed) else { return Ok(false) };
+        if committed < started {
+            return Ok(false);
+        }
+        let result = summary(&output);
+        let (output_s, log_s) =
+            (output.display().to_string(), self.logs.join(id).join(format!("attempt-{attempt}.log")));
+        let log_s = log_s.display().to_string();
+        let end = AttemptEnd {
+            exit_code: 0,
+            message: "the run was written; the service stopped before the process's exit was recorded",
+            log_path: Some(&log_s),
+            run_path: Some(&output_s),
+            result: result.as_ref(),
+            not_before: 0,
+        };
+        self.store.finish(id, attempt, &end, JobState::Succeeded).await?;
+        tracing::warn!(job = %id, attempt, "an attempt the previous service left running had written its run: succeeded");
+        Ok(true)
     }
 
     /// Every attempt's exit code, the last (still open) one taken as `last`: what the policy
