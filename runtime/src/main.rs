@@ -137,6 +137,20 @@ enum Command {
         /// Default: this trainyard binary.
         #[arg(long, value_name = "PROGRAM")]
         train_binary: Option<PathBuf>,
+        /// Where attempts run: `local` child processes, or `kubernetes` Jobs (the ConfigMap +
+        /// Job `trainyard render` builds; in-cluster config, else the kubeconfig). With
+        /// kubernetes, --slots caps the Jobs at once per class.
+        #[arg(long, value_enum, default_value_t = ExecutorKind::Local)]
+        executor: ExecutorKind,
+        /// Namespace of the Kubernetes Jobs.
+        #[arg(long, default_value = "trainyard")]
+        namespace: String,
+        /// Container image of the Kubernetes Jobs; default the release's.
+        #[arg(long)]
+        image: Option<String>,
+        /// ServiceAccount of the Kubernetes Jobs' pods.
+        #[arg(long)]
+        service_account: Option<String>,
     },
     /// Submit a job spec to a `trainyard serve`; prints the job id. With --wait, follows the
     /// job (progress of its attempt) and exits with its exit code.
@@ -291,6 +305,12 @@ enum JobsCommand {
         #[arg(long)]
         attempt: Option<i64>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum ExecutorKind {
+    Local,
+    Kubernetes,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -848,6 +868,10 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             slots,
             retry_delay,
             train_binary,
+            executor,
+            namespace,
+            image,
+            service_account,
         } => {
             let mut classes: std::collections::BTreeMap<String, usize> =
                 [("cpu-small", 2), ("cpu-large", 1), ("highmem", 1), ("gpu", 1)]
@@ -877,6 +901,12 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
                 slots: classes,
                 retry_delay: std::time::Duration::from_secs_f64(retry_delay),
                 train_binary,
+                executor: match executor {
+                    ExecutorKind::Local => trainyard::serve::Executor::Local,
+                    ExecutorKind::Kubernetes => {
+                        trainyard::serve::Executor::Kubernetes { namespace, image, service_account }
+                    }
+                },
             })?;
             Ok(())
         }

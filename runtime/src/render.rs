@@ -101,10 +101,35 @@ impl Storage {
     }
 }
 
+/// What [`render`] writes, as objects (the Kubernetes executor of `trainyard serve` creates them).
+#[derive(Debug, Clone)]
+pub struct Objects {
+    /// The spec, mounted at /spec/job.json.
+    pub config_map: ConfigMap,
+    /// Isolation for every trainyard pod, then, for a spec with object-store URLs, egress to DNS
+    /// and HTTPS for this Job's pods.
+    pub network_policies: Vec<NetworkPolicy>,
+    /// The Job.
+    pub job: Job,
+    /// Where the run goes when it goes to an object store (`ROOT/<job name>`); None for /runs.
+    pub remote_run: Option<String>,
+}
+
 /// The ConfigMap, the NetworkPolicies and the Job as a YAML stream: isolation for every
 /// trainyard pod, plus, for a spec with object-store URLs, egress to DNS and HTTPS for this
 /// Job's pods.
 pub fn render(checked: &CheckedSpec, opts: &RenderOptions) -> Result<String> {
+    let objects = objects(checked, opts)?;
+    let mut out = format!("{}---\n", to_yaml(&objects.config_map)?);
+    for policy in &objects.network_policies {
+        out.push_str(&format!("{}---\n", to_yaml(policy)?));
+    }
+    out.push_str(&to_yaml(&objects.job)?);
+    Ok(out)
+}
+
+/// The objects [`render`] writes.
+pub fn objects(checked: &CheckedSpec, opts: &RenderOptions) -> Result<Objects> {
     // Checked here, not left to the API server: a newline in either would otherwise be written
     // into the YAML, and a bad value would surface only at `kubectl apply`, far from the flag.
     if let Some(namespace) = &opts.namespace {
@@ -160,16 +185,12 @@ pub fn render(checked: &CheckedSpec, opts: &RenderOptions) -> Result<String> {
             pod.service_account_name = Some(account.clone());
         }
     }
-    let egress = match storage.remote {
-        true => format!("{}---\n", to_yaml(&object_store_egress(&name, &namespace))?),
-        false => String::new(),
-    };
-    Ok(format!(
-        "{}---\n{}---\n{egress}{}",
-        to_yaml(&config_map)?,
-        to_yaml(&isolation(&name, &namespace))?,
-        to_yaml(&job)?
-    ))
+    let mut network_policies = vec![isolation(&name, &namespace)];
+    if storage.remote {
+        network_policies.push(object_store_egress(&name, &namespace));
+    }
+    let remote_run = storage.remote_runs.as_ref().map(|root| format!("{root}/{name}"));
+    Ok(Objects { config_map, network_policies, job, remote_run })
 }
 
 /// Egress for this Job's pods (the Job controller labels them with its name) to the cluster DNS

@@ -1,11 +1,12 @@
 //! `trainyard serve`: the JSON API in front of the trainer. Jobs are submitted as JSON, their
-//! state lives in SQLite or PostgreSQL ([`state`]), and an executor runs their attempts
-//! ([`local`]: child processes) under the retry policy the Kubernetes Job uses ([`policy`]).
-//! Work in progress for issue 19: the Kubernetes executor and the client commands are not
-//! written yet.
+//! state lives in SQLite or PostgreSQL ([`state`]), and an executor runs their attempts under
+//! the retry policy the Kubernetes Job uses ([`policy`]): [`local`] as child processes, or
+//! [`kubernetes`] as the Jobs `trainyard render` builds. [`client`] is `trainyard submit` and
+//! `trainyard jobs`.
 
 pub mod api;
 pub mod client;
+pub mod kubernetes;
 pub mod local;
 pub mod policy;
 pub mod state;
@@ -37,6 +38,24 @@ pub struct Options {
     pub retry_delay: Duration,
     /// The program attempts run; default: this binary.
     pub train_binary: Option<PathBuf>,
+    /// Where attempts run.
+    pub executor: Executor,
+}
+
+/// Where attempts run.
+#[derive(Debug, Clone)]
+pub enum Executor {
+    /// `trainyard train` child processes of the service.
+    Local,
+    /// Kubernetes Jobs in `namespace` (in-cluster config, else the kubeconfig).
+    Kubernetes {
+        /// Namespace of the Jobs.
+        namespace: String,
+        /// Container image; default the release's.
+        image: Option<String>,
+        /// ServiceAccount of the pods.
+        service_account: Option<String>,
+    },
 }
 
 /// Reads `--auth`: `{"TOKEN": {"owner": "...", "admin": false}}`.
@@ -76,17 +95,36 @@ pub fn run(opts: Options) -> Result<()> {
         } else {
             base_dir.join(&opts.runs_root)
         };
-        let executor = local::Local {
-            store: store.clone(),
-            binary,
-            logs: runs_root.join(".service").join("logs"),
-            runs_root: runs_root.clone(),
-            slots: opts.slots.clone(),
-            first_delay_us: i64::try_from(opts.retry_delay.as_micros()).unwrap_or(i64::MAX),
-            grace: Duration::from_secs(30),
-            poll: Duration::from_millis(200),
+        let first_delay_us = i64::try_from(opts.retry_delay.as_micros()).unwrap_or(i64::MAX);
+        let _schedulers = match &opts.executor {
+            Executor::Local => {
+                let executor = local::Local {
+                    store: store.clone(),
+                    binary,
+                    logs: runs_root.join(".service").join("logs"),
+                    runs_root: runs_root.clone(),
+                    slots: opts.slots.clone(),
+                    first_delay_us,
+                    grace: Duration::from_secs(30),
+                    poll: Duration::from_millis(200),
+                };
+                executor.start().await?
+            }
+            Executor::Kubernetes { namespace, image, service_account } => {
+                let executor = kubernetes::Kubernetes {
+                    store: store.clone(),
+                    cluster: kubernetes::KubeCluster::infer(namespace).await?,
+                    namespace: namespace.clone(),
+                    image: image.clone(),
+                    service_account: service_account.clone(),
+                    slots: opts.slots.clone(),
+                    poll: Duration::from_secs(2),
+                    base_dir: base_dir.clone(),
+                    first_delay_us,
+                };
+                vec![executor.start()]
+            }
         };
-        let _schedulers = executor.start().await?;
         let service = Arc::new(api::Service {
             store,
             tokens,

@@ -63,9 +63,10 @@ impl FromStr for JobState {
 /// Schema migrations, applied in order on start; each runs once, in its own transaction.
 /// Types are the common subset: TEXT, BIGINT (SQLite's INTEGER is 64-bit either way), times in
 /// microseconds since the epoch, JSON as TEXT.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE jobs (
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE jobs (
         id TEXT PRIMARY KEY,
         owner TEXT NOT NULL,
         name TEXT NOT NULL,
@@ -102,7 +103,12 @@ const MIGRATIONS: &[(i64, &str)] = &[(
         reason TEXT NOT NULL
     );
     CREATE INDEX transitions_job ON transitions (job_id, at);",
-)];
+    ),
+    // Where an executor runs the job: for Kubernetes, the Job's name and the attempt its
+    // first pod is, so a restarted service re-attaches and knows a Job it created from one
+    // it never got to create.
+    (2, "ALTER TABLE jobs ADD COLUMN executor_ref TEXT"),
+];
 
 /// `GET /v1/jobs` filters.
 #[derive(Debug, Clone, Default)]
@@ -165,6 +171,8 @@ pub struct Job {
     pub run_path: Option<String>,
     /// Test metrics and promotion, when done.
     pub result: Option<serde_json::Value>,
+    /// Where its executor runs it (JSON; the Kubernetes executor's Job name and first attempt).
+    pub executor_ref: Option<String>,
 }
 
 /// One attempt of a job.
@@ -235,7 +243,7 @@ fn col<'r, T: sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>>(row: &'r AnyR
 }
 
 const JOB_COLUMNS: &str = "id, owner, name, state, resources, labels, spec, created_at, updated_at, \
-                           cancel_requested, run_path, result";
+                           cancel_requested, run_path, result, executor_ref";
 
 fn job_from(row: &AnyRow) -> Result<Job> {
     let get_s = |c: &str| col::<String>(row, c);
@@ -256,6 +264,7 @@ fn job_from(row: &AnyRow) -> Result<Job> {
         cancel_requested: col::<i64>(row, "cancel_requested")? != 0,
         run_path: col(row, "run_path")?,
         result: result.map(|r| parse("result", r)).transpose()?,
+        executor_ref: col(row, "executor_ref")?,
     })
 }
 
@@ -558,6 +567,67 @@ impl Store {
         rows.iter().map(|r| Ok((col(r, "state")?, col(r, "n")?))).collect()
     }
 
+    /// Records where the executor runs job `id`.
+    pub async fn set_executor_ref(&self, id: &str, value: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE jobs SET executor_ref = $2 WHERE id = $1")
+            .bind(id)
+            .bind(value)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db("recording the executor's reference", e))?;
+        Ok(())
+    }
+
+    /// The running jobs whose attempts `executor` runs, oldest first.
+    pub async fn running(&self, executor: &str) -> Result<Vec<Job>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE state = 'running'
+               AND EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = jobs.id AND a.executor = $1)
+             ORDER BY created_at, id"
+        ))
+        .bind(executor)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(|e| db("reading running jobs", e))?;
+        rows.iter().map(job_from).collect()
+    }
+
+    /// Opens attempt `attempt` of running job `id`, started at `started_at`, when the attempt
+    /// before it has ended (an executor that retries by itself, as a Kubernetes Job does);
+    /// returns whether it was opened.
+    pub async fn open_attempt(
+        &self,
+        id: &str,
+        attempt: i64,
+        executor: &str,
+        started_at: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await.map_err(|e| db("opening an attempt", e))?;
+        let ready: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs j WHERE j.id = $1 AND j.state = 'running'
+               AND NOT EXISTS (SELECT 1 FROM attempts a WHERE a.job_id = j.id AND (a.attempt >= $2 OR a.finished_at IS NULL))",
+        )
+        .bind(id)
+        .bind(attempt)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| db("opening an attempt", e))?;
+        if ready == 0 {
+            return Ok(false);
+        }
+        sqlx::query("INSERT INTO attempts (job_id, attempt, executor, started_at) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(attempt)
+            .bind(executor)
+            .bind(started_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| db("opening an attempt", e))?;
+        transition(&mut tx, id, JobState::Running, now_us(), &format!("attempt {attempt} started")).await?;
+        tx.commit().await.map_err(|e| db("opening an attempt", e))?;
+        Ok(true)
+    }
+
     /// Seconds from each job's submission to its first attempt's start, and seconds each ended
     /// attempt ran: the service's queue and run time histograms.
     pub async fn durations(&self) -> Result<(Vec<f64>, Vec<f64>)> {
@@ -710,7 +780,7 @@ mod tests {
         block_on(async {
             for url in backends(dir.path()).await {
                 let store = Store::open(&url).await.unwrap();
-                assert_eq!(store.schema_version().await.unwrap(), 1);
+                assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
                 let (job, new) = store.submit(new_job(Some("k1"))).await.unwrap();
                 assert!(new);
                 assert_eq!(job.state, JobState::Queued);
@@ -750,7 +820,7 @@ mod tests {
                 // Reopening applies no migration twice.
                 drop(store);
                 let store = Store::open(&url).await.unwrap();
-                assert_eq!(store.schema_version().await.unwrap(), 1);
+                assert_eq!(store.schema_version().await.unwrap(), MIGRATIONS.len() as i64);
                 assert_eq!(store.get(&job.id).await.unwrap().unwrap().state, Succeeded);
             }
         });

@@ -1,0 +1,338 @@
+//! The Kubernetes executor against recorded Job and Pod status from real clusters
+//! (`tests/fixtures/kubernetes`, sources in its SOURCES.md) and against an in-process fake of
+//! the API calls it makes (create, list, delete), through a restart of the executor.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+
+use super::*;
+use crate::serve::state::NewJob;
+
+fn fixture<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kubernetes").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn recorded_job_conditions_map_to_final_states() {
+    let outcome = |name: &str| job_outcome(&fixture::<KubeJob>(name));
+    assert_eq!(outcome("job-complete.json").map(|o| o.0), Some(JobState::Succeeded));
+    let (state, message) = outcome("job-failed-backoff-limit.json").unwrap();
+    assert_eq!(
+        (state, message.as_str()),
+        (JobState::Failed, "BackoffLimitExceeded: Job has reached the specified backoff limit")
+    );
+    let (state, message) = outcome("job-failed-pod-failure-policy.json").unwrap();
+    assert_eq!(state, JobState::Failed);
+    assert!(
+        message.starts_with("PodFailurePolicy: Container main") && message.contains("exit code 42"),
+        "{message}"
+    );
+    assert_eq!(outcome("job-failed-indexes.json").map(|o| o.0), Some(JobState::Failed));
+    // Running and suspended Jobs are not final; neither is FailureTarget alone.
+    assert_eq!(outcome("job-running.json"), None);
+    assert_eq!(outcome("job-suspended.json"), None);
+    let mut target: KubeJob = fixture("job-failed-pod-failure-policy.json");
+    target.status.as_mut().unwrap().conditions.as_mut().unwrap().retain(|c| c.type_ == "FailureTarget");
+    assert_eq!(job_outcome(&target), None);
+}
+
+#[test]
+fn recorded_container_terminations_give_exit_codes_and_messages() {
+    let last_terminated = |name: &str| {
+        let pod: Pod = fixture(name);
+        let status = &pod.status.unwrap().container_statuses.unwrap()[0];
+        status.last_state.as_ref().unwrap().terminated.clone().unwrap()
+    };
+    assert_eq!(
+        termination(&last_terminated("pod-terminated-with-message.json")),
+        (0, "Sleep expired".to_string())
+    );
+    assert_eq!(
+        termination(&last_terminated("pod-oomkilled-last-state.json")),
+        (137, "OOMKilled".to_string())
+    );
+    // A pod still pulling its image has not ended.
+    assert_eq!(pod_end(&fixture::<Pod>("pod-pending-image-pull-backoff.json")), None);
+    // The same termination as the state of a pod that ended (restartPolicy Never, as a Job's).
+    let mut pod: Pod = fixture("pod-oomkilled-last-state.json");
+    let status = pod.status.as_mut().unwrap();
+    status.phase = Some("Failed".into());
+    let c = &mut status.container_statuses.as_mut().unwrap()[0];
+    c.state = c.last_state.take();
+    assert_eq!(pod_end(&pod), Some((137, "OOMKilled".to_string())));
+    // Evicted before a container ran: lost, with the pod's reason.
+    let evicted = Pod {
+        status: Some(PodStatus {
+            phase: Some("Failed".into()),
+            reason: Some("Evicted".into()),
+            message: Some("The node was low on resource: memory.".into()),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    assert_eq!(pod_end(&evicted), Some((-1, "Evicted: The node was low on resource: memory.".to_string())));
+}
+
+/// The API server, in memory: what was created, listed and deleted.
+#[derive(Debug, Default)]
+struct Fake {
+    state: Mutex<FakeState>,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    jobs: BTreeMap<String, KubeJob>,
+    config_maps: BTreeMap<String, ConfigMap>,
+    pods: Vec<Pod>,
+    creates: usize,
+    deletes: Vec<String>,
+}
+
+impl Cluster for Arc<Fake> {
+    async fn create(&self, config_map: &ConfigMap, job: &KubeJob) -> Result<()> {
+        let mut s = self.state.lock().unwrap();
+        s.creates += 1;
+        let name = job.metadata.name.clone().unwrap();
+        s.config_maps.entry(config_map.metadata.name.clone().unwrap()).or_insert_with(|| config_map.clone());
+        s.jobs.entry(name).or_insert_with(|| job.clone());
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<(Vec<KubeJob>, Vec<Pod>)> {
+        let s = self.state.lock().unwrap();
+        Ok((s.jobs.values().cloned().collect(), s.pods.clone()))
+    }
+
+    async fn delete(&self, name: &str) -> Result<()> {
+        let mut s = self.state.lock().unwrap();
+        s.deletes.push(name.to_string());
+        s.jobs.remove(name);
+        s.config_maps.remove(&format!("{name}-spec"));
+        s.pods.retain(|p| label_of(&p.metadata) != Some(name));
+        Ok(())
+    }
+}
+
+impl Fake {
+    /// The Job controller's next pod for `id`, `seconds` after the epoch, running.
+    fn add_pod(&self, id: &str, n: usize, seconds: i64) {
+        let mut s = self.state.lock().unwrap();
+        let template = s.jobs[id].spec.as_ref().unwrap().template.metadata.clone().unwrap();
+        s.pods.push(Pod {
+            metadata: ObjectMeta {
+                name: Some(format!("{id}-{n}")),
+                labels: template.labels,
+                creation_timestamp: Some(Time(
+                    k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + seconds).unwrap(),
+                )),
+                ..Default::default()
+            },
+            status: Some(PodStatus { phase: Some("Running".into()), ..Default::default() }),
+            ..Default::default()
+        });
+    }
+
+    /// Pod `n` of `id` ends with `exit_code` and its termination message.
+    fn end_pod(&self, id: &str, n: usize, exit_code: i32, message: &str) {
+        let mut s = self.state.lock().unwrap();
+        let pod =
+            s.pods.iter_mut().find(|p| p.metadata.name.as_deref() == Some(&format!("{id}-{n}"))).unwrap();
+        pod.status = Some(PodStatus {
+            phase: Some(if exit_code == 0 { "Succeeded" } else { "Failed" }.into()),
+            container_statuses: Some(vec![ContainerStatus {
+                name: "trainyard".into(),
+                state: Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code,
+                        message: Some(message.into()),
+                        reason: Some(if exit_code == 0 { "Completed" } else { "Error" }.into()),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        });
+    }
+
+    /// The Job `id` gets the status of a recorded Job.
+    fn set_status(&self, id: &str, recorded: &str) {
+        let status = fixture::<KubeJob>(recorded).status;
+        self.state.lock().unwrap().jobs.get_mut(id).unwrap().status = status;
+    }
+}
+
+fn examples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
+}
+
+async fn submit(store: &Store, name: &str) -> String {
+    let mut spec: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(examples().join("quickstart.json")).unwrap()).unwrap();
+    spec["name"] = serde_json::json!(name);
+    let new = NewJob {
+        owner: "risk".into(),
+        name: name.into(),
+        resources: "cpu-small".into(),
+        labels: serde_json::json!({}),
+        spec,
+        idempotency_key: None,
+    };
+    store.submit(new).await.unwrap().0.id
+}
+
+fn executor(store: &Store, fake: &Arc<Fake>) -> Kubernetes<Arc<Fake>> {
+    Kubernetes {
+        store: store.clone(),
+        cluster: fake.clone(),
+        namespace: "training".into(),
+        image: Some("registry.example/trainyard:test".into()),
+        service_account: None,
+        slots: BTreeMap::from([("cpu-small".to_string(), 1)]),
+        poll: Duration::from_millis(10),
+        base_dir: examples(),
+        first_delay_us: 0,
+    }
+}
+
+async fn state_and_exits(store: &Store, id: &str) -> (JobState, Vec<Option<i64>>) {
+    let job = store.get(id).await.unwrap().unwrap();
+    (job.state, store.attempts(id).await.unwrap().iter().map(|a| a.exit_code).collect())
+}
+
+#[test]
+fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+        let store =
+            Store::open(&format!("sqlite://{}", dir.path().join("state.db").display())).await.unwrap();
+        let fake = Arc::new(Fake::default());
+        let first = submit(&store, "first").await;
+        let second = submit(&store, "second").await;
+        let exec = executor(&store, &fake);
+        exec.reconcile().await.unwrap();
+
+        // One slot: the first job's ConfigMap and Job exist, labelled with its id; they are
+        // what `render` builds for its spec, class and name.
+        {
+            let s = fake.state.lock().unwrap();
+            assert_eq!(s.jobs.keys().collect::<Vec<_>>(), [&first]);
+            let job = &s.jobs[&first];
+            let labels = job.metadata.labels.as_ref().unwrap();
+            assert_eq!(labels[JOB_ID_LABEL], first);
+            assert_eq!(labels[MANAGED_BY.0], MANAGED_BY.1);
+            let pod_labels =
+                job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
+            assert_eq!(pod_labels[JOB_ID_LABEL], first);
+            let spec =
+                JobSpec::from_json(&store.get(&first).await.unwrap().unwrap().spec.to_string(), &[]).unwrap();
+            let checked = CheckedSpec::new(spec, &examples()).unwrap();
+            let opts = RenderOptions {
+                namespace: Some("training".into()),
+                class: Some("cpu-small".into()),
+                image: Some("registry.example/trainyard:test".into()),
+                name: Some(first.clone()),
+                service_account: None,
+            };
+            let rendered = crate::render::objects(&checked, &opts).unwrap();
+            assert_eq!(
+                job.spec.as_ref().unwrap().template.spec,
+                rendered.job.spec.as_ref().unwrap().template.spec
+            );
+            assert_eq!(
+                job.spec.as_ref().unwrap().pod_failure_policy,
+                rendered.job.spec.as_ref().unwrap().pod_failure_policy
+            );
+            assert_eq!(
+                job.spec.as_ref().unwrap().backoff_limit,
+                rendered.job.spec.as_ref().unwrap().backoff_limit
+            );
+            assert_eq!(s.config_maps[&format!("{first}-spec")].data, rendered.config_map.data);
+        }
+        assert_eq!(state_and_exits(&store, &second).await, (JobState::Queued, vec![]));
+
+        // Its first pod fails with exit 1; the Job retries it with a second pod.
+        fake.add_pod(&first, 1, 0);
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &first).await, (JobState::Running, vec![None]));
+        fake.end_pod(&first, 1, 1, "exit 1: s3://bucket/x: connection reset");
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &first).await, (JobState::Running, vec![Some(1)]));
+        fake.add_pod(&first, 2, 60);
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &first).await, (JobState::Running, vec![Some(1), None]));
+
+        // The service restarts: a new executor re-attaches by label and creates nothing.
+        drop(exec);
+        let exec = executor(&store, &fake);
+        let creates = fake.state.lock().unwrap().creates;
+        exec.reconcile().await.unwrap();
+        assert_eq!(fake.state.lock().unwrap().creates, creates, "re-attached, not re-created");
+        assert_eq!(state_and_exits(&store, &first).await, (JobState::Running, vec![Some(1), None]));
+
+        // The second pod succeeds and the Job completes (a recorded Complete status): the job
+        // succeeded after two attempts, and its slot goes to the second job.
+        fake.end_pod(&first, 2, 0, "");
+        fake.set_status(&first, "job-complete.json");
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &first).await, (JobState::Succeeded, vec![Some(1), Some(0)]));
+        let attempts = store.attempts(&first).await.unwrap();
+        assert_eq!(attempts[0].message.as_deref(), Some("exit 1: s3://bucket/x: connection reset"));
+        assert_eq!(attempts[1].started_at, 1_700_000_060_000_000, "the attempt started with its pod");
+        assert!(fake.state.lock().unwrap().jobs.contains_key(&second));
+
+        // Cancel while it runs: the Job is deleted with its pods, the job is cancelled.
+        fake.add_pod(&second, 1, 120);
+        exec.reconcile().await.unwrap();
+        store.cancel(&second).await.unwrap();
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &second).await, (JobState::Cancelled, vec![Some(143)]));
+        assert_eq!(fake.state.lock().unwrap().deletes, [second.clone()]);
+        assert!(
+            !fake.state.lock().unwrap().pods.iter().any(|p| label_of(&p.metadata) == Some(second.as_str()))
+        );
+
+        // A Job deleted outside the service: the attempt is lost (-1) and retried with a new Job.
+        let third = submit(&store, "third").await;
+        exec.reconcile().await.unwrap();
+        fake.add_pod(&third, 1, 180);
+        exec.reconcile().await.unwrap();
+        fake.state.lock().unwrap().jobs.remove(&third);
+        fake.state.lock().unwrap().pods.clear();
+        // (The retry delay is 0 here, so the same pass claims it again.)
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &third).await, (JobState::Running, vec![Some(-1), None]));
+        let transitions = store.transitions(&third).await.unwrap();
+        assert!(transitions.iter().any(|t| t.state == JobState::Queued && t.reason == "attempt 1 exited -1"), "{transitions:?}");
+        assert!(fake.state.lock().unwrap().jobs.contains_key(&third), "created again");
+        // Its new pod is attempt 2; a data error fails it at once by the podFailurePolicy
+        // (a recorded PodFailurePolicy failure).
+        fake.add_pod(&third, 1, 240);
+        fake.end_pod(&third, 1, 2, "exit 2: data.features[0]: no file matches");
+        fake.set_status(&third, "job-failed-pod-failure-policy.json");
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &third).await, (JobState::Failed, vec![Some(-1), Some(2)]));
+
+        // Claimed, then the service died before creating the Job: the next pass creates it.
+        let fourth = submit(&store, "fourth").await;
+        let (claimed, attempt) = store.claim("cpu-small", NAME).await.unwrap().unwrap();
+        assert_eq!((claimed.id.as_str(), attempt), (fourth.as_str(), 1));
+        exec.reconcile().await.unwrap();
+        assert!(fake.state.lock().unwrap().jobs.contains_key(&fourth));
+        // A Job that fails by its backoff limit (a recorded status) with its last pod lost.
+        fake.add_pod(&fourth, 1, 300);
+        let evicted =
+            PodStatus { phase: Some("Failed".into()), reason: Some("Evicted".into()), ..Default::default() };
+        fake.state.lock().unwrap().pods.last_mut().unwrap().status = Some(evicted);
+        fake.set_status(&fourth, "job-failed-backoff-limit.json");
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &fourth).await, (JobState::Failed, vec![Some(-1)]));
+    });
+}
