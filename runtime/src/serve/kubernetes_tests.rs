@@ -310,7 +310,10 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
         exec.reconcile().await.unwrap();
         assert_eq!(state_and_exits(&store, &third).await, (JobState::Running, vec![Some(-1), None]));
         let transitions = store.transitions(&third).await.unwrap();
-        assert!(transitions.iter().any(|t| t.state == JobState::Queued && t.reason == "attempt 1 exited -1"), "{transitions:?}");
+        assert!(
+            transitions.iter().any(|t| t.state == JobState::Queued && t.reason == "attempt 1 exited -1"),
+            "{transitions:?}"
+        );
         assert!(fake.state.lock().unwrap().jobs.contains_key(&third), "created again");
         // Its new pod is attempt 2; a data error fails it at once by the podFailurePolicy
         // (a recorded PodFailurePolicy failure).
@@ -335,4 +338,141 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
         exec.reconcile().await.unwrap();
         assert_eq!(state_and_exits(&store, &fourth).await, (JobState::Failed, vec![Some(-1)]));
     });
+}
+
+/// What the HTTP fake of the API server saw.
+#[derive(Debug, Default)]
+struct Seen {
+    requests: Vec<String>,
+    objects: BTreeMap<String, serde_json::Value>,
+}
+
+/// An API server on loopback answering the five requests [`KubeCluster`] makes, as the real one
+/// does (201 with the object, 409 `AlreadyExists`, lists as `JobList`/`PodList`, 404 `NotFound`).
+async fn fake_api_server(seen: Arc<Mutex<Seen>>) -> String {
+    use axum::extract::{Path as UrlPath, RawQuery, State};
+    use axum::http::{Method, StatusCode};
+    use axum::response::IntoResponse;
+    type Shared = State<Arc<Mutex<Seen>>>;
+    fn status(code: u16, reason: &str) -> axum::response::Response {
+        let body = serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure", "message": reason, "reason": reason, "code": code});
+        (StatusCode::from_u16(code).unwrap(), axum::Json(body)).into_response()
+    }
+    async fn collection(
+        State(seen): Shared,
+        method: Method,
+        UrlPath((ns, kind)): UrlPath<(String, String)>,
+        RawQuery(query): RawQuery,
+        body: Option<axum::Json<serde_json::Value>>,
+    ) -> axum::response::Response {
+        let mut s = seen.lock().unwrap();
+        s.requests.push(format!("{method} {ns}/{kind}?{}", query.unwrap_or_default()));
+        if method == Method::POST {
+            let object = body.unwrap().0;
+            let key = format!("{kind}/{}", object["metadata"]["name"].as_str().unwrap());
+            if s.objects.contains_key(&key) {
+                return status(409, "AlreadyExists");
+            }
+            s.objects.insert(key, object.clone());
+            return (StatusCode::CREATED, axum::Json(object)).into_response();
+        }
+        let (list_kind, api_version) =
+            if kind == "jobs" { ("JobList", "batch/v1") } else { ("PodList", "v1") };
+        let items: Vec<serde_json::Value> = s
+            .objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{kind}/")))
+            .map(|(_, v)| v.clone())
+            .collect();
+        axum::Json(serde_json::json!({"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+    }
+    async fn object(
+        State(seen): Shared,
+        UrlPath((ns, kind, name)): UrlPath<(String, String, String)>,
+        body: Option<axum::Json<serde_json::Value>>,
+    ) -> axum::response::Response {
+        let mut s = seen.lock().unwrap();
+        let options = body.map(|b| b.0.to_string()).unwrap_or_default();
+        s.requests.push(format!("DELETE {ns}/{kind}/{name} {options}"));
+        match s.objects.remove(&format!("{kind}/{name}")) {
+            Some(_) => axum::Json(serde_json::json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 200})).into_response(),
+            None => status(404, "NotFound"),
+        }
+    }
+    let app = axum::Router::new()
+        .route("/api/v1/namespaces/{ns}/{kind}", axum::routing::get(collection).post(collection))
+        .route("/apis/batch/v1/namespaces/{ns}/{kind}", axum::routing::get(collection).post(collection))
+        .route("/api/v1/namespaces/{ns}/{kind}/{name}", axum::routing::delete(object))
+        .route("/apis/batch/v1/namespaces/{ns}/{kind}/{name}", axum::routing::delete(object))
+        .with_state(seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[test]
+fn the_kube_client_creates_lists_by_label_and_deletes_with_propagation() {
+    let dir = tempfile::tempdir().unwrap();
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(
+        async {
+            let seen = Arc::new(Mutex::new(Seen::default()));
+            let url = fake_api_server(seen.clone()).await;
+            let client = kube::Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
+            let store =
+                Store::open(&format!("sqlite://{}", dir.path().join("state.db").display())).await.unwrap();
+            let id = submit(&store, "wired").await;
+            let mut exec = executor(&store, &Arc::new(Fake::default()));
+            let cluster = KubeCluster::new(client, "training");
+            let objects = {
+                let job = store.get(&id).await.unwrap().unwrap();
+                exec.objects(&job).unwrap()
+            };
+            cluster.create(&objects.config_map, &objects.job).await.unwrap();
+            // A second create (a restart between create and record) is not an error.
+            cluster.create(&objects.config_map, &objects.job).await.unwrap();
+            let (jobs, pods) = cluster.list().await.unwrap();
+            assert_eq!((jobs.len(), pods.len()), (1, 0));
+            assert_eq!(label_of(&jobs[0].metadata), Some(id.as_str()));
+            assert_eq!(jobs[0].spec, objects.job.spec, "the Job round-trips through the API unchanged");
+            cluster.delete(&id).await.unwrap();
+            cluster.delete(&id).await.unwrap();
+            let requests = seen.lock().unwrap().requests.clone();
+            let selector = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dtrainyard-serve";
+            assert!(
+                requests.contains(&format!("GET training/jobs?&{selector}"))
+                    || requests.iter().any(|r| r.starts_with("GET training/jobs?") && r.contains(selector)),
+                "{requests:?}"
+            );
+            assert!(
+                requests.iter().any(|r| r.starts_with("GET training/pods?") && r.contains(selector)),
+                "{requests:?}"
+            );
+            let delete =
+                requests.iter().find(|r| r.starts_with(&format!("DELETE training/jobs/{id}"))).unwrap();
+            assert!(delete.contains("\"propagationPolicy\":\"Background\""), "{delete}");
+            assert!(
+                requests.iter().any(|r| r.starts_with(&format!("DELETE training/configmaps/{id}-spec"))),
+                "{requests:?}"
+            );
+            assert!(seen.lock().unwrap().objects.is_empty());
+
+            // The executor's loop over the real client: it creates the Job for a queued job.
+            exec.cluster = Arc::new(Fake::default());
+            let wired = Kubernetes {
+                store: store.clone(),
+                cluster,
+                namespace: "training".into(),
+                image: exec.image.clone(),
+                service_account: None,
+                slots: exec.slots.clone(),
+                poll: exec.poll,
+                base_dir: examples(),
+                first_delay_us: 0,
+            };
+            wired.reconcile().await.unwrap();
+            assert!(seen.lock().unwrap().objects.contains_key(&format!("jobs/{id}")));
+            assert_eq!(state_and_exits(&store, &id).await, (JobState::Running, vec![None]));
+        },
+    );
 }
