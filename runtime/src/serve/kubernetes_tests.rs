@@ -440,8 +440,7 @@ fn the_kube_client_creates_lists_by_label_and_deletes_with_propagation() {
             let requests = seen.lock().unwrap().requests.clone();
             let selector = "labelSelector=app.kubernetes.io%2Fmanaged-by%3Dtrainyard-serve";
             assert!(
-                requests.contains(&format!("GET training/jobs?&{selector}"))
-                    || requests.iter().any(|r| r.starts_with("GET training/jobs?") && r.contains(selector)),
+                requests.iter().any(|r| r.starts_with("GET training/jobs?") && r.contains(selector)),
                 "{requests:?}"
             );
             assert!(
