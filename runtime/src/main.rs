@@ -117,6 +117,10 @@ enum Command {
         /// State store: sqlite://PATH (created on first start) or postgres://USER@HOST/DB.
         #[arg(long, default_value = "sqlite://trainyard-state.db")]
         state: String,
+        /// Read the state URL from this file instead (a mounted Secret: the URL holds the
+        /// database password).
+        #[arg(long, conflicts_with = "state", value_name = "PATH")]
+        state_file: Option<PathBuf>,
         /// Runs root: each attempt writes ROOT/<name>/<job id>.
         #[arg(long, default_value = "runs")]
         runs_root: PathBuf,
@@ -862,6 +866,7 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
         Command::Serve {
             listen,
             state,
+            state_file,
             runs_root,
             auth,
             insecure_no_auth,
@@ -892,6 +897,13 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             if !(retry_delay >= 0.0 && retry_delay.is_finite()) {
                 return Err(Error::spec("--retry-delay", format!("must be >= 0 seconds, got {retry_delay}")));
             }
+            let state = match state_file {
+                Some(path) => std::fs::read_to_string(&path)
+                    .map_err(|e| Error::Usage(format!("--state-file {}: {e}", path.display())))?
+                    .trim()
+                    .to_string(),
+                None => state,
+            };
             trainyard::serve::run(trainyard::serve::Options {
                 listen,
                 state,
