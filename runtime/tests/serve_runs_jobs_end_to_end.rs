@@ -49,19 +49,13 @@ fn jobs_succeed_fail_retry_cancel_and_stay_private_on_every_backend() {
         assert_eq!(status, 200);
         assert!(logs.contains("trained on"), "{logs}");
 
-        // The same through the CLI client, from another directory: `submit` makes the spec's
-        // relative paths absolute against its file, `--wait` exits 0, `jobs` shows the job.
+        // The same through the CLI client, from another directory and with a relative spec
+        // path: `submit` makes the spec's relative paths absolute against its file, `--wait` exits 0, `jobs` shows the job.
         let url = format!("http://{}", server.addr);
         let submitted = client(
-            &[
-                "submit",
-                examples().join("quickstart.json").to_str().unwrap(),
-                "--label",
-                "project=p1",
-                "--wait",
-            ],
+            &["submit", "examples/quickstart.json", "--label", "project=p1", "--wait"],
             &url,
-            dir.path(),
+            &examples().join(".."),
         );
         assert_eq!(submitted.status.code(), Some(0), "{}", String::from_utf8_lossy(&submitted.stderr));
         let stdout = String::from_utf8_lossy(&submitted.stdout);

@@ -217,7 +217,11 @@ pub fn submission(
     // Parsed and checked as `train` would, so a local mistake is reported before any request.
     let checked = crate::spec::CheckedSpec::from_file(spec, overrides)?;
     let mut value = serde_json::to_value(&checked.spec).map_err(|e| Error::Internal(e.to_string()))?;
-    crate::serve::api::absolutize(&mut value, &checked.base_dir);
+    // The spec's directory as the service must see it: absolute, whatever our working directory.
+    let base = std::env::current_dir()
+        .map_err(|e| Error::Internal(format!("working directory: {e}")))?
+        .join(&checked.base_dir);
+    crate::serve::api::absolutize(&mut value, &base);
     let mut label_map = serde_json::Map::new();
     for l in labels {
         let (k, v) = l
