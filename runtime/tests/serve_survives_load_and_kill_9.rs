@@ -96,8 +96,11 @@ fn every_job_ends_once_within_the_slots_through_a_kill_9_on_every_backend() {
                         let n = c * (SUBMISSIONS / CLIENTS) + i;
                         let key = format!("submission-{n}");
                         let mut spec = quickstart();
-                        spec["name"] =
-                            json!(if n % 10 == 0 { format!("bad-{n}") } else { format!("load-{n}") });
+                        spec["name"] = json!(if n.is_multiple_of(10) {
+                            format!("bad-{n}")
+                        } else {
+                            format!("load-{n}")
+                        });
                         let probe = Server::probe(&addr);
                         let retry_until = Instant::now() + Duration::from_secs(120);
                         let (latency, id) = loop {
@@ -201,7 +204,7 @@ fn every_job_ends_once_within_the_slots_through_a_kill_9_on_every_backend() {
             let attempts = job["attempts"].as_array().unwrap();
             let codes: Vec<i64> = attempts.iter().map(|a| a["exit_code"].as_i64().unwrap()).collect();
             lost += codes.iter().filter(|c| **c == -1).count();
-            let expected = if n % 10 == 0 { ("failed", 2) } else { ("succeeded", 0) };
+            let expected = if n.is_multiple_of(10) { ("failed", 2) } else { ("succeeded", 0) };
             assert_eq!((job["state"].as_str().unwrap(), *codes.last().unwrap()), expected, "{job}");
             assert!(
                 codes[..codes.len() - 1].iter().all(|c| *c == -1),

@@ -151,6 +151,8 @@ impl Client {
     pub fn wait(&self, id: &str, progress: &Reporter, every: Duration) -> Result<Value> {
         let mut seen = (String::new(), 0usize);
         let started = Instant::now();
+        // Quick jobs end in well under a second: poll fast at first, then every `every`.
+        let mut pause = Duration::from_millis(50);
         loop {
             let job = self.show(id)?;
             let state = job["state"].as_str().unwrap_or("").to_string();
@@ -173,7 +175,8 @@ impl Client {
             {
                 progress.report(&update);
             }
-            std::thread::sleep(every);
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(every);
         }
     }
 }
@@ -294,8 +297,13 @@ pub fn describe(job: &Value) -> String {
         s("run_path")
     );
     if let Some(test) = job.pointer("/result/test").and_then(Value::as_object) {
-        let metrics: Vec<String> =
-            test.iter().filter_map(|(k, v)| Some(format!("{k} {:.5}", v.as_f64()?))).collect();
+        let metrics: Vec<String> = test
+            .iter()
+            .filter_map(|(k, v)| match v.as_u64() {
+                Some(n) => Some(format!("{k} {n}")),
+                None => Some(format!("{k} {:.5}", v.as_f64()?)),
+            })
+            .collect();
         out.push_str(&format!("  test {}\n", metrics.join("  ")));
     }
     out.push_str("  attempts:\n");

@@ -202,7 +202,7 @@ pub fn job_outcome(job: &KubeJob) -> Option<(JobState, String)> {
     })
 }
 
-fn label_of<'a>(meta: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<&'a str> {
+fn label_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Option<&str> {
     meta.labels.as_ref()?.get(JOB_ID_LABEL).map(String::as_str)
 }
 

@@ -222,6 +222,7 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
         // One slot: the first job's ConfigMap and Job exist, labelled with its id; they are
         // what `render` builds for its spec, class and name.
         {
+            let first_spec = store.get(&first).await.unwrap().unwrap().spec.to_string();
             let s = fake.state.lock().unwrap();
             assert_eq!(s.jobs.keys().collect::<Vec<_>>(), [&first]);
             let job = &s.jobs[&first];
@@ -231,8 +232,7 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
             let pod_labels =
                 job.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().labels.as_ref().unwrap();
             assert_eq!(pod_labels[JOB_ID_LABEL], first);
-            let spec =
-                JobSpec::from_json(&store.get(&first).await.unwrap().unwrap().spec.to_string(), &[]).unwrap();
+            let spec = JobSpec::from_json(&first_spec, &[]).unwrap();
             let checked = CheckedSpec::new(spec, &examples()).unwrap();
             let opts = RenderOptions {
                 namespace: Some("training".into()),
@@ -294,7 +294,7 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
         store.cancel(&second).await.unwrap();
         exec.reconcile().await.unwrap();
         assert_eq!(state_and_exits(&store, &second).await, (JobState::Cancelled, vec![Some(143)]));
-        assert_eq!(fake.state.lock().unwrap().deletes, [second.clone()]);
+        assert_eq!(fake.state.lock().unwrap().deletes, std::slice::from_ref(&second));
         assert!(
             !fake.state.lock().unwrap().pods.iter().any(|p| label_of(&p.metadata) == Some(second.as_str()))
         );
