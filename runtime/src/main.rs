@@ -914,9 +914,9 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
                 retry_delay: std::time::Duration::from_secs_f64(retry_delay),
                 train_binary,
                 executor: match executor {
-                    ExecutorKind::Local => trainyard::serve::Executor::Local,
+                    ExecutorKind::Local => trainyard::serve::ExecutorKind::Local,
                     ExecutorKind::Kubernetes => {
-                        trainyard::serve::Executor::Kubernetes { namespace, image, service_account }
+                        trainyard::serve::ExecutorKind::Kubernetes { namespace, image, service_account }
                     }
                 },
             })?;

@@ -289,7 +289,6 @@ fn every_job_ends_once_within_the_slots_through_a_kill_9_on_every_backend() {
             "most_attempts_at_once": {"state_store": store_overlap, "ledger": process_overlap},
         });
         println!("serve load: {report}");
-        eprintln!("serve load: {report}");
         drop(guard);
     }
 }

@@ -229,20 +229,24 @@ pub struct Kubernetes<C> {
     pub first_delay_us: i64,
 }
 
-impl<C: Cluster> Kubernetes<C> {
-    /// Starts the reconcile loop.
-    pub fn start(self) -> tokio::task::JoinHandle<()> {
+impl<C: Cluster> crate::serve::Executor for Kubernetes<C> {
+    const NAME: &'static str = NAME;
+
+    /// Starts the reconcile loop; its first pass re-attaches to the Jobs of running jobs.
+    async fn start(self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         let this = Arc::new(self);
-        tokio::spawn(async move {
+        Ok(vec![tokio::spawn(async move {
             loop {
                 if let Err(e) = this.reconcile().await {
                     tracing::warn!("kubernetes executor: {e}");
                 }
                 tokio::time::sleep(this.poll).await;
             }
-        })
+        })])
     }
+}
 
+impl<C: Cluster> Kubernetes<C> {
     /// One pass: follow every running job, then start queued ones while slots are free.
     pub async fn reconcile(&self) -> Result<()> {
         let (jobs, pods) = self.cluster.list().await?;

@@ -39,9 +39,11 @@ pub struct Local {
     pub poll: Duration,
 }
 
-impl Local {
+impl crate::serve::Executor for Local {
+    const NAME: &'static str = NAME;
+
     /// Closes the attempts a previous service left open, then starts one scheduler per class.
-    pub async fn start(self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
+    async fn start(self) -> Result<Vec<tokio::task::JoinHandle<()>>> {
         for (id, attempt) in self.store.open_attempts(NAME).await? {
             if self.finished_while_down(&id, attempt).await? {
                 continue;
@@ -67,7 +69,9 @@ impl Local {
             })
             .collect())
     }
+}
 
+impl Local {
     /// Closes open attempt `attempt` of `id` as exit 0 when its run directory was committed
     /// after it started: the process finished, the service died before recording it, and a
     /// retry would train the same run again.

@@ -39,12 +39,21 @@ pub struct Options {
     /// The program attempts run; default: this binary.
     pub train_binary: Option<PathBuf>,
     /// Where attempts run.
-    pub executor: Executor,
+    pub executor: ExecutorKind,
+}
+
+/// What runs the attempts of jobs: it claims queued jobs from the store, runs them, and records
+/// how each attempt ended and what the job's state is next.
+pub trait Executor: Send + 'static {
+    /// Its name in the attempts table.
+    const NAME: &'static str;
+    /// Settles what a previous service left running, then works until the process ends.
+    fn start(self) -> impl std::future::Future<Output = Result<Vec<tokio::task::JoinHandle<()>>>> + Send;
 }
 
 /// Where attempts run.
 #[derive(Debug, Clone)]
-pub enum Executor {
+pub enum ExecutorKind {
     /// `trainyard train` child processes of the service.
     Local,
     /// Kubernetes Jobs in `namespace` (in-cluster config, else the kubeconfig).
@@ -97,7 +106,7 @@ pub fn run(opts: Options) -> Result<()> {
         };
         let first_delay_us = i64::try_from(opts.retry_delay.as_micros()).unwrap_or(i64::MAX);
         let _schedulers = match &opts.executor {
-            Executor::Local => {
+            ExecutorKind::Local => {
                 let executor = local::Local {
                     store: store.clone(),
                     binary,
@@ -110,7 +119,7 @@ pub fn run(opts: Options) -> Result<()> {
                 };
                 executor.start().await?
             }
-            Executor::Kubernetes { namespace, image, service_account } => {
+            ExecutorKind::Kubernetes { namespace, image, service_account } => {
                 let executor = kubernetes::Kubernetes {
                     store: store.clone(),
                     cluster: kubernetes::KubeCluster::infer(namespace).await?,
@@ -122,7 +131,7 @@ pub fn run(opts: Options) -> Result<()> {
                     base_dir: base_dir.clone(),
                     first_delay_us,
                 };
-                vec![executor.start()]
+                executor.start().await?
             }
         };
         let service = Arc::new(api::Service {
