@@ -29,22 +29,32 @@ const SUBMISSIONS: usize = 1000;
 const CLIENTS: usize = 20;
 const SLOTS: usize = 4;
 
-/// The attempt: appends `start`/`end` lines (pid, spec, nanoseconds) to the ledger.
+/// The attempt: appends `start`/`end` lines (pid, spec, nanoseconds) to the ledger (the path
+/// replaces `LEDGER`).
 const ATTEMPT: &str = r#"#!/bin/sh
 spec="$4"
-echo "start $$ $spec $(date +%s%N)" >> "$LEDGER"
+echo "start $$ $spec $(date +%s%N)" >> "LEDGER"
 sleep 0.05
 if grep -q '"name":"bad-' "$spec"; then
   echo '{"level":"ERROR","message":"data.features[0]: injected data error"}' >&2
-  echo "end $$ $spec $(date +%s%N) 2" >> "$LEDGER"
+  echo "end $$ $spec $(date +%s%N) 2" >> "LEDGER"
   exit 2
 fi
-echo "end $$ $spec $(date +%s%N) 0" >> "$LEDGER"
+echo "end $$ $spec $(date +%s%N) 0" >> "LEDGER"
 "#;
 
 /// A free loopback port, so the restarted service listens where the clients already point.
+/// Below Linux's ephemeral range (32768 up): a client reconnecting there while the service is
+/// down could otherwise be handed the port itself and connect to itself, holding it.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    let seed = u64::from(std::process::id())
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    (0..1000u64)
+        .map(|i| {
+            20_000 + (seed.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(i * 7919) % 12_000) as u16
+        })
+        .find(|&p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok())
+        .unwrap()
 }
 
 /// The most intervals open at one instant.
@@ -67,15 +77,13 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 #[test]
 fn every_job_ends_once_within_the_slots_through_a_kill_9_on_every_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("attempt.sh");
-    std::fs::write(&script, ATTEMPT).unwrap();
-    std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
     for (b, state) in backends(dir.path()).into_iter().enumerate() {
         eprintln!("backend {state}");
         let runs = dir.path().join(format!("runs-{b}"));
         let ledger = dir.path().join(format!("ledger-{b}"));
-        // SAFETY: set before any thread of this test starts a service; tests run one per binary.
-        unsafe { std::env::set_var("LEDGER", &ledger) };
+        let script = dir.path().join(format!("attempt-{b}.sh"));
+        std::fs::write(&script, ATTEMPT.replace("LEDGER", ledger.to_str().unwrap())).unwrap();
+        std::process::Command::new("chmod").arg("+x").arg(&script).status().unwrap();
         let listen = format!("127.0.0.1:{}", free_port());
         let extra = ["--train-binary", script.to_str().unwrap(), "--slots", &format!("cpu-small={SLOTS}")];
         let server = Arc::new(RwLock::new(Some(Server::start_on(&state, &runs, &listen, &extra))));
@@ -111,12 +119,14 @@ fn every_job_ends_once_within_the_slots_through_a_kill_9_on_every_backend() {
                                 Some(&spec),
                                 &[("Idempotency-Key", &key)],
                             ) {
-                                Some((status, body)) if status == 200 || status == 201 => {
+                                // A reply cut short by the kill has no id: retried like no reply.
+                                Some((200 | 201, body)) if body["id"].is_string() => {
                                     break (
                                         t.elapsed().as_secs_f64(),
                                         body["id"].as_str().unwrap().to_string(),
                                     );
                                 }
+                                Some((200 | 201, _)) => std::thread::sleep(Duration::from_millis(20)),
                                 Some((status, body)) => panic!("submission {n}: {status} {body}"),
                                 None => {
                                     assert!(Instant::now() < retry_until, "the service did not come back");

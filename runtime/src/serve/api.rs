@@ -318,7 +318,10 @@ async fn logs(
     }
     .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("job {id} has no such attempt")))?;
     let Some(path) = &attempt.log_path else {
-        return Err(err(StatusCode::NOT_FOUND, "the attempt is still running; its log is kept when it ends"));
+        return Err(err(
+            StatusCode::NOT_FOUND,
+            "the attempt has no log here (a Kubernetes attempt's log is in its pod)",
+        ));
     };
     let text = std::fs::read_to_string(path).map_err(|e| err(StatusCode::NOT_FOUND, format!("log: {e}")))?;
     let lines: Vec<&str> = text.lines().collect();

@@ -12,6 +12,9 @@ use serde_json::{Value, json};
 use crate::error::{Error, Result};
 use crate::progress::{Reporter, Update};
 
+/// How long `--wait` keeps trying a service that does not answer.
+const OUTAGE: Duration = Duration::from_secs(600);
+
 /// A connection to a `trainyard serve`.
 #[derive(Debug)]
 pub struct Client {
@@ -153,8 +156,26 @@ impl Client {
         let started = Instant::now();
         // Quick jobs end in well under a second: poll fast at first, then every `every`.
         let mut pause = Duration::from_millis(50);
+        let mut unreachable_since: Option<Instant> = None;
         loop {
-            let job = self.show(id)?;
+            // The service restarting (it loses no job) is no reason to stop waiting: retry for
+            // up to `OUTAGE` before giving up.
+            let job = match self.show(id) {
+                Ok(job) => {
+                    unreachable_since = None;
+                    job
+                }
+                Err(e @ Error::Store(_)) => {
+                    let since = *unreachable_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > OUTAGE {
+                        return Err(e);
+                    }
+                    tracing::warn!(job = id, "{e}; retrying");
+                    std::thread::sleep(every);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             let state = job["state"].as_str().unwrap_or("").to_string();
             let attempts = job["attempts"].as_array().map_or(0, Vec::len);
             if (state.as_str(), attempts) != (seen.0.as_str(), seen.1) {

@@ -19,6 +19,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job as KubeJob;
 use k8s_openapi::api::core::v1::{ConfigMap, ContainerStateTerminated, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -40,7 +41,7 @@ pub const EGRESS_LABEL: (&str, &str) = ("trainyard.dev/egress", "object-store");
 /// The calls the executor makes to the API server, behind a trait so the logic is tested
 /// against an in-process fake.
 pub trait Cluster: Send + Sync + 'static {
-    /// Creates the ConfigMap and the Job (either existing already is fine).
+    /// Creates the Job and its ConfigMap, owned by the Job (either existing already is fine).
     fn create(&self, config_map: &ConfigMap, job: &KubeJob) -> impl Future<Output = Result<()>> + Send;
     /// Every Job and Pod with the [`MANAGED_BY`] label.
     fn list(&self) -> impl Future<Output = Result<(Vec<KubeJob>, Vec<Pod>)>> + Send;
@@ -62,8 +63,14 @@ impl std::fmt::Debug for KubeCluster {
     }
 }
 
+/// An API error: the server refusing the object itself (400, 422: invalid, or denied by an
+/// admission webhook) cannot pass by retrying, anything else may (a quota, a timeout).
 fn api_error(what: &str, e: kube::Error) -> Error {
-    Error::Store(format!("Kubernetes API: {what}: {e}"))
+    if is_status(&e, 400) || is_status(&e, 422) {
+        Error::data(format!("Kubernetes API refused {what}: {e}"))
+    } else {
+        Error::Store(format!("Kubernetes API: {what}: {e}"))
+    }
 }
 
 /// Whether `e` is the API server's `code` answer.
@@ -96,12 +103,26 @@ impl KubeCluster {
 impl Cluster for KubeCluster {
     async fn create(&self, config_map: &ConfigMap, job: &KubeJob) -> Result<()> {
         let params = kube::api::PostParams::default();
-        match self.config_maps.create(&params, config_map).await {
-            Err(e) if !is_status(&e, 409) => return Err(api_error("creating the ConfigMap", e)),
-            _ => {}
-        }
-        match self.jobs.create(&params, job).await {
-            Err(e) if !is_status(&e, 409) => Err(api_error("creating the Job", e)),
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let created = match self.jobs.create(&params, job).await {
+            Ok(created) => created,
+            Err(e) if is_status(&e, 409) => {
+                self.jobs.get(&name).await.map_err(|e| api_error("reading the existing Job", e))?
+            }
+            Err(e) => return Err(api_error("creating the Job", e)),
+        };
+        // Owned by the Job, so the Job's TTL (or any deletion) takes the ConfigMap with it. Its
+        // pods wait for the volume until it exists, which is a moment.
+        let mut config_map = config_map.clone();
+        config_map.metadata.owner_references = Some(vec![OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name,
+            uid: created.metadata.uid.unwrap_or_default(),
+            ..Default::default()
+        }]);
+        match self.config_maps.create(&params, &config_map).await {
+            Err(e) if !is_status(&e, 409) => Err(api_error("creating the ConfigMap", e)),
             _ => Ok(()),
         }
     }
@@ -225,6 +246,9 @@ pub struct Kubernetes<C> {
     pub poll: Duration,
     /// Relative spec paths resolve against this directory.
     pub base_dir: PathBuf,
+    /// The runs volume as the service mounts it (`/runs` in `k8s/service`): where a Job's run
+    /// `/runs/<job id>` is read back for the job's result.
+    pub runs_root: PathBuf,
     /// The first retry's delay (microseconds), for a Job that vanished.
     pub first_delay_us: i64,
 }
@@ -260,7 +284,22 @@ impl<C: Cluster> Kubernetes<C> {
         }
         let mut running: BTreeMap<String, usize> = BTreeMap::new();
         for job in self.store.running(NAME).await? {
-            let mut pods = pods_of.remove(job.id.as_str()).unwrap_or_default();
+            let kube_job = jobs.get(job.id.as_str()).copied();
+            let uid = kube_job.and_then(|j| j.metadata.uid.as_deref());
+            // Only the pods of this Job: a Job of the same name deleted earlier (and retried)
+            // may still have pods terminating.
+            let mut pods: Vec<&Pod> = pods_of
+                .remove(job.id.as_str())
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|p| {
+                    p.metadata
+                        .owner_references
+                        .iter()
+                        .flatten()
+                        .any(|o| o.kind == "Job" && Some(o.uid.as_str()) == uid)
+                })
+                .collect();
             // Pods in the order the Job made them: attempt 1, 2, ...
             pods.sort_by_key(|p| {
                 (
@@ -268,7 +307,16 @@ impl<C: Cluster> Kubernetes<C> {
                     p.metadata.name.clone(),
                 )
             });
-            if self.follow(&job, jobs.get(job.id.as_str()).copied(), &pods).await? {
+            // One job the API refuses must not stop the others: it keeps its slot and is
+            // tried again on the next pass.
+            let still_running = match self.follow(&job, kube_job, &pods).await {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(job = %job.id, "kubernetes executor: {e}");
+                    true
+                }
+            };
+            if still_running {
                 *running.entry(job.resources.clone()).or_default() += 1;
             }
         }
@@ -276,7 +324,10 @@ impl<C: Cluster> Kubernetes<C> {
             let mut busy = running.get(class).copied().unwrap_or(0);
             while busy < slots {
                 let Some((job, attempt)) = self.store.claim(class, NAME).await? else { break };
-                self.launch(&job, attempt).await?;
+                if let Err(e) = self.launch(&job, attempt).await {
+                    // Left running without a Job: the next pass creates it (see `follow`).
+                    tracing::warn!(job = %job.id, "kubernetes executor: creating the Job: {e}");
+                }
                 busy += 1;
             }
         }
@@ -337,11 +388,24 @@ impl<C: Cluster> Kubernetes<C> {
                 return Ok(());
             }
         };
-        self.cluster.create(&objects.config_map, &objects.job).await?;
-        let reference = Reference { job: job.id.clone(), first_attempt: attempt };
-        self.remember(&job.id, &reference).await?;
+        self.create(job, &objects, attempt).await?;
         tracing::info!(job = %job.id, attempt, namespace = %self.namespace, "created the Kubernetes Job");
         Ok(())
+    }
+
+    /// Creates the objects and records the Job as attempt `first` on; an API server that
+    /// refuses the objects themselves fails the job (exit 2) rather than being asked forever.
+    async fn create(&self, job: &Job, objects: &Objects, first: i64) -> Result<()> {
+        match self.cluster.create(&objects.config_map, &objects.job).await {
+            Ok(()) => self.remember(&job.id, &Reference { job: job.id.clone(), first_attempt: first }).await,
+            Err(e @ Error::Data(_)) => {
+                let message = e.to_string();
+                let end = AttemptEnd { exit_code: 2, message: &message, ..AttemptEnd::default() };
+                self.store.finish(&job.id, first, &end, JobState::Failed).await?;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Brings running `job` up to date with its Kubernetes Job and pods; returns whether it is
@@ -351,7 +415,10 @@ impl<C: Cluster> Kubernetes<C> {
             job.executor_ref.as_deref().and_then(|r| serde_json::from_str(r).ok());
         let attempts = self.store.attempts(&job.id).await?;
         let last = attempts.last().map_or(1, |a| a.attempt);
-        if job.cancel_requested {
+        // A Job that ended since the last pass is recorded as it ended, even if a cancel came
+        // in the meantime.
+        let ended = kube_job.and_then(job_outcome).is_some();
+        if job.cancel_requested && !ended {
             if kube_job.is_some() {
                 self.cluster.delete(&job.id).await?;
             }
@@ -368,15 +435,25 @@ impl<C: Cluster> Kubernetes<C> {
                 // Claimed, but the service stopped before the Job was created.
                 None => {
                     let objects = self.objects(job)?;
-                    self.cluster.create(&objects.config_map, &objects.job).await?;
-                    let reference = Reference { job: job.id.clone(), first_attempt: last };
-                    self.remember(&job.id, &reference).await?;
+                    self.create(job, &objects, last).await?;
                     return Ok(true);
                 }
                 Some(r) => {
+                    // Its last pod succeeded before the Job went: the job did.
+                    if attempts.last().and_then(|a| a.exit_code) == Some(0) {
+                        let end = AttemptEnd { exit_code: 0, message: "", ..AttemptEnd::default() };
+                        self.store.finish(&job.id, last, &end, JobState::Succeeded).await?;
+                        return Ok(false);
+                    }
                     let mut exits: Vec<i64> = attempts.iter().map(|a| a.exit_code.unwrap_or(-1)).collect();
-                    if let Some(open) = exits.last_mut() {
-                        *open = -1;
+                    match attempts.last() {
+                        Some(a) if a.finished_at.is_none() => {
+                            if let Some(open) = exits.last_mut() {
+                                *open = -1;
+                            }
+                        }
+                        // Gone between two pods: the loss counts as one more failure.
+                        _ => exits.push(-1),
                     }
                     let (next, delay) = policy::next(&exits, self.first_delay_us);
                     let message =
@@ -404,7 +481,13 @@ impl<C: Cluster> Kubernetes<C> {
             }
         };
         let outcome = job_outcome(kube_job);
-        let run_path = self.objects(job).ok().and_then(|o| o.remote_run);
+        // Where the run is: the bucket prefix, or the runs volume the service mounts too.
+        let run_path = self
+            .objects(job)
+            .ok()
+            .and_then(|o| o.remote_run)
+            .unwrap_or_else(|| self.runs_root.join(&job.id).display().to_string());
+        let result = crate::serve::local::summary(std::path::Path::new(&run_path));
         for (i, pod) in pods.iter().enumerate() {
             let number = first + i as i64;
             let known = self.store.attempts(&job.id).await?;
@@ -431,7 +514,8 @@ impl<C: Cluster> Kubernetes<C> {
                 let end = AttemptEnd {
                     exit_code,
                     message: &message,
-                    run_path: (next == JobState::Succeeded).then_some(()).and(run_path.as_deref()),
+                    run_path: (next == JobState::Succeeded).then_some(run_path.as_str()),
+                    result: (next == JobState::Succeeded).then_some(()).and(result.as_ref()),
                     ..AttemptEnd::default()
                 };
                 self.store.finish(&job.id, number, &end, next).await?;
@@ -450,7 +534,8 @@ impl<C: Cluster> Kubernetes<C> {
                         .and_then(|a| a.message.as_deref())
                         .filter(|m| !m.is_empty())
                         .unwrap_or(&message),
-                    run_path: (state == JobState::Succeeded).then_some(()).and(run_path.as_deref()),
+                    run_path: (state == JobState::Succeeded).then_some(run_path.as_str()),
+                    result: (state == JobState::Succeeded).then_some(()).and(result.as_ref()),
                     ..AttemptEnd::default()
                 };
                 self.store.finish(&job.id, last.map_or(first, |a| a.attempt), &end, state).await?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use k8s_openapi::api::core::v1::{ContainerState, ContainerStatus, PodStatus};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 
 use super::*;
 use crate::serve::state::NewJob;
@@ -99,8 +99,10 @@ impl Cluster for Arc<Fake> {
         let mut s = self.state.lock().unwrap();
         s.creates += 1;
         let name = job.metadata.name.clone().unwrap();
+        let mut job = job.clone();
+        job.metadata.uid = Some(format!("uid-{}", s.creates));
         s.config_maps.entry(config_map.metadata.name.clone().unwrap()).or_insert_with(|| config_map.clone());
-        s.jobs.entry(name).or_insert_with(|| job.clone());
+        s.jobs.entry(name).or_insert(job);
         Ok(())
     }
 
@@ -124,10 +126,19 @@ impl Fake {
     fn add_pod(&self, id: &str, n: usize, seconds: i64) {
         let mut s = self.state.lock().unwrap();
         let template = s.jobs[id].spec.as_ref().unwrap().template.metadata.clone().unwrap();
+        let owner = OwnerReference {
+            api_version: "batch/v1".into(),
+            kind: "Job".into(),
+            name: id.into(),
+            uid: s.jobs[id].metadata.uid.clone().unwrap(),
+            controller: Some(true),
+            ..Default::default()
+        };
         s.pods.push(Pod {
             metadata: ObjectMeta {
                 name: Some(format!("{id}-{n}")),
                 labels: template.labels,
+                owner_references: Some(vec![owner]),
                 creation_timestamp: Some(Time(
                     k8s_openapi::jiff::Timestamp::from_second(1_700_000_000 + seconds).unwrap(),
                 )),
@@ -198,6 +209,7 @@ fn executor(store: &Store, fake: &Arc<Fake>) -> Kubernetes<Arc<Fake>> {
         slots: BTreeMap::from([("cpu-small".to_string(), 1)]),
         poll: Duration::from_millis(10),
         base_dir: examples(),
+        runs_root: PathBuf::from("/nonexistent/runs"),
         first_delay_us: 0,
     }
 }
@@ -286,6 +298,8 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
         let attempts = store.attempts(&first).await.unwrap();
         assert_eq!(attempts[0].message.as_deref(), Some("exit 1: s3://bucket/x: connection reset"));
         assert_eq!(attempts[1].started_at, 1_700_000_060_000_000, "the attempt started with its pod");
+        let done = store.get(&first).await.unwrap().unwrap();
+        assert_eq!(done.run_path.as_deref(), Some(format!("/nonexistent/runs/{first}").as_str()));
         assert!(fake.state.lock().unwrap().jobs.contains_key(&second));
 
         // Cancel while it runs: the Job is deleted with its pods, the job is cancelled.
@@ -304,8 +318,9 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
         exec.reconcile().await.unwrap();
         fake.add_pod(&third, 1, 180);
         exec.reconcile().await.unwrap();
+        // Deleted with orphaned pods: the old pod stays, still running, after the new Job exists.
         fake.state.lock().unwrap().jobs.remove(&third);
-        fake.state.lock().unwrap().pods.clear();
+        let stale = fake.state.lock().unwrap().pods.pop().unwrap();
         // (The retry delay is 0 here, so the same pass claims it again.)
         exec.reconcile().await.unwrap();
         assert_eq!(state_and_exits(&store, &third).await, (JobState::Running, vec![Some(-1), None]));
@@ -315,13 +330,29 @@ fn jobs_run_retry_reattach_after_a_restart_cancel_and_survive_a_deleted_job() {
             "{transitions:?}"
         );
         assert!(fake.state.lock().unwrap().jobs.contains_key(&third), "created again");
+        fake.state.lock().unwrap().pods.push(stale);
         // Its new pod is attempt 2; a data error fails it at once by the podFailurePolicy
         // (a recorded PodFailurePolicy failure).
-        fake.add_pod(&third, 1, 240);
-        fake.end_pod(&third, 1, 2, "exit 2: data.features[0]: no file matches");
+        fake.add_pod(&third, 2, 240);
+        fake.end_pod(&third, 2, 2, "exit 2: data.features[0]: no file matches");
         fake.set_status(&third, "job-failed-pod-failure-policy.json");
         exec.reconcile().await.unwrap();
-        assert_eq!(state_and_exits(&store, &third).await, (JobState::Failed, vec![Some(-1), Some(2)]));
+        assert_eq!(
+            state_and_exits(&store, &third).await,
+            (JobState::Failed, vec![Some(-1), Some(2)]),
+            "the old Job's pod, still running, is not an attempt of the new one"
+        );
+
+        // A cancel that comes after the Job completed: recorded as it ended, nothing deleted.
+        let fifth = submit(&store, "fifth").await;
+        exec.reconcile().await.unwrap();
+        fake.add_pod(&fifth, 1, 250);
+        fake.end_pod(&fifth, 1, 0, "");
+        fake.set_status(&fifth, "job-complete.json");
+        store.cancel(&fifth).await.unwrap();
+        exec.reconcile().await.unwrap();
+        assert_eq!(state_and_exits(&store, &fifth).await, (JobState::Succeeded, vec![Some(0)]));
+        assert!(!fake.state.lock().unwrap().deletes.contains(&fifth));
 
         // Claimed, then the service died before creating the Job: the next pass creates it.
         let fourth = submit(&store, "fourth").await;
@@ -373,6 +404,8 @@ async fn fake_api_server(seen: Arc<Mutex<Seen>>) -> String {
             if s.objects.contains_key(&key) {
                 return status(409, "AlreadyExists");
             }
+            let mut object = object;
+            object["metadata"]["uid"] = serde_json::json!(format!("uid-{}", s.objects.len() + 1));
             s.objects.insert(key, object.clone());
             return (StatusCode::CREATED, axum::Json(object)).into_response();
         }
@@ -385,6 +418,17 @@ async fn fake_api_server(seen: Arc<Mutex<Seen>>) -> String {
             .map(|(_, v)| v.clone())
             .collect();
         axum::Json(serde_json::json!({"kind": list_kind, "apiVersion": api_version, "metadata": {"resourceVersion": "1"}, "items": items})).into_response()
+    }
+    async fn get_object(
+        State(seen): Shared,
+        UrlPath((ns, kind, name)): UrlPath<(String, String, String)>,
+    ) -> axum::response::Response {
+        let mut s = seen.lock().unwrap();
+        s.requests.push(format!("GET {ns}/{kind}/{name}"));
+        match s.objects.get(&format!("{kind}/{name}")) {
+            Some(o) => axum::Json(o.clone()).into_response(),
+            None => status(404, "NotFound"),
+        }
     }
     async fn object(
         State(seen): Shared,
@@ -402,8 +446,8 @@ async fn fake_api_server(seen: Arc<Mutex<Seen>>) -> String {
     let app = axum::Router::new()
         .route("/api/v1/namespaces/{ns}/{kind}", axum::routing::get(collection).post(collection))
         .route("/apis/batch/v1/namespaces/{ns}/{kind}", axum::routing::get(collection).post(collection))
-        .route("/api/v1/namespaces/{ns}/{kind}/{name}", axum::routing::delete(object))
-        .route("/apis/batch/v1/namespaces/{ns}/{kind}/{name}", axum::routing::delete(object))
+        .route("/api/v1/namespaces/{ns}/{kind}/{name}", axum::routing::delete(object).get(get_object))
+        .route("/apis/batch/v1/namespaces/{ns}/{kind}/{name}", axum::routing::delete(object).get(get_object))
         .with_state(seen);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -433,6 +477,13 @@ fn the_kube_client_creates_lists_by_label_and_deletes_with_propagation() {
             cluster.create(&objects.config_map, &objects.job).await.unwrap();
             let (jobs, pods) = cluster.list().await.unwrap();
             assert_eq!((jobs.len(), pods.len()), (1, 0));
+            // The ConfigMap is owned by the Job, so the Job's TTL takes it along.
+            let config_map = seen.lock().unwrap().objects[&format!("configmaps/{id}-spec")].clone();
+            assert_eq!(
+                config_map["metadata"]["ownerReferences"][0]["uid"],
+                serde_json::json!(jobs[0].metadata.uid)
+            );
+            assert_eq!(config_map["metadata"]["ownerReferences"][0]["kind"], "Job");
             assert_eq!(label_of(&jobs[0].metadata), Some(id.as_str()));
             assert_eq!(jobs[0].spec, objects.job.spec, "the Job round-trips through the API unchanged");
             cluster.delete(&id).await.unwrap();
@@ -467,6 +518,7 @@ fn the_kube_client_creates_lists_by_label_and_deletes_with_propagation() {
                 slots: exec.slots.clone(),
                 poll: exec.poll,
                 base_dir: examples(),
+                runs_root: exec.runs_root.clone(),
                 first_delay_us: 0,
             };
             wired.reconcile().await.unwrap();

@@ -48,16 +48,8 @@ impl crate::serve::Executor for Local {
             if self.finished_while_down(&id, attempt).await? {
                 continue;
             }
-            let exits = self.exits_ending(&id, -1).await?;
-            let (next, delay) = policy::next(&exits, self.first_delay_us);
-            let end = AttemptEnd {
-                exit_code: -1,
-                message: "the service stopped while the attempt ran",
-                not_before: crate::serve::state::now_us() + delay,
-                ..AttemptEnd::default()
-            };
-            self.store.finish(&id, attempt, &end, next).await?;
-            tracing::warn!(job = %id, attempt, next = next.as_str(), "closed an attempt the previous service left running");
+            self.lost(&id, attempt, "the service stopped while the attempt ran").await?;
+            tracing::warn!(job = %id, attempt, "closed an attempt the previous service left running");
         }
         let this = Arc::new(self);
         Ok(this
@@ -128,6 +120,11 @@ impl Local {
                     tokio::spawn(async move {
                         if let Err(e) = this.run(&job, attempt).await {
                             tracing::error!(job = %job.id, attempt, "attempt failed to run: {e}");
+                            // Closed as lost (a fork that failed, a full disk), not left open
+                            // until the next restart: the policy retries it.
+                            if let Err(e) = this.lost(&job.id, attempt, &e.to_string()).await {
+                                tracing::error!(job = %job.id, attempt, "recording the lost attempt: {e}");
+                            }
                         }
                         drop(permit);
                     });
@@ -145,6 +142,20 @@ impl Local {
         }
     }
 
+    /// Closes open attempt `attempt` of `id` as lost (-1) with `why`, retried by the policy.
+    async fn lost(&self, id: &str, attempt: i64, why: &str) -> Result<()> {
+        let exits = self.exits_ending(id, -1).await?;
+        let (next, delay) = policy::next(&exits, self.first_delay_us);
+        let end = AttemptEnd {
+            exit_code: -1,
+            message: why,
+            not_before: crate::serve::state::now_us() + delay,
+            ..AttemptEnd::default()
+        };
+        self.store.finish(id, attempt, &end, next).await?;
+        Ok(())
+    }
+
     /// Runs one attempt to its end and records it.
     async fn run(&self, job: &Job, attempt: i64) -> Result<()> {
         let dir = self.logs.join(&job.id);
@@ -154,6 +165,8 @@ impl Local {
         let log_path = dir.join(format!("attempt-{attempt}.log"));
         let log = std::fs::File::create(&log_path).map_err(|e| Error::io(&log_path, e))?;
         let log_err = log.try_clone().map_err(|e| Error::io(&log_path, e))?;
+        // Known while it runs, so `/logs` (and `submit --wait`'s progress) can follow it.
+        self.store.set_log_path(&job.id, attempt, &log_path.display().to_string()).await?;
         let output = self.runs_root.join(&job.name).join(&job.id);
         let mut command = tokio::process::Command::new(&self.binary);
         // The attempt dies with the service, even by kill -9: a restarted service retries the
@@ -260,7 +273,7 @@ fn last_error(log: &Path) -> String {
 }
 
 /// The test metrics and promotion of a written run, for the job's result.
-fn summary(run: &Path) -> Option<serde_json::Value> {
+pub(crate) fn summary(run: &Path) -> Option<serde_json::Value> {
     let read = |name: &str| -> Option<serde_json::Value> {
         serde_json::from_str(&std::fs::read_to_string(run.join(name)).ok()?).ok()
     };

@@ -129,6 +129,7 @@ pub fn run(opts: Options) -> Result<()> {
                     slots: opts.slots.clone(),
                     poll: Duration::from_secs(2),
                     base_dir: base_dir.clone(),
+                    runs_root: runs_root.clone(),
                     first_delay_us,
                 };
                 executor.start().await?

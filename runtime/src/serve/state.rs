@@ -459,7 +459,7 @@ impl Store {
         let now = now_us();
         let mut tx = self.pool.begin().await.map_err(|e| db("finishing an attempt", e))?;
         sqlx::query(
-            "UPDATE attempts SET finished_at = $3, exit_code = $4, message = $5, log_path = $6
+            "UPDATE attempts SET finished_at = $3, exit_code = $4, message = $5, log_path = COALESCE($6, log_path)
              WHERE job_id = $1 AND attempt = $2 AND finished_at IS NULL",
         )
         .bind(id)
@@ -565,6 +565,18 @@ impl Store {
             .await
             .map_err(|e| db("counting jobs", e))?;
         rows.iter().map(|r| Ok((col(r, "state")?, col(r, "n")?))).collect()
+    }
+
+    /// Records the log file of open attempt `attempt` of `id`.
+    pub async fn set_log_path(&self, id: &str, attempt: i64, path: &str) -> Result<()> {
+        sqlx::query("UPDATE attempts SET log_path = $3 WHERE job_id = $1 AND attempt = $2")
+            .bind(id)
+            .bind(attempt)
+            .bind(path)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| db("recording an attempt's log", e))?;
+        Ok(())
     }
 
     /// Records where the executor runs job `id`.

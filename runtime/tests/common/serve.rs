@@ -118,6 +118,9 @@ impl Probe {
         headers: &[(&str, &str)],
     ) -> Option<(u16, String)> {
         let mut stream = TcpStream::connect(&self.addr).ok()?;
+        // A request the service never answers (it was killed mid-way) must not hang the caller.
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+        stream.set_write_timeout(Some(Duration::from_secs(30))).ok()?;
         let body = body.map(Value::to_string).unwrap_or_default();
         let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
         for (k, v) in headers {
@@ -131,7 +134,7 @@ impl Probe {
         stream.write_all(req.as_bytes()).ok()?;
         let mut response = String::new();
         stream.read_to_string(&mut response).ok()?;
-        let status: u16 = response.split(' ').nth(1)?.parse().ok()?;
+        let status: u16 = response.strip_prefix("HTTP/1.1 ")?.split(' ').next()?.parse().ok()?;
         let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
         Some((status, body))
     }
