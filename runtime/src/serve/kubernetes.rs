@@ -481,13 +481,20 @@ impl<C: Cluster> Kubernetes<C> {
             }
         };
         let outcome = job_outcome(kube_job);
-        // Where the run is: the bucket prefix, or the runs volume the service mounts too.
-        let run_path = self
-            .objects(job)
-            .ok()
-            .and_then(|o| o.remote_run)
-            .unwrap_or_else(|| self.runs_root.join(&job.id).display().to_string());
-        let result = crate::serve::local::summary(std::path::Path::new(&run_path));
+        // Where the run is (the bucket prefix, or the runs volume the service mounts too) and
+        // its test metrics: read only once the Job has succeeded, not on every pass.
+        let (run_path, result) = match &outcome {
+            Some((JobState::Succeeded, _)) => {
+                let path = self
+                    .objects(job)
+                    .ok()
+                    .and_then(|o| o.remote_run)
+                    .unwrap_or_else(|| self.runs_root.join(&job.id).display().to_string());
+                let result = crate::serve::local::summary(std::path::Path::new(&path));
+                (Some(path), result)
+            }
+            _ => (None, None),
+        };
         for (i, pod) in pods.iter().enumerate() {
             let number = first + i as i64;
             let known = self.store.attempts(&job.id).await?;
@@ -514,8 +521,8 @@ impl<C: Cluster> Kubernetes<C> {
                 let end = AttemptEnd {
                     exit_code,
                     message: &message,
-                    run_path: (next == JobState::Succeeded).then_some(run_path.as_str()),
-                    result: (next == JobState::Succeeded).then_some(()).and(result.as_ref()),
+                    run_path: run_path.as_deref().filter(|_| next == JobState::Succeeded),
+                    result: result.as_ref().filter(|_| next == JobState::Succeeded),
                     ..AttemptEnd::default()
                 };
                 self.store.finish(&job.id, number, &end, next).await?;
@@ -534,8 +541,8 @@ impl<C: Cluster> Kubernetes<C> {
                         .and_then(|a| a.message.as_deref())
                         .filter(|m| !m.is_empty())
                         .unwrap_or(&message),
-                    run_path: (state == JobState::Succeeded).then_some(run_path.as_str()),
-                    result: (state == JobState::Succeeded).then_some(()).and(result.as_ref()),
+                    run_path: run_path.as_deref().filter(|_| state == JobState::Succeeded),
+                    result: result.as_ref().filter(|_| state == JobState::Succeeded),
                     ..AttemptEnd::default()
                 };
                 self.store.finish(&job.id, last.map_or(first, |a| a.attempt), &end, state).await?;
