@@ -273,36 +273,47 @@ impl Comparison {
         }
     }
 
+    /// The comparison's rows: metric, baseline, candidate, delta, 95% interval (DeLong for ROC
+    /// AUC, else the paired bootstrap's), p-value; numbers formatted to 4 decimals.
+    pub fn rows(&self) -> Vec<[String; 6]> {
+        let base: BTreeMap<String, f64> = self.baseline.headline().into_iter().collect();
+        self.candidate
+            .headline()
+            .into_iter()
+            .map(|(name, new)| {
+                let interval = match (name.as_str(), &self.roc_auc_test, self.bootstrap.get(&name)) {
+                    ("roc_auc", Some(t), _) => {
+                        let half = 1.959_963_984_540_054 * t.variance.sqrt();
+                        format!("[{:+.4}, {:+.4}] DeLong", t.delta - half, t.delta + half)
+                    }
+                    (_, _, Some(i)) => format!("[{:+.4}, {:+.4}] boot", i.low, i.high),
+                    _ => String::new(),
+                };
+                let p = self.p_value(&name).map(|p| format!("{p:.4}")).unwrap_or_default();
+                let old = base.get(&name).copied().unwrap_or(f64::NAN);
+                let delta = self.deltas.get(&name).copied().unwrap_or(f64::NAN);
+                [name, format!("{old:.4}"), format!("{new:.4}"), format!("{delta:+.4}"), interval, p]
+            })
+            .collect()
+    }
+
+    /// Where the baseline came from: `<run id> (<path>, production run of <name>)`.
+    pub fn source(&self) -> String {
+        let via = self.production.as_ref().map(|n| format!(", production run of {n}")).unwrap_or_default();
+        format!("{} ({}{via})", self.run_id, self.path)
+    }
+
     /// The comparison as a table: metric, baseline, candidate, delta, 95% interval, p-value.
     pub fn describe(&self, s: &mut String) {
         use std::fmt::Write as _;
-        let via = self.production.as_ref().map(|n| format!(", production run of {n}")).unwrap_or_default();
-        let _ = writeln!(
-            s,
-            "\nbaseline {} ({}{via}), on the same {} test rows",
-            self.run_id, self.path, self.rows
-        );
+        let _ = writeln!(s, "\nbaseline {}, on the same {} test rows", self.source(), self.rows);
         let _ = writeln!(
             s,
             "  {:<10} {:>9} {:>9} {:>9}  {:<26} {:>8}",
             "metric", "baseline", "new", "delta", "95% interval", "p-value"
         );
-        let base: BTreeMap<String, f64> = self.baseline.headline().into_iter().collect();
-        for (name, new) in self.candidate.headline() {
-            let interval = match (name.as_str(), &self.roc_auc_test, self.bootstrap.get(&name)) {
-                ("roc_auc", Some(t), _) => {
-                    let half = 1.959_963_984_540_054 * t.variance.sqrt();
-                    format!("[{:+.4}, {:+.4}] DeLong", t.delta - half, t.delta + half)
-                }
-                (_, _, Some(i)) => format!("[{:+.4}, {:+.4}] boot", i.low, i.high),
-                _ => String::new(),
-            };
-            let p = self.p_value(&name).map(|p| format!("{p:.4}")).unwrap_or_default();
-            let line = format!(
-                "  {name:<10} {:>9.4} {new:>9.4} {:>+9.4}  {interval:<26} {p:>8}",
-                base.get(&name).copied().unwrap_or(f64::NAN),
-                self.deltas.get(&name).copied().unwrap_or(f64::NAN)
-            );
+        for [name, old, new, delta, interval, p] in self.rows() {
+            let line = format!("  {name:<10} {old:>9} {new:>9} {delta:>9}  {interval:<26} {p:>8}");
             let _ = writeln!(s, "{}", line.trim_end());
         }
         if let Some(i) = self.bootstrap.values().next() {

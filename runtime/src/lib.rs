@@ -21,6 +21,7 @@
 //! | train end to end and write the run directory atomically | [`train`], [`rundir`], [`artifact`], [`runfiles`] | [`train::train`] |
 //! | score new data from a run directory | [`predict`], [`artifact`] | [`artifact::Run::score`] |
 //! | summarize a run | [`inspect`] | [`inspect::inspect`] |
+//! | draw the run report (`report.html`), or compare two runs on one page | [`report`] | [`report::render`], [`report::write`] |
 //! | list, compare and promote the runs of a runs root | [`registry`] | [`registry::list`], [`registry::production::promote`] |
 //! | summarize a spec and its data without training | [`validate`] | [`validate::validate`] |
 //! | render the Kubernetes Job for a spec and resource class | [`render`] | [`render::render`] |
@@ -57,6 +58,7 @@ pub mod progress;
 pub mod random;
 pub mod registry;
 pub mod render;
+pub mod report;
 pub mod rundir;
 pub mod runfiles;
 pub mod serve;

@@ -146,21 +146,28 @@ pub fn describe(
         "  fit: {} iterations, {} passes over the data, objective {:.6}, converged {} ({:?})",
         f.iterations, f.objective_passes, f.final_objective, f.converged, f.stop
     );
+    let _ = writeln!(s, "  largest coefficients (standardized features):");
+    for (c, j, v) in largest(coef, 5) {
+        let class = match classes.get(c) {
+            Some(serde_json::Value::String(v)) => format!("  (class {v})"),
+            Some(v) => format!("  (class {v})"),
+            None => String::new(),
+        };
+        let _ = writeln!(s, "    {:>9.4}  {}{class}", v, pipeline.names[j]);
+    }
+}
+
+/// The `n` coefficients of largest magnitude over the rows of `coef` (one row, or one per
+/// class): (row, design column, value), largest first.
+pub fn largest(coef: &[&[f64]], n: usize) -> Vec<(usize, usize, f64)> {
     let mut top: Vec<(usize, usize, f64)> = coef
         .iter()
         .enumerate()
         .flat_map(|(c, row)| row.iter().enumerate().map(move |(j, &v)| (c, j, v)))
         .collect();
     top.sort_by(|a, b| b.2.abs().total_cmp(&a.2.abs()));
-    let _ = writeln!(s, "  largest coefficients (standardized features):");
-    for (c, j, v) in top.iter().take(5) {
-        let class = match classes.get(*c) {
-            Some(serde_json::Value::String(v)) => format!("  (class {v})"),
-            Some(v) => format!("  (class {v})"),
-            None => String::new(),
-        };
-        let _ = writeln!(s, "    {:>9.4}  {}{class}", v, pipeline.names[*j]);
-    }
+    top.truncate(n);
+    top
 }
 
 /// How the fit went; recorded in `metrics.json`.

@@ -108,6 +108,19 @@ enum Command {
         /// The run directory.
         run: PathBuf,
     },
+    /// Draw a run's report again (`report.html`: charts and tables, one self-contained file), or
+    /// compare two runs on one page.
+    Report {
+        /// The run directory (or object-store run).
+        run: PathBuf,
+        /// A second run to compare with the first: curves overlaid, metric deltas (B − A).
+        #[arg(long, value_name = "RUN_B")]
+        compare: Option<PathBuf>,
+        /// Where to write the page. Default: `<name>.report.html` (`<a>-vs-<b>.report.html`
+        /// when comparing) in the current directory.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// The JSON API in front of the trainer: submit jobs, track their state, fetch their
     /// results. Jobs run as local `trainyard train` child processes.
     Serve {
@@ -858,6 +871,10 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             )
         }
         Command::Inspect { run } => print(&mut out, &inspect::inspect(&run)?),
+        Command::Report { run, compare, out: file } => {
+            let written = trainyard::report::write(&run, compare.as_deref(), file.as_deref())?;
+            print(&mut out, &format!("{}\n", written.display()))
+        }
         Command::Render { spec, class, image, name, namespace, service_account, set } => {
             let checked = CheckedSpec::from_file(&spec, &set)?;
             let opts = RenderOptions { class, image, name, namespace: Some(namespace), service_account };

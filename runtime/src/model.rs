@@ -303,6 +303,33 @@ impl Model {
         }
     }
 
+    /// The `n` largest coefficients on the standardized design, labelled with their design
+    /// column (and class, for a multinomial model); none for the MLP, whose weights have no
+    /// such reading.
+    pub fn largest_coefficients(
+        &self,
+        pipeline: &Pipeline,
+        classes: &[serde_json::Value],
+        n: usize,
+    ) -> Vec<(String, f64)> {
+        let rows: Vec<&[f64]> = match self {
+            Model::Logistic(m) => vec![&m.coef],
+            Model::Multinomial(m) => m.coef.chunks_exact(pipeline.width().max(1)).collect(),
+            Model::Mlp(_) => return Vec::new(),
+        };
+        logistic::largest(&rows, n)
+            .into_iter()
+            .map(|(c, j, v)| {
+                let name = pipeline.names.get(j).cloned().unwrap_or_else(|| format!("column {j}"));
+                match classes.get(c).filter(|_| rows.len() > 1) {
+                    Some(serde_json::Value::String(class)) => (format!("{name} (class {class})"), v),
+                    Some(class) => (format!("{name} (class {class})"), v),
+                    None => (name, v),
+                }
+            })
+            .collect()
+    }
+
     /// The `model:` section of `inspect`; `classes` names the classes (in `labels` order).
     pub fn describe(
         &self,

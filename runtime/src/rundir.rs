@@ -21,6 +21,11 @@ pub mod names {
     pub const WEIGHTS: &str = "model.safetensors";
     /// Test rows: key, label, score.
     pub const PREDICTIONS: &str = "predictions.parquet";
+    /// What the report draws that `metrics.json` does not hold: downsampled curves, calibration
+    /// bins, score histograms, operating points and per-group points.
+    pub const CURVES: &str = "curves.json";
+    /// The run report: one self-contained HTML page of charts and tables.
+    pub const REPORT: &str = "report.html";
 }
 
 /// The longest run directory name, in bytes. The staging directory beside the run,

@@ -32,8 +32,12 @@ pub struct PhaseSeconds {
     pub group_selection: Option<f64>,
     /// Scoring and metrics on train and test.
     pub evaluate: f64,
-    /// Writing the run directory (up to the manifest).
+    /// Writing the run directory (up to the manifest), the report aside.
     pub write: f64,
+    /// Computing `curves.json` and drawing `report.html` (absent in runs written before the
+    /// report existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<f64>,
     /// Everything.
     pub total: f64,
 }
@@ -276,6 +280,12 @@ impl RunFiles {
     /// The manifest as read by [`RunFiles::open`].
     pub fn manifest(&self) -> &serde_json::Value {
         &self.manifest
+    }
+
+    /// Whether the manifest records a file `name` (files added to runs later are absent from
+    /// older ones).
+    pub fn records(&self, name: &str) -> bool {
+        self.digests.contains_key(name)
     }
 
     /// Path of `name` in the run.

@@ -18,6 +18,7 @@ use crate::metrics::{Evaluation, Scores};
 use crate::mlp::checkpoint;
 use crate::model::{self, FitContext, FitReport, Fitted, Model, TrainSet};
 use crate::partition::{self, GroupKey};
+use crate::report::{self, Curves, SideCurves};
 use crate::rundir::{self, Staging, names};
 use crate::runfiles::{
     self, InputFile, Manifest, MetricsFile, PhaseSeconds, RunSummary, to_json, write_predictions,
@@ -207,6 +208,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let (mut s_train, mut s_test) = (model.score(&x_train)?, model.score(&x_test)?);
     let mut partition_report = None;
     let mut group_rows = Vec::new();
+    let mut generic_test = None;
     if let (Some((fitted, seconds)), Some((train_keys, test_keys)), Some(p)) =
         (&groups, &group_keys, &spec.partition)
         && let (Scores::Binary(p_train), Scores::Binary(p_test)) = (&s_train, &s_test)
@@ -214,6 +216,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         let train =
             partition::Side { x: &x_train, y: &data.train.labels, keys: train_keys, generic: p_train };
         let test = partition::Side { x: &x_test, y: &data.test.labels, keys: test_keys, generic: p_test };
+        // The generic model's test scores, for the report's comparison with the composition.
+        generic_test = Some(p_test.clone());
         let eval = partition::evaluate(fitted, p, *seconds, train, test);
         partition_report = Some(eval.report);
         group_rows = eval.rows;
@@ -308,9 +312,26 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         Error::Internal(format!("fingerprinting the inputs: {}", crate::data::panic_message(&*e)))
     })??;
     phases.write = t.elapsed().as_secs_f64();
-    phases.total = started.elapsed().as_secs_f64();
 
-    let metrics = MetricsFile {
+    let t = Instant::now();
+    let curves = {
+        let side = |y: &[f32], scores: &Scores| match scores {
+            Scores::Binary(p) => Some(SideCurves::compute(y, p)),
+            Scores::Multiclass { .. } => None,
+        };
+        let (groups, groups_with_test_rows) = report::curves::group_points(&group_rows);
+        Curves {
+            format_version: report::curves::FORMAT_VERSION,
+            test: side(&data.test.labels, &s_test),
+            train: side(&data.train.labels, &s_train),
+            generic_test: generic_test.map(|p| SideCurves::compute(&data.test.labels, &p)),
+            groups,
+            groups_with_test_rows,
+        }
+    };
+    staging.write(names::CURVES, &to_json(&curves)?)?;
+    phases.total = started.elapsed().as_secs_f64();
+    let mut metrics = MetricsFile {
         train: train_metrics,
         test: test_metrics.clone(),
         fit: fit.clone(),
@@ -322,9 +343,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         partition: partition_report,
         baseline: comparison.clone(),
     };
-    staging.write(names::METRICS, &to_json(&metrics)?)?;
-    let finished_at = chrono::Utc::now();
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         run_id: format!("{}-{}-{}", spec.name, started_at.format("%Y%m%dT%H%M%SZ"), &spec_sha256[..8]),
         status: "succeeded".into(),
         exit_reason: "completed".into(),
@@ -338,12 +357,46 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         seed: spec.seed,
         inputs,
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        finished_at: finished_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        seconds: started.elapsed().as_secs_f64(),
-        artifacts: runfiles::digests(&staging.path(""))?,
+        finished_at: String::new(),
+        seconds: 0.0,
+        artifacts: Default::default(),
         summary: Some(RunSummary::new(train_rows, &test_metrics)),
         promotion: promotion.clone(),
     };
+    // The report is drawn from what the run's files will hold (its own seconds aside). A chart
+    // that cannot be drawn is a bug of ours, not a reason to throw the model away: the run is
+    // written without the page, and `trainyard report` can draw it later.
+    let view = report::RunView::of_training(
+        &output,
+        manifest.clone(),
+        metrics.clone(),
+        curves,
+        &model,
+        &card.pipeline,
+        class_values,
+    );
+    let drawn = report::render(&[view]);
+    if let Ok(html) = &drawn {
+        staging.write(names::REPORT, html.as_bytes())?;
+    }
+    metrics.phases.report = Some(t.elapsed().as_secs_f64());
+    metrics.phases.total = started.elapsed().as_secs_f64();
+    match drawn {
+        Ok(html) => tracing::info!(
+            phase = "report",
+            seconds = metrics.phases.report,
+            bytes = html.len(),
+            "wrote {} ({} KiB)",
+            names::REPORT,
+            html.len() / 1024
+        ),
+        Err(e) => tracing::warn!(phase = "report", error = %e, "no {}: {e}", names::REPORT),
+    }
+    staging.write(names::METRICS, &to_json(&metrics)?)?;
+    let finished_at = chrono::Utc::now();
+    manifest.finished_at = finished_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    manifest.seconds = started.elapsed().as_secs_f64();
+    manifest.artifacts = runfiles::digests(&staging.path(""))?;
     staging.write(names::MANIFEST, &to_json(&manifest)?)?;
     let mut run_dir = staging.commit()?;
     if let Some((remote, _scratch)) = &out.remote {

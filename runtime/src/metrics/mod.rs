@@ -229,14 +229,14 @@ impl SplitMetrics {
 /// (score, is positive) pairs sorted by score, descending (NaN last). Sorting the pairs rather
 /// than indices keeps the sort cache-friendly; ties are handled by the callers, so an unstable
 /// parallel sort gives the same metrics as any other order.
-fn rank(y: &[f32], p: &[f64]) -> Vec<(f64, bool)> {
+pub(crate) fn rank(y: &[f32], p: &[f64]) -> Vec<(f64, bool)> {
     let mut pairs: Vec<(f64, bool)> = p.iter().copied().zip(y.iter().map(|&v| v == 1.0)).collect();
     pairs.par_sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
     pairs
 }
 
 /// Runs of equal scores in ranked pairs: (positives, negatives) per run, highest score first.
-fn tie_groups(ranked: &[(f64, bool)]) -> impl Iterator<Item = (f64, f64)> + '_ {
+pub(crate) fn tie_groups(ranked: &[(f64, bool)]) -> impl Iterator<Item = (f64, f64)> + '_ {
     ranked.chunk_by(|a, b| a.0 == b.0).map(|g| {
         let pos = g.iter().filter(|(_, y)| *y).count() as f64;
         (pos, g.len() as f64 - pos)
