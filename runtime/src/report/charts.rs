@@ -117,6 +117,27 @@ fn chart(
     }
 }
 
+/// Draws the legend of the series labelled so far at `position`.
+fn legend<'a, CT: plotters::coord::CoordTranslate>(
+    c: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+    position: SeriesLabelPosition,
+) -> Result<()> {
+    c.configure_series_labels()
+        .position(position)
+        .legend_area_size(26 * SCALE)
+        .margin(6 * SCALE)
+        .background_style(WHITE.mix(0.85))
+        .border_style(stroke(GRID, 1))
+        .label_font(font(FONT - 1))
+        .draw()
+        .map_err(drawing)
+}
+
+/// Axis labels without a trailing `.0` (epochs read 1, 2, 3) and without float noise.
+fn tidy(v: &f64) -> String {
+    format!("{}", (v * 1e6).round() / 1e6)
+}
+
 /// Vertices of a line as drawn: steps expanded to their corners.
 fn drawn(line: &Line<'_>) -> Vec<(f64, f64)> {
     if !line.steps {
@@ -155,6 +176,8 @@ pub fn lines(
         c.configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
+            .x_label_formatter(&tidy)
+            .y_label_formatter(&tidy)
             .label_style(font(FONT))
             .axis_desc_style(font(FONT))
             .light_line_style(stroke(GRID, 1))
@@ -183,13 +206,12 @@ pub fn lines(
                 PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], style)
             });
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(stroke(GRID, 1))
-            .label_font(font(FONT - 1))
-            .draw()
-            .map_err(drawing)?;
+        // Curves that end high (ROC, AUC) leave the lower right free; those that end low (losses,
+        // precision at full recall) the upper right.
+        let ends: Vec<f64> =
+            lines.iter().filter_map(|l| l.points.last()).map(|p| (p[1] - y.0) / (y.1 - y.0)).collect();
+        let high = ends.iter().sum::<f64>() > 0.5 * ends.len() as f64;
+        legend(&mut c, if high { SeriesLabelPosition::LowerRight } else { SeriesLabelPosition::UpperRight })?;
         let (lo, hi) = (c.backend_coord(&(x.0, y.0)), c.backend_coord(&(x.1, y.1)));
         Ok(format!("{} {} {} {}", lo.0, lo.1, hi.0, hi.1))
     })?;
@@ -236,13 +258,7 @@ pub fn calibration(
             c.draw_series(points.iter().map(|&p| Circle::new(p, 4 * SCALE, color.filled())))
                 .map_err(drawing)?;
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(stroke(GRID, 1))
-            .label_font(font(FONT - 1))
-            .draw()
-            .map_err(drawing)?;
+        legend(&mut c, SeriesLabelPosition::UpperLeft)?;
         let frame = {
             let (lo, hi) = (c.backend_coord(&(0.0, 0.0)), c.backend_coord(&(1.0, 1.0)));
             format!("{} {} {} {}", lo.0, lo.1, hi.0, hi.1)
@@ -308,7 +324,15 @@ pub fn histogram(
     let top = shares.iter().flatten().copied().fold(0.0f64, f64::max).max(1e-3) * 1.1;
     let probability = |v: &f64| {
         let p = 1.0 / (1.0 + (-v).exp());
-        if p < 0.01 || p > 0.99 { format!("{p:.0e}") } else { format!("{p:.2}") }
+        if p < 0.01 {
+            format!("{p:.0e}")
+        } else if p > 0.99 {
+            // As many nines as it takes to tell 0.999 from 0.99999.
+            let digits = (-(1.0 - p).log10()).ceil().clamp(2.0, 8.0) as usize;
+            format!("{p:.digits$}")
+        } else {
+            format!("{p:.2}")
+        }
     };
     let drawn_svg = svg(SIZE, |root| {
         let mut c = ChartBuilder::on(root)
@@ -344,13 +368,7 @@ pub fn histogram(
                     )
                 });
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(stroke(GRID, 1))
-            .label_font(font(FONT - 1))
-            .draw()
-            .map_err(drawing)?;
+        legend(&mut c, SeriesLabelPosition::UpperRight)?;
         Ok(String::new())
     })?;
     Ok(chart(
@@ -517,13 +535,7 @@ pub fn groups(
             .label(label)
             .legend(move |(px, py)| Circle::new((px + 10 * SCALE as i32, py), 4 * SCALE, color.filled()));
         }
-        c.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(stroke(GRID, 1))
-            .label_font(font(FONT - 1))
-            .draw()
-            .map_err(drawing)?;
+        legend(&mut c, SeriesLabelPosition::UpperRight)?;
         Ok(String::new())
     })?;
     Ok(chart(id, title, caption, drawn_svg, None))
