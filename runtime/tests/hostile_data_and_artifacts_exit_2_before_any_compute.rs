@@ -347,7 +347,17 @@ fn manifest_records_a_digest_of_every_artifact() {
     let digests = manifest["artifacts"].as_object().unwrap();
     let mut names: Vec<&str> = digests.keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names, ["metrics.json", "model.json", "model.safetensors", "predictions.parquet"]);
+    assert_eq!(
+        names,
+        [
+            "curves.json",
+            "metrics.json",
+            "model.json",
+            "model.safetensors",
+            "predictions.parquet",
+            "report.html"
+        ]
+    );
     use sha2::Digest as _;
     let bytes = std::fs::read(fx.path("run/model.safetensors")).unwrap();
     let hex: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();

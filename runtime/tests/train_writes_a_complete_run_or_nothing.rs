@@ -39,7 +39,15 @@ fn run_directory_has_every_artifact_with_the_resolved_spec() {
     names.sort();
     assert_eq!(
         names,
-        ["manifest.json", "metrics.json", "model.json", "model.safetensors", "predictions.parquet"]
+        [
+            "curves.json",
+            "manifest.json",
+            "metrics.json",
+            "model.json",
+            "model.safetensors",
+            "predictions.parquet",
+            "report.html"
+        ]
     );
 
     let manifest = read_json(run.join("manifest.json"));
@@ -238,9 +246,15 @@ fn sigkill_at_any_moment_leaves_no_partial_run_at_the_target() {
         let _ = child.kill(); // SIGKILL on Unix
         let status = child.wait().unwrap();
         if target.exists() {
-            for f in
-                ["manifest.json", "metrics.json", "model.json", "model.safetensors", "predictions.parquet"]
-            {
+            for f in [
+                "manifest.json",
+                "metrics.json",
+                "model.json",
+                "model.safetensors",
+                "predictions.parquet",
+                "curves.json",
+                "report.html",
+            ] {
                 assert!(target.join(f).is_file(), "{f} missing after a kill at {delay_ms} ms");
             }
             read_json(target.join("manifest.json"));
