@@ -226,6 +226,10 @@ def main():
             all_rows = train_rows + tm["test"]["rows"]
             budget = 1.5 * all_rows * d * 4 / 2**20 + 300
             rows_out.append([label, f"trainyard peak RSS vs 1.5 x f32 matrix + 300 MiB ({budget:.0f} MiB)", None, trss, None, None, None, trss / budget])
+            # The report (curves.json from every train and test score, then report.html) against
+            # the whole run: its share of the end-to-end wall time is the ratio.
+            report_kib = os.path.getsize(os.path.join(run_dir, "report.html")) / 1024
+            rows_out.append([label, f"trainyard report phase (report.html {report_kib:.0f} KiB), share of end to end", tm["phases"]["report"], None, None, None, None, tm["phases"]["report"] / tw])
             rows_out.append([label, "trainyard load (Parquet to f32 train and test rows)", tm["phases"]["load"], None, None, None, None, 1.0])
             rows_out.append([label, f"pyarrow read to {'f32' if dtype == 'float32' else 'f64'} matrix", sm["read_s"], None, None, None, None, sm["read_s"] / tm["phases"]["load"]])
             # Parquet to row-major f32 rows, all files: trainyard's load phase (which also reads the

@@ -331,6 +331,11 @@ fn value_at(column: &Column, i: usize) -> Value {
     }
 }
 
+/// A class value as people read it: a string without its quotes, anything else as JSON.
+pub fn class_name(value: &Value) -> String {
+    value.as_str().map_or_else(|| value.to_string(), str::to_string)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -148,11 +148,8 @@ pub fn describe(
     );
     let _ = writeln!(s, "  largest coefficients (standardized features):");
     for (c, j, v) in largest(coef, 5) {
-        let class = match classes.get(c) {
-            Some(serde_json::Value::String(v)) => format!("  (class {v})"),
-            Some(v) => format!("  (class {v})"),
-            None => String::new(),
-        };
+        let class =
+            classes.get(c).map(|v| format!("  (class {})", crate::label::class_name(v))).unwrap_or_default();
         let _ = writeln!(s, "    {:>9.4}  {}{class}", v, pipeline.names[j]);
     }
 }

@@ -322,8 +322,7 @@ impl Model {
             .map(|(c, j, v)| {
                 let name = pipeline.names.get(j).cloned().unwrap_or_else(|| format!("column {j}"));
                 match classes.get(c).filter(|_| rows.len() > 1) {
-                    Some(serde_json::Value::String(class)) => (format!("{name} (class {class})"), v),
-                    Some(class) => (format!("{name} (class {class})"), v),
+                    Some(class) => (format!("{name} (class {})", crate::label::class_name(class)), v),
                     None => (name, v),
                 }
             })

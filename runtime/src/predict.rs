@@ -27,19 +27,12 @@ pub struct PredictSummary {
 /// complete.
 pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary> {
     let remote_out = Remote::parse_path(out)?;
-    if let Some(remote) = &remote_out {
-        if remote.name().is_none() {
-            return Err(Error::Usage(format!("--out {}: name the output Parquet object", remote.url())));
-        }
-        let run_url = Remote::parse_path(run)?;
-        if run_url.is_some_and(|r| r.contains(remote)) {
-            return Err(Error::Usage(format!(
-                "--out {} is inside the run {}; write the scores elsewhere",
-                remote.url(),
-                run.display()
-            )));
-        }
+    if let Some(remote) = &remote_out
+        && remote.name().is_none()
+    {
+        return Err(Error::Usage(format!("--out {}: name the output Parquet object", remote.url())));
     }
+    crate::runfiles::refuse_output_in_run(run, out, "the scores")?;
     let out = &PathBuf::from(crate::store::local_path(&out.to_string_lossy()));
     if remote_out.is_none() && out.is_dir() {
         return Err(Error::Usage(format!(
@@ -49,18 +42,6 @@ pub fn predict(run: &Path, data: &[String], out: &Path) -> Result<PredictSummary
     }
     let loaded = artifact::load_from(&RunFiles::open(run)?)?;
     let card = &loaded.card;
-    // Scores written into the run would replace or sit beside its verified artifacts.
-    if let (Ok(run_dir), Some(parent)) = (run.canonicalize(), out.parent())
-        && (if parent.as_os_str().is_empty() { Path::new(".") } else { parent })
-            .canonicalize()
-            .is_ok_and(|p| p.starts_with(&run_dir))
-    {
-        return Err(Error::Usage(format!(
-            "--out {} is inside the run directory {}; write the scores elsewhere",
-            out.display(),
-            run.display()
-        )));
-    }
     let paths = data::expand("--data", data, |p| PathBuf::from(p))?;
     // Writing the scores over an input would destroy it (the rename replaces the file).
     if let Some(input) = paths.iter().map(data::Source::path).find(|p| match &remote_out {

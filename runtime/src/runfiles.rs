@@ -342,6 +342,32 @@ impl RunFiles {
     }
 }
 
+/// Refuses (exit 2) an output `out` (a local path or an object URL) inside the run `run`: it
+/// would replace or sit beside the run's verified artifacts. `what` names the output.
+pub fn refuse_output_in_run(run: &Path, out: &Path, what: &str) -> Result<()> {
+    let inside = match (Remote::parse_path(out)?, Remote::parse_path(run)?) {
+        (Some(out), Some(run)) => run.contains(&out),
+        (Some(_), None) | (None, Some(_)) => false,
+        (None, None) => {
+            let out = PathBuf::from(store::local_path(&out.to_string_lossy()));
+            let parent = match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            matches!((Path::new(store::local_path(&run.to_string_lossy())).canonicalize(), parent.canonicalize()),
+                (Ok(run), Ok(parent)) if parent.starts_with(&run))
+        }
+    };
+    if inside {
+        return Err(Error::Usage(format!(
+            "--out {} is inside the run directory {}; write {what} elsewhere",
+            out.display(),
+            run.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Writes scores (and labels, at training time) to Parquet: the key column when there is one,
 /// then for binary labels `label` (0/1) and `score` (probability of the positive class); for
 /// multiclass labels `label` (the class value), `predicted` (the most probable class) and one

@@ -375,7 +375,10 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         &card.pipeline,
         class_values,
     );
-    let drawn = report::render(&[view]);
+    // A panic in the drawing is a bug too: it must not unwind through the finished fit.
+    let drawn = std::panic::catch_unwind(|| report::render(&[view])).unwrap_or_else(|panic| {
+        Err(Error::Internal(format!("drawing the report panicked: {}", crate::data::panic_message(&*panic))))
+    });
     if let Ok(html) = &drawn {
         staging.write(names::REPORT, html.as_bytes())?;
     }

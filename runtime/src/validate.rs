@@ -243,7 +243,7 @@ impl ValidateReport {
                 );
                 for (c, class) in m.classes.iter().enumerate() {
                     let count = |v: &[usize]| v.get(c).copied().unwrap_or(0);
-                    let name = class.as_str().map_or_else(|| class.to_string(), str::to_string);
+                    let name = crate::label::class_name(class);
                     let _ = writeln!(
                         s,
                         "    {name:<20} {:>10} {:>10}",

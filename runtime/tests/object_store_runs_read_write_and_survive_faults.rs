@@ -201,6 +201,28 @@ fn a_run_trained_from_and_into_s3_is_byte_identical_to_the_local_run_and_predict
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("s3://features/data/charges/") && stdout.contains("etag "), "{stdout}");
 
+    // report reads the run from the bucket and writes the page into it beside the runs, not
+    // into the run itself.
+    let (code, stdout, stderr) = run(server.trainyard().args([
+        "report",
+        "s3://models/runs/quickstart",
+        "--out",
+        "s3://models/reports/quickstart.html",
+    ]));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.trim(), "s3://models/reports/quickstart.html");
+    let page = String::from_utf8(server.get("models", "reports/quickstart.html").unwrap()).unwrap();
+    // The inputs table lists the objects by their ETags (the page escapes the URLs' slashes).
+    assert!(page.contains("id=\"roc\"") && page.contains("etag "), "{}", page.len());
+    let (code, _, stderr) = run(server.trainyard().args([
+        "report",
+        "s3://models/runs/quickstart",
+        "--out",
+        "s3://models/runs/quickstart/report.html",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("inside the run"), "{stderr}");
+
     // A second run to the same output without --overwrite is refused before any work.
     let started = Instant::now();
     let (code, stdout, stderr) = run(server.trainyard().args([

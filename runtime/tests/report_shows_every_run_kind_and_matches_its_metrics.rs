@@ -224,6 +224,11 @@ fn binary_sections(page: &Page, metrics: &Value, run: &Path) {
     let auc = metrics["test"]["roc_auc"].as_f64().unwrap();
     let drawn = trapezoid(&drawn_curve(page, page.figure("roc"), "#1F5FBF"));
     assert!((drawn - auc).abs() < 1e-3, "drawn ROC area {drawn}, test AUC {auc}");
+    // The precision-recall curve is drawn as steps: the area under its vertices is the average
+    // precision.
+    let ap = metrics["test"]["pr_auc"].as_f64().unwrap();
+    let drawn = trapezoid(&drawn_curve(page, page.figure("pr"), "#1F5FBF"));
+    assert!((drawn - ap).abs() < 1e-3, "drawn precision-recall area {drawn}, test average precision {ap}");
     let curves: Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("curves.json")).unwrap()).unwrap();
     let test = &curves["test"];
@@ -320,8 +325,9 @@ fn logistic_mlp_and_partitioned_runs_draw_their_sections() {
     let (code, stdout, stderr) =
         trainyard(&["report", logistic.to_str().unwrap(), "--compare", mlp.to_str().unwrap()], t);
     assert_eq!(code, 0, "{stderr}");
-    assert_eq!(stdout.trim(), "logistic-vs-mlp.report.html");
-    let both = self_contained(&std::fs::read_to_string(t.join("logistic-vs-mlp.report.html")).unwrap());
+    let both_path = t.join(stdout.trim());
+    assert!(stdout.trim().ends_with(".report.html") && stdout.contains("-vs-"), "{stdout}");
+    let both = self_contained(&std::fs::read_to_string(&both_path).unwrap());
     for id in [
         "run-a",
         "run-b",
@@ -348,6 +354,43 @@ fn logistic_mlp_and_partitioned_runs_draw_their_sections() {
     let table = both.by_id("metrics-table").unwrap();
     let header: Vec<&str> = both.within(table, "th").iter().map(|n| n.text.as_str()).collect();
     assert_eq!(header, ["metric", "A", "B", "B − A"]);
+
+    // A retrain against the first run, with a gate: the comparison and the verdict are on the page.
+    let retrain = train(
+        t,
+        &example(t, "retrain", |s| {
+            s["model"]["logistic"]["l2"] = json!(4.0);
+            s["baseline"] = json!({"run": logistic});
+            s["gate"] = json!({"metric": "roc_auc", "min_delta": -0.01});
+        }),
+        "retrain",
+    );
+    let (page, metrics, _) = report_of(&retrain);
+    for id in ["baseline", "baseline-table", "promotion"] {
+        assert!(page.has(id), "no {id}");
+    }
+    let table = page.by_id("baseline-table").unwrap();
+    let first_row: Vec<&str> = page.within(table, "td").iter().take(4).map(|n| n.text.as_str()).collect();
+    let delta = metrics["baseline"]["deltas"]["roc_auc"].as_f64().unwrap();
+    assert_eq!(first_row[0], "roc_auc");
+    assert_eq!(first_row[3], format!("{delta:+.4}"));
+
+    // Never into a run: its files are verified against its manifest.
+    let inside = logistic.join("report.html");
+    let (code, _, stderr) =
+        trainyard(&["report", logistic.to_str().unwrap(), "--out", inside.to_str().unwrap()], t);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("inside the run directory"), "{stderr}");
+    // Without --out: named after the run id, in the current directory.
+    let (code, stdout, stderr) = trainyard(&["report", mlp.to_str().unwrap()], t);
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = serde_json::from_str::<Value>(&std::fs::read_to_string(mlp.join("manifest.json")).unwrap())
+        .unwrap()["run_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(stdout.trim(), format!("{run_id}.report.html"));
+    assert!(t.join(stdout.trim()).is_file());
 }
 
 #[test]

@@ -143,6 +143,19 @@ pub mod nan_as_null {
 /// Bins of the expected calibration error.
 pub const ECE_BINS: usize = 10;
 
+/// Rows, Σ score and Σ label of one equal-width score bin of the expected calibration error.
+pub type EceBin = (usize, f64, f64);
+
+/// Adds a row of score `p` and label `y` to its bin of the expected calibration error (the
+/// report's reliability diagram bins the same way, through here).
+#[inline]
+pub fn ece_bin(bins: &mut [EceBin; ECE_BINS], p: f64, y: f32) {
+    let b = ((p * ECE_BINS as f64) as usize).min(ECE_BINS - 1);
+    bins[b].0 += 1;
+    bins[b].1 += p;
+    bins[b].2 += f64::from(y);
+}
+
 /// Metrics of one split.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SplitMetrics {
@@ -181,7 +194,7 @@ impl SplitMetrics {
         let eps = f64::EPSILON;
         let (mut ll, mut brier) = (0.0, 0.0);
         let (mut tp, mut fp, mut tn, mut fneg) = (0usize, 0usize, 0usize, 0usize);
-        let mut bins = [(0usize, 0.0f64, 0.0f64); ECE_BINS];
+        let mut bins: [EceBin; ECE_BINS] = [(0, 0.0, 0.0); ECE_BINS];
         for (&yi, &pi) in y.iter().zip(p) {
             let pos = yi == 1.0;
             let pc = pi.clamp(eps, 1.0 - eps);
@@ -193,10 +206,7 @@ impl SplitMetrics {
                 (false, false) => tn += 1,
                 (false, true) => fneg += 1,
             }
-            let b = ((pi * ECE_BINS as f64) as usize).min(ECE_BINS - 1);
-            bins[b].0 += 1;
-            bins[b].1 += pi;
-            bins[b].2 += f64::from(yi);
+            ece_bin(&mut bins, pi, yi);
         }
         let nf = n.max(1) as f64;
         let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };

@@ -117,6 +117,12 @@ fn chart(
     }
 }
 
+/// `text` without control characters, which XML cannot hold and plotters does not escape
+/// (column and class names come from the data).
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect()
+}
+
 /// Draws the legend of the series labelled so far at `position`.
 fn legend<'a, CT: plotters::coord::CoordTranslate>(
     c: &mut ChartContext<'a, SVGBackend<'a>, CT>,
@@ -202,7 +208,7 @@ pub fn lines(
             } else {
                 c.draw_series(LineSeries::new(points, style)).map_err(drawing)?
             };
-            series.label(line.label.as_str()).legend(move |(px, py)| {
+            series.label(printable(&line.label)).legend(move |(px, py)| {
                 PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], style)
             });
         }
@@ -360,7 +366,7 @@ pub fn histogram(
             let color = *color;
             c.draw_series(AreaSeries::new(points, 0.0, color.mix(0.25)).border_style(stroke(color, 2)))
                 .map_err(drawing)?
-                .label(*label)
+                .label(printable(label))
                 .legend(move |(px, py)| {
                     Rectangle::new(
                         [(px, py - 5 * SCALE as i32), (px + 20 * SCALE as i32, py + 5 * SCALE as i32)],
@@ -386,7 +392,7 @@ pub fn bars(id: &str, title: &str, caption: &str, x_desc: &str, bars: &[(String,
     let n = bars.len().max(1);
     let m = bars.iter().map(|b| b.1.abs()).fold(0.0f64, f64::max).max(1e-9) * 1.08;
     let height = (60 + 22 * n as u32).max(200);
-    let names: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+    let names: Vec<String> = bars.iter().map(|b| printable(&b.0)).collect();
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) if *i < n => names.get(n - 1 - i).cloned().unwrap_or_default(),
         _ => String::new(),
@@ -432,7 +438,11 @@ pub fn heatmap(
     names: &[String],
     counts: &[Vec<usize>],
 ) -> Result<Chart> {
-    let k = names.len().max(1);
+    let names: Vec<String> = names.iter().map(|n| printable(n)).collect();
+    if names.is_empty() || counts.len() != names.len() {
+        return Err(Error::Internal(format!("a {}-class heat map of {} rows", names.len(), counts.len())));
+    }
+    let k = names.len();
     let side = (120 + 44 * k as u32).clamp(300, 900);
     let label = |v: &SegmentValue<usize>| match v {
         SegmentValue::CenterOf(i) if *i < k => names[*i].clone(),

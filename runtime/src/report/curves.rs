@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ECE_BINS, nan_as_null, rank, tie_groups};
+use crate::metrics::{ECE_BINS, EceBin, ece_bin, nan_as_null, rank, tie_groups};
 use crate::partition::GroupRow;
 
 /// `curves.json`'s format.
@@ -193,7 +193,9 @@ impl Curve {
         let mut tolerance = CURVE_TOLERANCE;
         loop {
             let kept = simplify(points, tolerance);
-            if kept.len() <= MAX_VERTICES {
+            // Rates lie in [0, 1], so a tolerance of 1 keeps at most a handful of vertices; the
+            // bound on the doublings only guards against a non-finite coordinate.
+            if kept.len() <= MAX_VERTICES || tolerance >= 1.0 {
                 return Curve { exact_vertices: points.len(), max_area_error: tolerance, points: kept };
             }
             tolerance *= 2.0;
@@ -261,12 +263,9 @@ pub fn simplify(points: &[[f64; 2]], tolerance: f64) -> Vec<[f64; 2]> {
 
 /// The ten equal-width bins of `metrics.json`'s expected calibration error, binned the same way.
 fn calibration(y: &[f32], p: &[f64]) -> Vec<CalibrationBin> {
-    let mut bins = [(0usize, 0.0f64, 0.0f64); ECE_BINS];
+    let mut bins: [EceBin; ECE_BINS] = [(0, 0.0, 0.0); ECE_BINS];
     for (&yi, &pi) in y.iter().zip(p) {
-        let b = ((pi * ECE_BINS as f64) as usize).min(ECE_BINS - 1);
-        bins[b].0 += 1;
-        bins[b].1 += pi;
-        bins[b].2 += f64::from(yi);
+        ece_bin(&mut bins, pi, yi);
     }
     bins.iter()
         .enumerate()
@@ -278,16 +277,6 @@ fn calibration(y: &[f32], p: &[f64]) -> Vec<CalibrationBin> {
             positive_rate: sum_y / rows as f64,
         })
         .collect()
-}
-
-/// The expected calibration error of reliability bins: Σ (rows / total)·|positive rate − mean
-/// score|, as `metrics.json` computes it.
-pub fn expected_calibration_error(bins: &[CalibrationBin]) -> f64 {
-    let total: usize = bins.iter().map(|b| b.rows).sum();
-    bins.iter()
-        .filter(|b| b.rows > 0)
-        .map(|b| (b.rows as f64 / total as f64) * (b.positive_rate - b.mean_score).abs())
-        .sum()
 }
 
 /// logit(p), clipped to ±[`LOGIT_LIMIT`] (probabilities of exactly 0 or 1 land in the end bins).
@@ -306,7 +295,7 @@ impl Histogram {
             lo = lo.min(l);
             hi = hi.max(l);
         }
-        // Whole logit units outward: round edges, and one bin's width of room at least.
+        // The outer edges on whole logit units, at least one unit apart.
         let (lo, hi) =
             if lo.is_finite() { (lo.floor(), hi.ceil().max(lo.floor() + 1.0)) } else { (-1.0, 1.0) };
         let width = (hi - lo) / HISTOGRAM_BINS as f64;
@@ -396,6 +385,16 @@ pub fn group_points(rows: &[GroupRow]) -> (Vec<GroupPoint>, usize) {
 mod tests {
     use super::*;
     use crate::metrics::{SplitMetrics, average_precision, roc_auc};
+
+    /// The expected calibration error of reliability bins: Σ (rows / total)·|positive rate − mean
+    /// score|, as `metrics.json` computes it.
+    fn expected_calibration_error(bins: &[CalibrationBin]) -> f64 {
+        let total: usize = bins.iter().map(|b| b.rows).sum();
+        bins.iter()
+            .filter(|b| b.rows > 0)
+            .map(|b| (b.rows as f64 / total as f64) * (b.positive_rate - b.mean_score).abs())
+            .sum()
+    }
 
     /// Seeded scores: a signal plus noise, rounded to `levels` distinct values (ties common
     /// when `levels` is small), with positives at rate `rate`.

@@ -18,15 +18,15 @@ mod page;
 
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
 pub use curves::{CalibrationBin, Curves, GroupPoint, Histogram, OperatingPoint, SideCurves};
 
 use crate::artifact;
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::registry::Root;
 use crate::rundir::names;
 use crate::runfiles::{Manifest, MetricsFile, RunFiles};
+use crate::store::Remote;
 
 /// How many of the largest coefficients the report shows.
 pub const COEFFICIENTS: usize = 20;
@@ -79,9 +79,16 @@ impl RunView {
         let metrics: MetricsFile = files.read_json(names::METRICS)?;
         // Runs written before curves.json existed still get every section that needs none.
         let curves = if files.records(names::CURVES) { Some(files.read_json(names::CURVES)?) } else { None };
-        let loaded = artifact::load_from(&files)?;
-        let classes = loaded.card.labels.values();
-        let coefficients = loaded.model.largest_coefficients(&loaded.card.pipeline, &classes, COEFFICIENTS);
+        // The model is read for its coefficients; an MLP's weights (perhaps a download) are not.
+        let (classes, coefficients) = match &metrics.fit {
+            crate::model::FitReport::Logistic(_) => {
+                let loaded = artifact::load_from(&files)?;
+                let classes = loaded.card.labels.values();
+                let top = loaded.model.largest_coefficients(&loaded.card.pipeline, &classes, COEFFICIENTS);
+                (classes, top)
+            }
+            crate::model::FitReport::Mlp(_) => (class_values(&files)?, Vec::new()),
+        };
         Ok(RunView { dir: run.display().to_string(), manifest, metrics, curves, classes, coefficients })
     }
 
@@ -99,16 +106,19 @@ impl RunView {
         }
     }
 
-    /// One fingerprint of every input: the first 16 hex digits of the SHA-256 of each input's
-    /// role, path, rows and content fingerprint, in manifest order.
+    /// The inputs' fingerprint, as `trainyard runs list` shows it.
     pub fn data_fingerprint(&self) -> String {
-        let mut h = Sha256::new();
-        for f in &self.manifest.inputs {
-            let content = f.sha256.as_deref().or(f.etag.as_deref()).unwrap_or("");
-            h.update(format!("{}\t{}\t{}\t{content}\n", f.role, f.path.display(), f.rows).as_bytes());
-        }
-        crate::runfiles::hex(&h.finalize())[..16].to_string()
+        crate::registry::data_fingerprint(&self.manifest.inputs)
     }
+}
+
+/// The class values of the run's `model.json`, without reading its weights.
+fn class_values(files: &RunFiles) -> Result<Vec<serde_json::Value>> {
+    let card: serde_json::Value = files.read_json(names::MODEL_JSON)?;
+    let labels: crate::label::Labels =
+        serde_json::from_value(card.get("labels").cloned().unwrap_or_default())
+            .map_err(|e| Error::data(format!("{}: labels: {e}", files.path(names::MODEL_JSON).display())))?;
+    Ok(labels.values())
 }
 
 /// The page for one run, or for two compared (`runs[1]` against `runs[0]`).
@@ -117,38 +127,52 @@ pub fn render(runs: &[RunView]) -> Result<String> {
 }
 
 /// `trainyard report`: draws the report of `run` (compared with `compare` when given) into
-/// `out`, or beside the current directory as `<run name>.report.html`
-/// (`<run>-vs-<other>.report.html` when comparing); returns the path written.
+/// `out` (a local path or an object URL), or into the current directory as
+/// `<run id>.report.html` (`<run id>-vs-<run id>.report.html` when comparing); returns where it
+/// was written. The page appears whole or not at all.
 pub fn write(run: &Path, compare: Option<&Path>, out: Option<&Path>) -> Result<PathBuf> {
+    if let Some(out) = out {
+        check_out(out, run, compare)?;
+    }
     let mut views = vec![RunView::open(run)?];
     if let Some(other) = compare {
         views.push(RunView::open(other)?);
     }
-    let html = render(&views)?;
     let out = match out {
         Some(out) => out.to_path_buf(),
         None => {
-            let name = |v: &RunView| {
-                let n =
-                    v.manifest.name.replace(|c: char| !(c.is_alphanumeric() || c == '-' || c == '_'), "_");
-                if n.is_empty() { "run".to_string() } else { n }
-            };
-            let stem = match views.get(1) {
-                Some(b) => format!("{}-vs-{}", name(&views[0]), name(b)),
-                None => name(&views[0]),
-            };
-            PathBuf::from(format!("{stem}.report.html"))
+            let ids: Vec<String> = views
+                .iter()
+                .map(|v| {
+                    v.manifest.run_id.replace(|c: char| !(c.is_alphanumeric() || "-_.".contains(c)), "_")
+                })
+                .collect();
+            let out = PathBuf::from(format!("{}.report.html", ids.join("-vs-")));
+            check_out(&out, run, compare)?;
+            out
         }
     };
-    if out.is_dir() {
-        return Err(Error::Usage(format!("--out {} is a directory; give a file name", out.display())));
+    let html = render(&views)?;
+    match Remote::parse_path(&out)? {
+        Some(remote) => remote.put(bytes::Bytes::from(html))?,
+        None => {
+            let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            Root::Local(parent.to_path_buf()).replace(&name, html.as_bytes())?;
+        }
     }
-    // Written beside the target and renamed, so a reader never sees half a page.
-    let tmp = out.with_extension(format!("html.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, html).map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &out).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        Error::io(&out, e)
-    })?;
     Ok(out)
+}
+
+/// Refuses, before any run is read, an output that is a directory or lies inside a run (it
+/// would sit beside the run's verified artifacts, or replace its `report.html`).
+fn check_out(out: &Path, run: &Path, compare: Option<&Path>) -> Result<()> {
+    let local = Path::new(crate::store::local_path(&out.to_string_lossy())).to_path_buf();
+    if Remote::parse_path(out)?.is_none() && (local.is_dir() || local.file_name().is_none()) {
+        return Err(Error::Usage(format!("--out {} is a directory; name the report file", out.display())));
+    }
+    for r in std::iter::once(run).chain(compare) {
+        crate::runfiles::refuse_output_in_run(r, out, "the report")?;
+    }
+    Ok(())
 }

@@ -11,6 +11,7 @@ use super::RunView;
 use super::charts::{self, BLUE, Chart, Line, ORANGE};
 use super::curves::{CURVE_TOLERANCE, SideCurves};
 use crate::error::{Error, Result};
+use crate::label::class_name;
 use crate::metrics::Evaluation;
 use crate::model::FitReport;
 
@@ -170,10 +171,6 @@ fn seconds(v: f64) -> String {
     format!("{v:.2} s")
 }
 
-fn class_name(v: &serde_json::Value) -> String {
-    v.as_str().map_or_else(|| v.to_string(), str::to_string)
-}
-
 fn header(run: &RunView, label: &str) -> Header {
     let m = &run.manifest;
     let (train_rows, test_rows) = match &m.summary {
@@ -209,10 +206,13 @@ fn header(run: &RunView, label: &str) -> Header {
     phases.push(("evaluate".into(), seconds(p.evaluate)));
     phases.push(("write".into(), seconds(p.write)));
     // At training time the report is drawn before its own seconds are known.
-    if let Some(r) = p.report {
-        phases.push(("report".into(), seconds(r)));
+    match p.report {
+        Some(r) => {
+            phases.push(("report".into(), seconds(r)));
+            phases.push(("total".into(), seconds(p.total)));
+        }
+        None => phases.push(("total before the report".into(), seconds(p.total))),
     }
-    phases.push(("total".into(), seconds(p.total)));
     let inputs = Table {
         id: format!("inputs-{}", label.to_lowercase()),
         caption: "input files".into(),
@@ -629,10 +629,11 @@ fn model_sections(run: &RunView, suffix: &str, prefix: &str) -> Result<Vec<Secti
 fn training(f: &crate::mlp::MlpReport, suffix: &str, prefix: &str) -> Result<Section> {
     let epoch = |e: &crate::mlp::EpochRecord| f64::from(e.epoch);
     let train: Vec<[f64; 2]> = f.history.iter().map(|e| [epoch(e), e.train_loss]).collect();
-    let valid: Vec<[f64; 2]> =
-        f.history.iter().filter_map(|e| e.validation_loss.map(|v| [epoch(e), v])).collect();
-    let auc: Vec<[f64; 2]> =
-        f.history.iter().filter_map(|e| e.validation_auc.map(|v| [epoch(e), v])).collect();
+    // An epoch's validation AUC is NaN when its validation rows hold one class: not drawn.
+    let finite =
+        |e: &crate::mlp::EpochRecord, v: Option<f64>| v.filter(|v| v.is_finite()).map(|v| [epoch(e), v]);
+    let valid: Vec<[f64; 2]> = f.history.iter().filter_map(|e| finite(e, e.validation_loss)).collect();
+    let auc: Vec<[f64; 2]> = f.history.iter().filter_map(|e| finite(e, e.validation_auc)).collect();
     let last = f.history.last().map_or(1.0, epoch).max(2.0);
     let losses = train.iter().chain(&valid).map(|p| p[1]).filter(|v| v.is_finite());
     let (lo, hi) = losses.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| (lo.min(v), hi.max(v)));
