@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::features::Pipeline;
 use crate::gate::{self, Promotion};
 use crate::memory;
-use crate::metrics::{Evaluation, Scores};
+use crate::metrics::{self, Evaluation, Scores};
 use crate::mlp::checkpoint;
 use crate::model::{self, FitContext, FitReport, Fitted, Model, TrainSet};
 use crate::partition::{self, GroupKey};
@@ -226,8 +226,10 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
     let design_width = model.design_width(&x_train);
     drop((x_train, x_test));
     let class_values = data.labels.values();
-    let train_metrics = Evaluation::compute(&data.train.labels, &s_train, &class_values);
-    let test_metrics = Evaluation::compute(&data.test.labels, &s_test, &class_values);
+    // The ranked rows are kept for the report's curves: one sort per split serves both.
+    let (train_metrics, train_ranked) =
+        Evaluation::compute_ranked(&data.train.labels, &s_train, &class_values);
+    let (test_metrics, test_ranked) = Evaluation::compute_ranked(&data.test.labels, &s_test, &class_values);
     // The last line of defence of "no run ends with a non-finite number": inputs are checked
     // finite and both fits refuse a non-finite objective, so this names a bug, not the data.
     if let Some(side) = [("train", &s_train), ("test", &s_test)]
@@ -315,15 +317,15 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let t = Instant::now();
     let curves = {
-        let side = |y: &[f32], scores: &Scores| match scores {
-            Scores::Binary(p) => Some(SideCurves::compute(y, p)),
-            Scores::Multiclass { .. } => None,
+        let side = |y: &[f32], scores: &Scores, ranked: Option<metrics::Ranked>| match (scores, ranked) {
+            (Scores::Binary(p), Some(ranked)) => Some(SideCurves::from_ranked(y, p, &ranked)),
+            _ => None,
         };
         let (groups, groups_with_test_rows) = report::curves::group_points(&group_rows);
         Curves {
             format_version: report::curves::FORMAT_VERSION,
-            test: side(&data.test.labels, &s_test),
-            train: side(&data.train.labels, &s_train),
+            test: side(&data.test.labels, &s_test, test_ranked),
+            train: side(&data.train.labels, &s_train, train_ranked),
             generic_test: generic_test.map(|p| SideCurves::compute(&data.test.labels, &p)),
             groups,
             groups_with_test_rows,

@@ -59,10 +59,22 @@ impl Evaluation {
     /// Every metric of `scores` against labels `y` (0/1, or class indices); `classes` names
     /// the classes for the per-class rows.
     pub fn compute(y: &[f32], scores: &Scores, classes: &[serde_json::Value]) -> Evaluation {
+        Self::compute_ranked(y, scores, classes).0
+    }
+
+    /// [`Evaluation::compute`], and for binary scores the rows ranked by score.
+    pub fn compute_ranked(
+        y: &[f32],
+        scores: &Scores,
+        classes: &[serde_json::Value],
+    ) -> (Evaluation, Option<Ranked>) {
         match scores {
-            Scores::Binary(p) => Evaluation::Binary(SplitMetrics::compute(y, p)),
+            Scores::Binary(p) => {
+                let (m, ranked) = SplitMetrics::compute_ranked(y, p);
+                (Evaluation::Binary(m), Some(ranked))
+            }
             Scores::Multiclass { classes: k, p } => {
-                Evaluation::Multiclass(MulticlassMetrics::compute(y, p, *k, classes))
+                (Evaluation::Multiclass(MulticlassMetrics::compute(y, p, *k, classes)), None)
             }
         }
     }
@@ -188,6 +200,12 @@ pub struct SplitMetrics {
 impl SplitMetrics {
     /// Computes every metric. `y` holds 0.0/1.0, `p` probabilities.
     pub fn compute(y: &[f32], p: &[f64]) -> SplitMetrics {
+        Self::compute_ranked(y, p).0
+    }
+
+    /// [`SplitMetrics::compute`], and the rows ranked by score (highest first) that the curves
+    /// of the report walk: one sort serves both.
+    pub fn compute_ranked(y: &[f32], p: &[f64]) -> (SplitMetrics, Ranked) {
         assert_eq!(y.len(), p.len());
         let n = y.len();
         let positives = y.iter().filter(|&&v| v == 1.0).count();
@@ -220,7 +238,7 @@ impl SplitMetrics {
             .map(|&(k, sp, sy)| (k as f64 / nf) * ((sy - sp) / k as f64).abs())
             .sum();
         let ranked = rank(y, p);
-        SplitMetrics {
+        let m = SplitMetrics {
             rows: n,
             positives,
             roc_auc: roc_auc_ranked(&ranked),
@@ -232,9 +250,14 @@ impl SplitMetrics {
             recall,
             f1,
             ece,
-        }
+        };
+        (m, Ranked(ranked))
     }
 }
+
+/// Rows as (score, is positive), sorted by score, highest first.
+#[derive(Debug, Clone, Default)]
+pub struct Ranked(pub(crate) Vec<(f64, bool)>);
 
 /// (score, is positive) pairs sorted by score, descending (NaN last). Sorting the pairs rather
 /// than indices keeps the sort cache-friendly; ties are handled by the callers, so an unstable

@@ -28,8 +28,10 @@ pub const BLUE: RGBColor = RGBColor(0x1F, 0x5F, 0xBF);
 pub const ORANGE: RGBColor = RGBColor(0xE0, 0x6C, 0x00);
 /// Reference lines and fallbacks.
 pub const GREY: RGBColor = RGBColor(0x88, 0x88, 0x88);
-const GRID: RGBColor = RGBColor(0xE6, 0xE6, 0xE6);
 const AXIS: RGBColor = RGBColor(0x44, 0x44, 0x44);
+/// Grid lines and frames.
+const GRID_LINE: ShapeStyle =
+    ShapeStyle { color: RGBAColor(0xE6, 0xE6, 0xE6, 1.0), filled: false, stroke_width: SCALE };
 
 /// A chart ready for the page.
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +125,16 @@ fn printable(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect()
 }
 
+/// A chart's frame: margins, and room for the axis labels (`y_labels` wide on the left).
+fn builder<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    y_labels: u32,
+) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut b = ChartBuilder::on(root);
+    b.margin(12 * SCALE).x_label_area_size(42 * SCALE).y_label_area_size(y_labels * SCALE);
+    b
+}
+
 /// Draws the legend of the series labelled so far at `position`.
 fn legend<'a, CT: plotters::coord::CoordTranslate>(
     c: &mut ChartContext<'a, SVGBackend<'a>, CT>,
@@ -133,7 +145,7 @@ fn legend<'a, CT: plotters::coord::CoordTranslate>(
         .legend_area_size(26 * SCALE)
         .margin(6 * SCALE)
         .background_style(WHITE.mix(0.85))
-        .border_style(stroke(GRID, 1))
+        .border_style(GRID_LINE)
         .label_font(font(FONT - 1))
         .draw()
         .map_err(drawing)
@@ -173,12 +185,7 @@ pub fn lines(
     marker: Option<(f64, &str)>,
 ) -> Result<Chart> {
     let drawn_svg = svg(SIZE, |root| {
-        let mut c = ChartBuilder::on(root)
-            .margin(12 * SCALE)
-            .x_label_area_size(42 * SCALE)
-            .y_label_area_size(56 * SCALE)
-            .build_cartesian_2d(x.0..x.1, y.0..y.1)
-            .map_err(drawing)?;
+        let mut c = builder(root, 56).build_cartesian_2d(x.0..x.1, y.0..y.1).map_err(drawing)?;
         c.configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
@@ -186,8 +193,8 @@ pub fn lines(
             .y_label_formatter(&tidy)
             .label_style(font(FONT))
             .axis_desc_style(font(FONT))
-            .light_line_style(stroke(GRID, 1))
-            .bold_line_style(stroke(GRID, 1))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
             .axis_style(stroke(AXIS, 1))
             .draw()
             .map_err(drawing)?;
@@ -233,19 +240,14 @@ pub fn calibration(
 ) -> Result<Chart> {
     let drawn_svg = svg((SIZE.0, SIZE.1 + 120), |root| {
         let (top, bottom) = root.split_vertically((SIZE.1 * SCALE) as i32);
-        let mut c = ChartBuilder::on(&top)
-            .margin(12 * SCALE)
-            .x_label_area_size(42 * SCALE)
-            .y_label_area_size(56 * SCALE)
-            .build_cartesian_2d(0f64..1f64, 0f64..1f64)
-            .map_err(drawing)?;
+        let mut c = builder(&top, 56).build_cartesian_2d(0f64..1f64, 0f64..1f64).map_err(drawing)?;
         c.configure_mesh()
             .x_desc("mean score in the bin")
             .y_desc("share positive")
             .label_style(font(FONT))
             .axis_desc_style(font(FONT))
-            .light_line_style(stroke(GRID, 1))
-            .bold_line_style(stroke(GRID, 1))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
             .draw()
             .map_err(drawing)?;
         let diagonal = stroke(GREY, 1);
@@ -283,8 +285,8 @@ pub fn calibration(
             .y_labels(3)
             .label_style(font(FONT - 2))
             .axis_desc_style(font(FONT - 2))
-            .light_line_style(stroke(GRID, 1))
-            .bold_line_style(stroke(GRID, 1))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
             .draw()
             .map_err(drawing)?;
         let n = runs.len().max(1) as f64;
@@ -341,20 +343,15 @@ pub fn histogram(
         }
     };
     let drawn_svg = svg(SIZE, |root| {
-        let mut c = ChartBuilder::on(root)
-            .margin(12 * SCALE)
-            .x_label_area_size(42 * SCALE)
-            .y_label_area_size(56 * SCALE)
-            .build_cartesian_2d(lo..hi, 0f64..top)
-            .map_err(drawing)?;
+        let mut c = builder(root, 56).build_cartesian_2d(lo..hi, 0f64..top).map_err(drawing)?;
         c.configure_mesh()
             .x_desc("score (logit scale)")
             .y_desc("share of the class's rows")
             .x_label_formatter(&probability)
             .label_style(font(FONT))
             .axis_desc_style(font(FONT))
-            .light_line_style(stroke(GRID, 1))
-            .bold_line_style(stroke(GRID, 1))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
             .draw()
             .map_err(drawing)?;
         for ((label, color, _), share) in classes.iter().zip(&shares) {
@@ -398,12 +395,8 @@ pub fn bars(id: &str, title: &str, caption: &str, x_desc: &str, bars: &[(String,
         _ => String::new(),
     };
     let drawn_svg = svg((SIZE.0 + 160, height), |root| {
-        let mut c = ChartBuilder::on(root)
-            .margin(12 * SCALE)
-            .x_label_area_size(42 * SCALE)
-            .y_label_area_size(230 * SCALE)
-            .build_cartesian_2d(-m..m, (0..n).into_segmented())
-            .map_err(drawing)?;
+        let mut c =
+            builder(root, 230).build_cartesian_2d(-m..m, (0..n - 1).into_segmented()).map_err(drawing)?;
         c.configure_mesh()
             .x_desc(x_desc)
             .y_labels(n)
@@ -411,8 +404,8 @@ pub fn bars(id: &str, title: &str, caption: &str, x_desc: &str, bars: &[(String,
             .disable_y_mesh()
             .label_style(font(FONT - 1))
             .axis_desc_style(font(FONT))
-            .light_line_style(stroke(GRID, 1))
-            .bold_line_style(stroke(GRID, 1))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
             .draw()
             .map_err(drawing)?;
         c.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
@@ -453,11 +446,8 @@ pub fn heatmap(
         _ => String::new(),
     };
     let drawn_svg = svg((side + 60, side), |root| {
-        let mut c = ChartBuilder::on(root)
-            .margin(12 * SCALE)
-            .x_label_area_size(42 * SCALE)
-            .y_label_area_size(80 * SCALE)
-            .build_cartesian_2d((0..k).into_segmented(), (0..k).into_segmented())
+        let mut c = builder(root, 80)
+            .build_cartesian_2d((0..k - 1).into_segmented(), (0..k - 1).into_segmented())
             .map_err(drawing)?;
         c.configure_mesh()
             .x_desc("predicted class")
@@ -518,10 +508,7 @@ pub fn groups(
     let x_hi = points.iter().map(|p| p.0).fold(1.0f64, f64::max) * 1.5;
     let y_abs = points.iter().map(|p| p.1.abs()).fold(0.0f64, f64::max).max(0.01) * 1.1;
     let drawn_svg = svg(SIZE, |root| {
-        let mut c = ChartBuilder::on(root)
-            .margin(12 * SCALE)
-            .x_label_area_size(42 * SCALE)
-            .y_label_area_size(56 * SCALE)
+        let mut c = builder(root, 56)
             .build_cartesian_2d((0.8f64..x_hi).log_scale(), -y_abs..y_abs)
             .map_err(drawing)?;
         c.configure_mesh()
@@ -529,8 +516,8 @@ pub fn groups(
             .y_desc(y_desc)
             .label_style(font(FONT))
             .axis_desc_style(font(FONT))
-            .light_line_style(stroke(GRID, 1))
-            .bold_line_style(stroke(GRID, 1))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
             .draw()
             .map_err(drawing)?;
         c.draw_series(LineSeries::new([(0.8, 0.0), (x_hi, 0.0)], stroke(GREY, 1))).map_err(drawing)?;

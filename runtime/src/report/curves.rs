@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::{ECE_BINS, EceBin, ece_bin, nan_as_null, rank, tie_groups};
+use crate::metrics::{ECE_BINS, EceBin, Ranked, ece_bin, nan_as_null, rank, tie_groups};
 use crate::partition::GroupRow;
 
 /// `curves.json`'s format.
@@ -154,14 +154,19 @@ pub struct GroupPoint {
 impl SideCurves {
     /// Every curve of binary labels `y` (0/1) and positive-class probabilities `p`.
     pub fn compute(y: &[f32], p: &[f64]) -> SideCurves {
-        let ranked = rank(y, p);
+        Self::from_ranked(y, p, &Ranked(rank(y, p)))
+    }
+
+    /// [`SideCurves::compute`] from the rows already ranked by score (the metrics' ranking).
+    pub fn from_ranked(y: &[f32], p: &[f64], ranked: &Ranked) -> SideCurves {
+        let ranked = &ranked.0;
         let positives = ranked.iter().filter(|(_, pos)| *pos).count();
         let negatives = ranked.len() - positives;
         let (pos, neg) = (positives as f64, negatives as f64);
         // One vertex per distinct score, highest first: the rows at or above it are flagged.
         let (mut roc, mut pr) = (vec![[0.0, 0.0]], Vec::new());
         let (mut tp, mut fp) = (0.0, 0.0);
-        for (tie_pos, tie_neg) in tie_groups(&ranked) {
+        for (tie_pos, tie_neg) in tie_groups(ranked) {
             tp += tie_pos;
             fp += tie_neg;
             roc.push([rate(fp, neg), rate(tp, pos)]);
@@ -176,7 +181,7 @@ impl SideCurves {
             pr: Curve::simplified(&pr),
             calibration: calibration(y, p),
             histogram: Histogram::compute(y, p),
-            operating_points: operating_points(&ranked, positives),
+            operating_points: operating_points(ranked, positives),
         }
     }
 }
