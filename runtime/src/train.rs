@@ -317,15 +317,12 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let t = Instant::now();
     let curves = {
-        let side = |y: &[f32], scores: &Scores, ranked: Option<metrics::Ranked>| match (scores, ranked) {
-            (Scores::Binary(p), Some(ranked)) => Some(SideCurves::from_ranked(y, p, &ranked)),
-            _ => None,
-        };
+        let side = |ranked: Option<metrics::Ranked>| ranked.map(|r| SideCurves::from_ranked(&r));
         let (groups, groups_with_test_rows) = report::curves::group_points(&group_rows);
         Curves {
             format_version: report::curves::FORMAT_VERSION,
-            test: side(&data.test.labels, &s_test, test_ranked),
-            train: side(&data.train.labels, &s_train, train_ranked),
+            test: side(test_ranked),
+            train: side(train_ranked),
             generic_test: generic_test.map(|p| SideCurves::compute(&data.test.labels, &p)),
             groups,
             groups_with_test_rows,

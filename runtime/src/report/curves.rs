@@ -154,11 +154,11 @@ pub struct GroupPoint {
 impl SideCurves {
     /// Every curve of binary labels `y` (0/1) and positive-class probabilities `p`.
     pub fn compute(y: &[f32], p: &[f64]) -> SideCurves {
-        Self::from_ranked(y, p, &Ranked(rank(y, p)))
+        Self::from_ranked(&Ranked(rank(y, p)))
     }
 
     /// [`SideCurves::compute`] from the rows already ranked by score (the metrics' ranking).
-    pub fn from_ranked(y: &[f32], p: &[f64], ranked: &Ranked) -> SideCurves {
+    pub fn from_ranked(ranked: &Ranked) -> SideCurves {
         let ranked = &ranked.0;
         let positives = ranked.iter().filter(|(_, pos)| *pos).count();
         let negatives = ranked.len() - positives;
@@ -179,8 +179,8 @@ impl SideCurves {
             positives,
             roc: Curve::simplified(&roc),
             pr: Curve::simplified(&pr),
-            calibration: calibration(y, p),
-            histogram: Histogram::compute(y, p),
+            calibration: calibration(ranked),
+            histogram: Histogram::from_ranked(ranked),
             operating_points: operating_points(ranked, positives),
         }
     }
@@ -267,10 +267,10 @@ pub fn simplify(points: &[[f64; 2]], tolerance: f64) -> Vec<[f64; 2]> {
 }
 
 /// The ten equal-width bins of `metrics.json`'s expected calibration error, binned the same way.
-fn calibration(y: &[f32], p: &[f64]) -> Vec<CalibrationBin> {
+fn calibration(ranked: &[(f64, bool)]) -> Vec<CalibrationBin> {
     let mut bins: [EceBin; ECE_BINS] = [(0, 0.0, 0.0); ECE_BINS];
-    for (&yi, &pi) in y.iter().zip(p) {
-        ece_bin(&mut bins, pi, yi);
+    for &(p, pos) in ranked {
+        ece_bin(&mut bins, p, f32::from(u8::from(pos)));
     }
     bins.iter()
         .enumerate()
@@ -293,28 +293,36 @@ fn logit(p: f64) -> f64 {
 const LOGIT_LIMIT: f64 = 12.0;
 
 impl Histogram {
-    fn compute(y: &[f32], p: &[f64]) -> Histogram {
-        let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-        for &v in p {
-            let l = logit(v);
-            lo = lo.min(l);
-            hi = hi.max(l);
-        }
-        // The outer edges on whole logit units, at least one unit apart.
-        let (lo, hi) =
-            if lo.is_finite() { (lo.floor(), hi.ceil().max(lo.floor() + 1.0)) } else { (-1.0, 1.0) };
+    /// From the rows ranked by score, highest first: logit is monotone, so the range is the
+    /// logits of the two ends, and one walk up the rows against each bin's upper edge (as a
+    /// probability) counts them, with no logarithm per row.
+    fn from_ranked(ranked: &[(f64, bool)]) -> Histogram {
+        let (lo, hi) = match (ranked.last(), ranked.first()) {
+            // The outer edges on whole logit units, at least one unit apart.
+            (Some(min), Some(max)) => {
+                let lo = logit(min.0).floor();
+                (lo, logit(max.0).ceil().max(lo + 1.0))
+            }
+            _ => (-1.0, 1.0),
+        };
         let width = (hi - lo) / HISTOGRAM_BINS as f64;
+        let logit_edges: Vec<f64> = (0..=HISTOGRAM_BINS).map(|i| lo + i as f64 * width).collect();
+        let upper = |b: usize| 1.0 / (1.0 + (-logit_edges[b + 1]).exp());
         let mut positives = vec![0u64; HISTOGRAM_BINS];
         let mut negatives = vec![0u64; HISTOGRAM_BINS];
-        for (&yi, &v) in y.iter().zip(p) {
-            let b = (((logit(v) - lo) / width) as usize).min(HISTOGRAM_BINS - 1);
-            if yi == 1.0 {
+        let mut b = 0;
+        let mut edge = upper(0);
+        for &(v, pos) in ranked.iter().rev() {
+            while v >= edge && b + 1 < HISTOGRAM_BINS {
+                b += 1;
+                edge = upper(b);
+            }
+            if pos {
                 positives[b] += 1;
             } else {
                 negatives[b] += 1;
             }
         }
-        let logit_edges = (0..=HISTOGRAM_BINS).map(|i| lo + i as f64 * width).collect();
         Histogram { logit_edges, positives, negatives }
     }
 }
@@ -459,6 +467,25 @@ mod tests {
         let counted: u64 = c.histogram.positives.iter().chain(&c.histogram.negatives).sum();
         assert_eq!(counted, 30_000);
         assert_eq!(c.histogram.positives.iter().sum::<u64>() as usize, c.positives);
+    }
+
+    #[test]
+    fn the_histogram_walk_bins_every_row_as_its_logit_does() {
+        for (n, levels, rate, seed) in [(50_000, 1e9, 0.05, 5), (20_000, 1e9, 0.5, 6)] {
+            let (y, mut p) = seeded(n, levels, rate, seed);
+            // Scores near 0 and 1 too, where the logit axis is clipped.
+            p[0] = 0.0;
+            p[1] = 1.0;
+            p[2] = 1e-9;
+            let h = SideCurves::compute(&y, &p).histogram;
+            let (lo, width) = (h.logit_edges[0], h.logit_edges[1] - h.logit_edges[0]);
+            let (mut pos, mut neg) = (vec![0u64; HISTOGRAM_BINS], vec![0u64; HISTOGRAM_BINS]);
+            for (&yi, &v) in y.iter().zip(&p) {
+                let b = (((logit(v) - lo) / width) as usize).min(HISTOGRAM_BINS - 1);
+                if yi == 1.0 { pos[b] += 1 } else { neg[b] += 1 }
+            }
+            assert_eq!((h.positives, h.negatives), (pos, neg), "n {n}");
+        }
     }
 
     #[test]
