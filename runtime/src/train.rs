@@ -362,9 +362,7 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         summary: Some(RunSummary::new(train_rows, &test_metrics)),
         promotion: promotion.clone(),
     };
-    // The report is drawn from what the run's files will hold (its own seconds aside). A chart
-    // that cannot be drawn is a bug of ours, not a reason to throw the model away: the run is
-    // written without the page, and `trainyard report` can draw it later.
+    // The report is drawn from what the run's files will hold (its own seconds aside).
     let view = report::RunView::of_training(
         &output,
         manifest.clone(),
@@ -374,25 +372,21 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         &card.pipeline,
         class_values,
     );
-    // A panic in the drawing is a bug too: it must not unwind through the finished fit.
-    let drawn = std::panic::catch_unwind(|| report::render(&[view])).unwrap_or_else(|panic| {
-        Err(Error::Internal(format!("drawing the report panicked: {}", crate::data::panic_message(&*panic))))
-    });
-    if let Ok(html) = &drawn {
+    let html = report::draw_for_training(view);
+    if let Some(html) = &html {
         staging.write(names::REPORT, html.as_bytes())?;
     }
     metrics.phases.report = Some(t.elapsed().as_secs_f64());
     metrics.phases.total = started.elapsed().as_secs_f64();
-    match drawn {
-        Ok(html) => tracing::info!(
+    if let Some(html) = &html {
+        tracing::info!(
             phase = "report",
             seconds = metrics.phases.report,
             bytes = html.len(),
             "wrote {} ({} KiB)",
             names::REPORT,
             html.len() / 1024
-        ),
-        Err(e) => tracing::warn!(phase = "report", error = %e, "no {}: {e}", names::REPORT),
+        );
     }
     staging.write(names::METRICS, &to_json(&metrics)?)?;
     let finished_at = chrono::Utc::now();

@@ -283,6 +283,7 @@ pub fn calibration(
             .x_desc("score bin")
             .y_desc("rows")
             .y_labels(3)
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .label_style(font(FONT - 2))
             .axis_desc_style(font(FONT - 2))
             .light_line_style(GRID_LINE)

@@ -9,8 +9,8 @@
 //! | the page layout | `report.html.jinja` (a minijinja template) |
 //!
 //! `train` writes `curves.json` and `report.html` into every run directory ([`RunView::of_training`],
-//! [`render`]); `trainyard report RUN [--compare RUN_B]` draws it again from the run directory
-//! alone ([`RunView::open`], [`write`]).
+//! [`draw_for_training`]); `trainyard report RUN [--compare RUN_B]` draws it again from the run
+//! directory alone ([`RunView::open`], [`write`]).
 
 pub mod charts;
 pub mod curves;
@@ -124,6 +124,16 @@ fn class_values(files: &RunFiles) -> Result<Vec<serde_json::Value>> {
 /// The page for one run, or for two compared (`runs[1]` against `runs[0]`).
 pub fn render(runs: &[RunView]) -> Result<String> {
     page::render(runs)
+}
+
+/// The page of a run being trained, or `None` when it cannot be drawn. A chart that cannot be
+/// drawn is a bug of ours, not a reason to throw the fitted model away: the failure (or panic)
+/// is logged, the run is written without the page, and `trainyard report` can draw it later.
+pub fn draw_for_training(view: RunView) -> Option<String> {
+    let drawn = std::panic::catch_unwind(|| render(&[view])).unwrap_or_else(|panic| {
+        Err(Error::Internal(format!("drawing the report panicked: {}", crate::data::panic_message(&*panic))))
+    });
+    drawn.map_err(|e| tracing::warn!(phase = "report", error = %e, "no {}: {e}", names::REPORT)).ok()
 }
 
 /// `trainyard report`: draws the report of `run` (compared with `compare` when given) into

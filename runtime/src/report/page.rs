@@ -262,8 +262,12 @@ fn named(e: &Evaluation) -> Vec<(&'static str, f64)> {
     }
 }
 
+fn is_count(name: &str) -> bool {
+    matches!(name, "rows" | "positives")
+}
+
 fn cell(name: &str, v: f64) -> String {
-    if matches!(name, "rows" | "positives") { format!("{v:.0}") } else { num(v) }
+    if is_count(name) { format!("{v:.0}") } else { num(v) }
 }
 
 fn fit_note(fit: &FitReport) -> String {
@@ -313,7 +317,10 @@ fn metrics_compared(a: &RunView, b: &RunView) -> Section {
     let rows = ta
         .iter()
         .filter_map(|(name, va)| tb.iter().find(|(n, _)| n == name).map(|(_, vb)| (name, *va, *vb)))
-        .map(|(name, va, vb)| vec![name.to_string(), cell(name, va), cell(name, vb), signed(vb - va)])
+        .map(|(name, va, vb)| {
+            let delta = if is_count(name) { format!("{:+.0}", vb - va) } else { signed(vb - va) };
+            vec![name.to_string(), cell(name, va), cell(name, vb), delta]
+        })
         .collect();
     if a.data_fingerprint() != b.data_fingerprint() {
         notes.push(
@@ -403,7 +410,11 @@ fn curves_section(sides: &[(&str, charts::RGBColor, &SideCurves, Option<&SideCur
     let roc = charts::lines(
         "roc",
         "ROC curve",
-        &format!("Test rows solid, train rows dashed; {}.", curve_caption(first)),
+        &if sides.iter().any(|s| s.3.is_some()) {
+            format!("Test rows solid, train rows dashed; {}.", curve_caption(first))
+        } else {
+            format!("Test rows of each run; run A: {}.", curve_caption(first))
+        },
         ("false positive rate", "true positive rate"),
         (0.0, 1.0),
         (0.0, 1.0),
