@@ -253,6 +253,11 @@ fn binary_sections(page: &Page, metrics: &Value, run: &Path) {
         .sum();
     assert!((ece - metrics["test"]["ece"].as_f64().unwrap()).abs() < 1e-9);
     assert_eq!(rows as u64, metrics["test"]["rows"].as_u64().unwrap());
+    // One point per equal-count bin, test and train, on the log-scale reliability chart.
+    let by_rank = |side: &str| curves[side]["calibration_by_rank"].as_array().unwrap().len();
+    assert_eq!(by_rank("test"), 20);
+    let points = page.within(page.figure("calibration-by-rank"), "circle").len();
+    assert_eq!(points, by_rank("test") + by_rank("train"));
     // The train curve is drawn dashed beside the test curve: many short pieces of the same colour.
     let pieces =
         page.within(page.figure("roc"), "polyline").iter().filter(|p| p.attrs["stroke"] == "#1F5FBF").count();

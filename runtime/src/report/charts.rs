@@ -315,6 +315,65 @@ pub fn calibration(
     ))
 }
 
+/// The reliability diagram on log scales, one point per equal-count bin: for scores of a rare
+/// class, which crowd near 0 where a linear axis cannot tell them apart. A bin without positive
+/// rows sits on the bottom edge.
+pub fn reliability_by_rank(
+    id: &str,
+    title: &str,
+    runs: &[(&str, RGBColor, &[super::CalibrationBin])],
+) -> Result<Chart> {
+    let values = runs.iter().flat_map(|r| r.2.iter().flat_map(|b| [b.mean_score, b.positive_rate]));
+    let smallest = values.filter(|v| *v > 0.0).fold(1.0f64, f64::min);
+    // Whole decades around the data, at least 1e-6 and at most 1.
+    let lo = 10f64.powf(smallest.log10().floor()).clamp(1e-6, 0.1);
+    let drawn_svg = svg(SIZE, |root| {
+        let mut c = builder(root, 56)
+            .build_cartesian_2d((lo..1.0).log_scale(), (lo..1.0).log_scale())
+            .map_err(drawing)?;
+        c.configure_mesh()
+            .x_desc("mean score in the bin (log scale)")
+            .y_desc("share positive (log scale)")
+            .label_style(font(FONT))
+            .axis_desc_style(font(FONT))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
+            .draw()
+            .map_err(drawing)?;
+        let diagonal = stroke(GREY, 1);
+        c.draw_series(DashedLineSeries::new([(lo, lo), (1.0, 1.0)], 5 * SCALE, 4 * SCALE, diagonal))
+            .map_err(drawing)?
+            .label("perfectly calibrated")
+            .legend(move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], diagonal));
+        for &(label, color, bins) in runs {
+            let points: Vec<(f64, f64)> = bins
+                .iter()
+                .filter(|b| b.rows > 0)
+                .map(|b| (b.mean_score.max(lo), b.positive_rate.max(lo)))
+                .collect();
+            let style = stroke(color, 2);
+            c.draw_series(LineSeries::new(points.clone(), style)).map_err(drawing)?.label(label).legend(
+                move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], style),
+            );
+            c.draw_series(points.iter().map(|&p| Circle::new(p, 4 * SCALE, color.filled())))
+                .map_err(drawing)?;
+        }
+        legend(&mut c, SeriesLabelPosition::UpperLeft)?;
+        Ok(String::new())
+    })?;
+    Ok(chart(
+        id,
+        title,
+        &format!(
+            "Each point is one of {} bins of equal row counts, by score; the diagonal is perfect \
+             calibration.",
+            super::curves::RANK_BINS
+        ),
+        drawn_svg,
+        None,
+    ))
+}
+
 /// Score distributions per class: the share of each class's rows in each logit-scale bin.
 pub fn histogram(
     id: &str,

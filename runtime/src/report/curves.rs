@@ -66,6 +66,10 @@ pub struct SideCurves {
     pub pr: Curve,
     /// Reliability bins: the ten equal-width bins of the expected calibration error.
     pub calibration: Vec<CalibrationBin>,
+    /// Reliability bins of equal row counts ([`RANK_BINS`] of them, by score): where scores of a
+    /// rare class crowd near 0, the equal-width bins put nearly every row in the first one.
+    #[serde(default)]
+    pub calibration_by_rank: Vec<CalibrationBin>,
     /// Score distribution per class.
     pub histogram: Histogram,
     /// Precision, recall and flagged share at a few thresholds.
@@ -180,6 +184,7 @@ impl SideCurves {
             roc: Curve::simplified(&roc),
             pr: Curve::simplified(&pr),
             calibration: calibration(ranked),
+            calibration_by_rank: calibration_by_rank(ranked),
             histogram: Histogram::from_ranked(ranked),
             operating_points: operating_points(ranked, positives),
         }
@@ -264,6 +269,32 @@ pub fn simplify(points: &[[f64; 2]], tolerance: f64) -> Vec<[f64; 2]> {
         kept.push(last);
     }
     kept
+}
+
+/// Equal-count reliability bins.
+pub const RANK_BINS: usize = 20;
+
+/// [`RANK_BINS`] bins of consecutive rows by score (lowest first), of equal row counts up to
+/// one row; fewer when there are fewer rows.
+fn calibration_by_rank(ranked: &[(f64, bool)]) -> Vec<CalibrationBin> {
+    let n = ranked.len();
+    let bins = RANK_BINS.min(n);
+    (0..bins)
+        .map(|k| {
+            // `ranked` is highest first: bin 0 takes the last rows.
+            let (from, to) = (n - (k + 1) * n / bins, n - k * n / bins);
+            let rows = &ranked[from..to];
+            let (sum_p, positives) =
+                rows.iter().fold((0.0, 0usize), |(s, c), &(p, pos)| (s + p, c + usize::from(pos)));
+            CalibrationBin {
+                lower: rows.last().map_or(f64::NAN, |r| r.0),
+                upper: rows.first().map_or(f64::NAN, |r| r.0),
+                rows: rows.len(),
+                mean_score: sum_p / rows.len() as f64,
+                positive_rate: positives as f64 / rows.len() as f64,
+            }
+        })
+        .collect()
 }
 
 /// The ten equal-width bins of `metrics.json`'s expected calibration error, binned the same way.
@@ -467,6 +498,23 @@ mod tests {
         let counted: u64 = c.histogram.positives.iter().chain(&c.histogram.negatives).sum();
         assert_eq!(counted, 30_000);
         assert_eq!(c.histogram.positives.iter().sum::<u64>() as usize, c.positives);
+    }
+
+    #[test]
+    fn equal_count_bins_split_the_rows_in_score_order() {
+        let (y, p) = seeded(30_007, 1e9, 0.01, 11);
+        let c = SideCurves::compute(&y, &p);
+        let bins = &c.calibration_by_rank;
+        assert_eq!(bins.len(), RANK_BINS);
+        assert_eq!(bins.iter().map(|b| b.rows).sum::<usize>(), 30_007);
+        assert!(bins.iter().all(|b| b.rows.abs_diff(30_007 / RANK_BINS) <= 1));
+        assert!(bins.windows(2).all(|w| w[0].upper <= w[1].lower && w[0].mean_score <= w[1].mean_score));
+        let positives: f64 = bins.iter().map(|b| b.positive_rate * b.rows as f64).sum();
+        assert!((positives - c.positives as f64).abs() < 1e-6);
+        let mean: f64 = bins.iter().map(|b| b.mean_score * b.rows as f64).sum::<f64>() / 30_007.0;
+        assert!((mean - p.iter().sum::<f64>() / 30_007.0).abs() < 1e-12);
+        // Fewer rows than bins: one bin a row.
+        assert_eq!(SideCurves::compute(&[0.0, 1.0, 1.0], &[0.2, 0.9, 0.4]).calibration_by_rank.len(), 3);
     }
 
     #[test]

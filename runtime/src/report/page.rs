@@ -80,10 +80,12 @@ fn single(run: &RunView) -> Result<Page> {
             sections.push(curves_section(&[("test", BLUE, test, train)])?);
             sections.push(operating_points(&[("", test)]));
             let mut cal = vec![("test", BLUE, test.calibration.as_slice())];
+            let mut by_rank = vec![test.calibration_by_rank.as_slice()];
             if let Some(train) = train {
                 cal.push(("train", ORANGE, train.calibration.as_slice()));
+                by_rank.push(train.calibration_by_rank.as_slice());
             }
-            sections.push(calibration(&cal, &format!("test ECE {}", num(test_ece(run))))?);
+            sections.push(calibration(&cal, &by_rank, &format!("test ECE {}", num(test_ece(run))))?);
             sections.push(scores(run, &[("", test)])?);
         }
         None if binary(run) => sections.push(Section {
@@ -116,6 +118,7 @@ fn comparison(a: &RunView, b: &RunView) -> Result<Page> {
         sections.push(operating_points(&[("A", &ta), ("B", &tb)]));
         sections.push(calibration(
             &[("A test", BLUE, ta.calibration.as_slice()), ("B test", ORANGE, tb.calibration.as_slice())],
+            &[ta.calibration_by_rank.as_slice(), tb.calibration_by_rank.as_slice()],
             &format!("test ECE: A {}, B {}", num(test_ece(a)), num(test_ece(b))),
         )?);
         let mut s = scores(a, &[("-a", &ta)])?;
@@ -497,12 +500,29 @@ fn operating_points(sides: &[(&str, &SideCurves)]) -> Section {
     }
 }
 
-fn calibration(runs: &[(&str, charts::RGBColor, &[super::CalibrationBin])], ece: &str) -> Result<Section> {
+/// The calibration charts: per entry (label, colour, equal-width bins), and each entry's
+/// equal-count bins in `by_rank`.
+fn calibration(
+    runs: &[(&str, charts::RGBColor, &[super::CalibrationBin])],
+    by_rank: &[&[super::CalibrationBin]],
+    ece: &str,
+) -> Result<Section> {
     Ok(Section {
         id: "calibration".into(),
         title: "Calibration".into(),
         intro: format!("Whether a score of p means a share p of positives ({ece})."),
-        charts: vec![charts::calibration("calibration-chart", "Reliability diagram", runs)?],
+        charts: vec![
+            charts::calibration("calibration-chart", "Reliability diagram", runs)?,
+            charts::reliability_by_rank(
+                "calibration-by-rank",
+                "Reliability by score rank",
+                &runs
+                    .iter()
+                    .zip(by_rank)
+                    .map(|(&(label, color, _), &bins)| (label, color, bins))
+                    .collect::<Vec<_>>(),
+            )?,
+        ],
         ..Default::default()
     })
 }
