@@ -250,23 +250,8 @@ pub fn calibration(
             .bold_line_style(GRID_LINE)
             .draw()
             .map_err(drawing)?;
-        let diagonal = stroke(GREY, 1);
-        c.draw_series(DashedLineSeries::new([(0.0, 0.0), (1.0, 1.0)], 5 * SCALE, 4 * SCALE, diagonal))
-            .map_err(drawing)?
-            .label("perfectly calibrated")
-            .legend(move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], diagonal));
+        reliability_points(&mut c, runs, 0.0)?;
         let max_rows = runs.iter().flat_map(|r| r.2.iter().map(|b| b.rows)).max().unwrap_or(1).max(1);
-        for &(label, color, bins) in runs {
-            let points: Vec<(f64, f64)> =
-                bins.iter().filter(|b| b.rows > 0).map(|b| (b.mean_score, b.positive_rate)).collect();
-            let style = stroke(color, 2);
-            c.draw_series(LineSeries::new(points.clone(), style)).map_err(drawing)?.label(label).legend(
-                move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], style),
-            );
-            c.draw_series(points.iter().map(|&p| Circle::new(p, 4 * SCALE, color.filled())))
-                .map_err(drawing)?;
-        }
-        legend(&mut c, SeriesLabelPosition::UpperLeft)?;
         let frame = {
             let (lo, hi) = (c.backend_coord(&(0.0, 0.0)), c.backend_coord(&(1.0, 1.0)));
             format!("{} {} {} {}", lo.0, lo.1, hi.0, hi.1)
@@ -315,6 +300,39 @@ pub fn calibration(
     ))
 }
 
+/// The reliability lines of `runs` (observed positive rate against mean score, one point per
+/// bin with rows), the diagonal of perfect calibration from (`floor`, `floor`) to (1, 1), and
+/// the legend. Values below `floor` (zero, on a log axis) are drawn on it.
+fn reliability_points<'a, X, Y>(
+    c: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>,
+    runs: &[(&str, RGBColor, &[super::CalibrationBin])],
+    floor: f64,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    let diagonal = stroke(GREY, 1);
+    c.draw_series(DashedLineSeries::new([(floor, floor), (1.0, 1.0)], 5 * SCALE, 4 * SCALE, diagonal))
+        .map_err(drawing)?
+        .label("perfectly calibrated")
+        .legend(move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], diagonal));
+    for &(label, color, bins) in runs {
+        let points: Vec<(f64, f64)> = bins
+            .iter()
+            .filter(|b| b.rows > 0)
+            .map(|b| (b.mean_score.max(floor), b.positive_rate.max(floor)))
+            .collect();
+        let style = stroke(color, 2);
+        c.draw_series(LineSeries::new(points.clone(), style))
+            .map_err(drawing)?
+            .label(label)
+            .legend(move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], style));
+        c.draw_series(points.iter().map(|&p| Circle::new(p, 4 * SCALE, color.filled()))).map_err(drawing)?;
+    }
+    legend(c, SeriesLabelPosition::UpperLeft)
+}
+
 /// The reliability diagram on log scales, one point per equal-count bin: for scores of a rare
 /// class, which crowd near 0 where a linear axis cannot tell them apart. A bin without positive
 /// rows sits on the bottom edge.
@@ -340,25 +358,7 @@ pub fn reliability_by_rank(
             .bold_line_style(GRID_LINE)
             .draw()
             .map_err(drawing)?;
-        let diagonal = stroke(GREY, 1);
-        c.draw_series(DashedLineSeries::new([(lo, lo), (1.0, 1.0)], 5 * SCALE, 4 * SCALE, diagonal))
-            .map_err(drawing)?
-            .label("perfectly calibrated")
-            .legend(move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], diagonal));
-        for &(label, color, bins) in runs {
-            let points: Vec<(f64, f64)> = bins
-                .iter()
-                .filter(|b| b.rows > 0)
-                .map(|b| (b.mean_score.max(lo), b.positive_rate.max(lo)))
-                .collect();
-            let style = stroke(color, 2);
-            c.draw_series(LineSeries::new(points.clone(), style)).map_err(drawing)?.label(label).legend(
-                move |(px, py)| PathElement::new(vec![(px, py), (px + 20 * SCALE as i32, py)], style),
-            );
-            c.draw_series(points.iter().map(|&p| Circle::new(p, 4 * SCALE, color.filled())))
-                .map_err(drawing)?;
-        }
-        legend(&mut c, SeriesLabelPosition::UpperLeft)?;
+        reliability_points(&mut c, runs, lo)?;
         Ok(String::new())
     })?;
     Ok(chart(
