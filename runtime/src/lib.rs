@@ -22,6 +22,7 @@
 //! | score new data from a run directory | [`predict`], [`artifact`] | [`artifact::Run::score`] |
 //! | summarize a run | [`inspect`] | [`inspect::inspect`] |
 //! | draw the run report (`report.html`), or compare two runs on one page | [`report`] | [`report::render`], [`report::write`] |
+//! | export the model with its pipeline as ONNX | [`onnx`] | [`onnx::export`] |
 //! | list, compare and promote the runs of a runs root | [`registry`] | [`registry::list`], [`registry::production::promote`] |
 //! | summarize a spec and its data without training | [`validate`] | [`validate::validate`] |
 //! | render the Kubernetes Job for a spec and resource class | [`render`] | [`render::render`] |
@@ -52,6 +53,7 @@ pub mod memory;
 pub mod metrics;
 pub mod mlp;
 pub mod model;
+pub mod onnx;
 pub mod partition;
 pub mod predict;
 pub mod progress;

@@ -121,6 +121,22 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         out: Option<PathBuf>,
     },
+    /// Export a run's model, feature pipeline included, for scoring elsewhere: an ONNX graph
+    /// over the raw feature columns that onnxruntime scores as `predict` does.
+    Export {
+        /// The run directory (or object-store run).
+        run: PathBuf,
+        /// The format.
+        #[arg(long, value_enum, default_value = "onnx")]
+        format: trainyard::onnx::Format,
+        /// Where to write the model (a file or an object). Default: `<run id>.onnx` in the
+        /// current directory.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// The string a categorical input holds for a null (ONNX strings cannot be null).
+        #[arg(long, value_name = "TEXT", default_value = "")]
+        null_string: String,
+    },
     /// The JSON API in front of the trainer: submit jobs, track their state, fetch their
     /// results. Jobs run as local `trainyard train` child processes.
     Serve {
@@ -873,6 +889,11 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
         Command::Inspect { run } => print(&mut out, &inspect::inspect(&run)?),
         Command::Report { run, compare, out: file } => {
             let written = trainyard::report::write(&run, compare.as_deref(), file.as_deref())?;
+            print(&mut out, &format!("{}\n", written.display()))
+        }
+        Command::Export { run, format, out: file, null_string } => {
+            let opts = trainyard::onnx::Options { null_string };
+            let written = trainyard::onnx::export(&run, format, file.as_deref(), &opts)?;
             print(&mut out, &format!("{}\n", written.display()))
         }
         Command::Render { spec, class, image, name, namespace, service_account, set } => {

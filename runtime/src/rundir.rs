@@ -26,6 +26,8 @@ pub mod names {
     pub const CURVES: &str = "curves.json";
     /// The run report: one self-contained HTML page of charts and tables.
     pub const REPORT: &str = "report.html";
+    /// The model with its pipeline as ONNX, when the spec's `export` asks for it.
+    pub const ONNX: &str = "model.onnx";
 }
 
 /// The longest run directory name, in bytes. The staging directory beside the run,

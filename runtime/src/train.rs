@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
-use crate::artifact::{ModelCard, PartitionCard};
+use crate::artifact::{self, ModelCard, PartitionCard};
 use crate::baseline::{self, Comparison};
 use crate::dataset;
 use crate::device;
@@ -17,6 +17,7 @@ use crate::memory;
 use crate::metrics::{self, Evaluation, Scores};
 use crate::mlp::checkpoint;
 use crate::model::{self, FitContext, FitReport, Fitted, Model, TrainSet};
+use crate::onnx;
 use crate::partition::{self, GroupKey};
 use crate::report::{self, Curves, SideCurves};
 use crate::rundir::{self, Staging, names};
@@ -153,6 +154,16 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let t = Instant::now();
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
+    if spec.export.contains(&onnx::Format::Onnx) {
+        // What would stop the export is known now, before the fit rather than after it.
+        let keys = group_keys.iter().flat_map(|(train, _)| train.iter().flatten());
+        onnx::graph::check(
+            &pipeline,
+            spec.partition.as_ref().map(|p| p.by.as_str()),
+            keys,
+            &Default::default(),
+        )?;
+    }
     // Before the design matrices and the network exist: a run that cannot fit fails now, with
     // what is too large, instead of being killed for memory later.
     let estimate = memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len(), classes);
@@ -362,6 +373,24 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         summary: Some(RunSummary::new(train_rows, &test_metrics)),
         promotion: promotion.clone(),
     };
+    if spec.export.contains(&onnx::Format::Onnx) {
+        let run = artifact::Run {
+            card: card.clone(),
+            model: model.clone(),
+            groups: groups.as_ref().map(|(g, _)| g.models.clone()),
+        };
+        let provenance =
+            onnx::Provenance { run_id: manifest.run_id.clone(), spec_sha256: manifest.spec_sha256.clone() };
+        let bytes = onnx::to_bytes(&run, &provenance, &Default::default())?;
+        staging.write(names::ONNX, &bytes)?;
+        tracing::info!(
+            phase = "write",
+            bytes = bytes.len(),
+            "wrote {} ({} KiB)",
+            names::ONNX,
+            bytes.len() / 1024
+        );
+    }
     // The report is drawn from what the run's files will hold (its own seconds aside).
     let view = report::RunView::of_training(
         &output,

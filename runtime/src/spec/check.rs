@@ -157,6 +157,12 @@ impl CheckedSpec {
         let holdout = check_holdout(&spec.holdout)?;
         check_model(&spec)?;
         check_partition(&spec)?;
+        if let Some(twice) = spec.export.iter().enumerate().find(|(i, f)| spec.export[..*i].contains(f)) {
+            return Err(Error::spec(
+                format!("export[{}]", twice.0),
+                format!("{:?} is listed twice", twice.1),
+            ));
+        }
         check_baseline(&spec)?;
         let device = crate::device::parse(&spec.device)?;
         let resources = match &spec.resources {

@@ -78,6 +78,10 @@ pub struct JobSpec {
     /// Run directory, relative to the working directory. Default: `runs/<name>`.
     #[serde(default)]
     pub output: Option<String>,
+    /// Exports written into the run directory with the model: `["onnx"]` adds `model.onnx`
+    /// (as `trainyard export` writes it, the null string `""`). Default: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub export: Vec<crate::onnx::Format>,
 }
 
 /// Input files, filters and the optional label join.
