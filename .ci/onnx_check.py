@@ -13,6 +13,7 @@ Usage: onnx_check.py --trainyard BIN --datasets DIR --work DIR
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -197,6 +198,33 @@ def coverage_of(table, run_dir):
     return found
 
 
+def readme_example(trainyard, work):
+    """Runs the README's onnxruntime example against the quick start's exported model."""
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme[readme.index("## Exporting to ONNX") :]
+    code = section[section.index("```python") + len("```python") : section.index("```", section.index("```python") + 3)]
+    spec = json.loads((root / "examples" / "quickstart.json").read_text())
+    for key in ["features", "labels"]:
+        spec["data"][key] = [str(root / "examples" / p) for p in spec["data"][key]]
+    spec_path = work / "quickstart.json"
+    spec_path.write_text(json.dumps(spec))
+    run_dir = work / "runs" / "quickstart"
+    run(trainyard, "--log-format", "json", "train", spec_path, "--output", run_dir)
+    run(trainyard, "export", run_dir, "--out", work / "quickstart.onnx")
+    scope = {}
+    cwd = Path.cwd()
+    try:
+        os.chdir(work)
+        exec(compile(code, "README.md", "exec"), scope)
+    finally:
+        os.chdir(cwd)
+    p, label = scope["probabilities"], scope["label"]
+    ok = p.shape == (2, 2) and np.allclose(p.sum(axis=1), 1.0) and list(label) == list(p.argmax(axis=1))
+    print(f"README example: probabilities {p.tolist()}, label {list(label)}  {'ok' if ok else 'FAILED'}")
+    return ok
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--trainyard", required=True, type=Path)
@@ -228,7 +256,7 @@ def main():
             "binary-mlp",
             "adult",
             adult,
-            {"model": mlp, "features": {"categorical_nulls": "most_frequent"}},
+            {"model": mlp, "features": {"categorical_nulls": "most_frequent", "int64": "education-num"}},
             "cli",
             "",
         ),
@@ -238,8 +266,13 @@ def main():
     ok = True
     for case, dataset, files, extras, how, null_string in cases:
         extra_features = extras.pop("features", {})
+        # An integer column read as categorical levels, exported as an int64 input.
+        int64 = extra_features.pop("int64", None)
         s = spec(case, references[dataset], files, extras.pop("model"), **extras)
         s["features"].update(extra_features)
+        if int64:
+            s["features"]["numeric"] = [c for c in s["features"]["numeric"] if c != int64]
+            s["features"]["categorical"] = s["features"]["categorical"] + [int64]
         spec_path = work / f"{case}.json"
         spec_path.write_text(json.dumps(s, indent=1))
         run_dir = work / "runs" / case
@@ -250,7 +283,8 @@ def main():
             exported = run_dir / "model.onnx"
         else:
             exported = work / f"{case}.onnx"
-            run(args.trainyard, "export", run_dir, "--format", "onnx", "--out", exported, "--null-string", null_string)
+            flags = ["--int64", int64] if int64 else []
+            run(args.trainyard, "export", run_dir, "--format", "onnx", "--out", exported, "--null-string", null_string, *flags)
         table = pq.read_table(test_copy)
         found = coverage_of(table, run_dir)
         missing = [what for what, n in found.items() if n == 0 and dataset == "adult"]
@@ -260,6 +294,7 @@ def main():
         kind = f"exported by {'the spec' if how == 'spec' else 'trainyard export'}"
         coverage = ", ".join(f"{n} {what}" for what, n in found.items() if n)
         ok &= check(case, args.trainyard, work, table, exported, run_dir, null_string, kind, coverage)
+    ok &= readme_example(args.trainyard, work)
     if not ok:
         sys.exit("the ONNX check failed")
     print("every exported model scores as trainyard predict does")

@@ -136,6 +136,10 @@ enum Command {
         /// The string a categorical input holds for a null (ONNX strings cannot be null).
         #[arg(long, value_name = "TEXT", default_value = "")]
         null_string: String,
+        /// A categorical column to take as int64 rather than string (repeatable): its levels
+        /// must be integers, and its nulls must score as unseen values do.
+        #[arg(long = "int64", value_name = "COLUMN")]
+        int64: Vec<String>,
     },
     /// The JSON API in front of the trainer: submit jobs, track their state, fetch their
     /// results. Jobs run as local `trainyard train` child processes.
@@ -891,8 +895,8 @@ fn run(cli: Cli, human: bool) -> Result<(), Error> {
             let written = trainyard::report::write(&run, compare.as_deref(), file.as_deref())?;
             print(&mut out, &format!("{}\n", written.display()))
         }
-        Command::Export { run, format, out: file, null_string } => {
-            let opts = trainyard::onnx::Options { null_string };
+        Command::Export { run, format, out: file, null_string, int64 } => {
+            let opts = trainyard::onnx::Options { null_string, int64 };
             let written = trainyard::onnx::export(&run, format, file.as_deref(), &opts)?;
             print(&mut out, &format!("{}\n", written.display()))
         }

@@ -154,16 +154,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
 
     let t = Instant::now();
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
-    if spec.export.contains(&onnx::Format::Onnx) {
-        // What would stop the export is known now, before the fit rather than after it.
-        let keys = group_keys.iter().flat_map(|(train, _)| train.iter().flatten());
-        onnx::graph::check(
-            &pipeline,
-            spec.partition.as_ref().map(|p| p.by.as_str()),
-            keys,
-            &Default::default(),
-        )?;
-    }
+    // What would stop the export is known now, before the fit rather than after it.
+    onnx::check_spec(spec, &pipeline, group_keys.iter().flat_map(|(train, _)| train.iter().flatten()))?;
     // Before the design matrices and the network exist: a run that cannot fit fails now, with
     // what is too large, instead of being killed for memory later.
     let estimate = memory::estimate(&spec.model, &pipeline, data.train.len(), data.test.len(), classes);

@@ -66,6 +66,11 @@ pub fn validate(checked: &CheckedSpec) -> Result<ValidateReport> {
     crate::baseline::check_against(checked, baseline.as_ref(), &data.labels)?;
     let spec = &checked.spec;
     let pipeline = Pipeline::fit_spec(&data.train.frame, &spec.features)?;
+    let group_keys = match spec.partition.as_ref().and_then(|p| Some((p, data.train.frame.column(&p.by)?))) {
+        Some((p, column)) => crate::partition::keys(column, &p.by)?,
+        None => Vec::new(),
+    };
+    crate::onnx::check_spec(spec, &pipeline, group_keys.iter().flatten())?;
     let mut report = report(checked, &data, &pipeline);
     report.baseline = match &baseline {
         Some(crate::baseline::Resolved::Run(b)) => {

@@ -25,17 +25,15 @@ pub const PROBABILITIES: &str = "probabilities";
 pub const LABEL: &str = "label";
 
 /// Choices an export makes that the run does not decide.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Options {
     /// The string a categorical (or string group) input holds for a null: ONNX string tensors
     /// have no null. Default: the empty string.
     pub null_string: String,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options { null_string: String::new() }
-    }
+    /// Categorical columns whose input is int64 rather than string: every level must be an
+    /// integer, and null must score as `<other>` (an int64 tensor cannot hold null). Default:
+    /// none.
+    pub int64: Vec<String>,
 }
 
 /// Where the model came from, recorded in the model's metadata.
@@ -70,6 +68,31 @@ pub fn check<'a>(
     for c in &pipeline.categorical {
         level_keys(c, opts)?;
     }
+    for name in &opts.int64 {
+        let Some(c) = pipeline.categorical.iter().find(|c| &c.column == name) else {
+            let names: Vec<&str> = pipeline.categorical.iter().map(|c| c.column.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "--int64 {name}: not a categorical feature of this model; its categorical features: {}",
+                names.join(", ")
+            )));
+        };
+        if let Some(level) = c
+            .levels
+            .iter()
+            .flatten()
+            .find(|l| l.parse::<i64>().ok().map(|v| v.to_string()) != Some(l.to_string()))
+        {
+            return Err(Error::Usage(format!(
+                "--int64 {name}: the level {level:?} is not an integer; leave the column a string input"
+            )));
+        }
+        if null_slot(c) != c.levels.len() {
+            return Err(Error::Usage(format!(
+                "--int64 {name}: null scores differently from unseen values in this model (the train rows had \
+                 nulls), and an int64 input cannot hold null; leave the column a string input"
+            )));
+        }
+    }
     if let Some(by) = by
         && !pipeline.numeric.iter().any(|n| n.column == by)
         && let Some(k) =
@@ -93,25 +116,33 @@ fn null_clash(column: &str, value: &str, what: &str) -> Error {
 /// anything else defaults to `<other>`, as unseen values do at `predict` time.
 fn level_keys(step: &CategoricalStep, opts: &Options) -> Result<(Vec<String>, Vec<i64>, i64)> {
     let other = step.levels.len();
-    let slot_of = |v: Option<&str>| step.levels.iter().position(|l| l.as_deref() == v);
-    let null_slot = match &step.null_as {
-        Some(v) => slot_of(Some(v)).unwrap_or(other),
-        None => slot_of(None).unwrap_or(other),
-    };
+    let null_slot = null_slot(step);
+    // An int64 input has no null string (and `check` saw that its nulls score as <other>).
+    let int64 = opts.int64.contains(&step.column);
     let (mut keys, mut values) = (Vec::new(), Vec::new());
     for (slot, level) in step.levels.iter().enumerate() {
         let Some(level) = level else { continue };
-        if *level == opts.null_string && slot != null_slot {
+        if !int64 && *level == opts.null_string && slot != null_slot {
             return Err(null_clash(&step.column, level, "a level of its own"));
         }
         keys.push(level.clone());
         values.push(slot as i64);
     }
-    if !keys.contains(&opts.null_string) {
+    if (!int64 || keys.is_empty()) && !keys.contains(&opts.null_string) {
         keys.push(opts.null_string.clone());
         values.push(null_slot as i64);
     }
     Ok((keys, values, other as i64))
+}
+
+/// The slot a null takes: its own level, the `null_as` level, or `<other>`.
+fn null_slot(step: &CategoricalStep) -> usize {
+    let slot_of = |v: Option<&str>| step.levels.iter().position(|l| l.as_deref() == v);
+    match &step.null_as {
+        Some(v) => slot_of(Some(v)),
+        None => slot_of(None),
+    }
+    .unwrap_or(step.levels.len())
 }
 
 /// Nodes and constants, named under a prefix no input column has.
@@ -261,21 +292,28 @@ fn encode(b: &mut Builder, p: &Pipeline, opts: &Options, inputs: &mut Vec<ValueI
     let mut codes = Vec::new();
     for c in &p.categorical {
         let (keys, values, other) = level_keys(c, opts)?;
+        let int64 = opts.int64.contains(&c.column);
         inputs.push(ValueInfo {
             name: c.column.clone(),
-            elem: ElemType::String,
+            elem: if int64 { ElemType::Int64 } else { ElemType::String },
             dims: batch(),
-            doc: format!(
-                "categorical feature; {:?} is null; {} levels, other values score as <other>",
-                opts.null_string,
-                c.levels.len()
-            ),
+            doc: if int64 {
+                format!("categorical feature; {} levels, other values score as <other>", c.levels.len())
+            } else {
+                format!(
+                    "categorical feature; {:?} is null; {} levels, other values score as <other>",
+                    opts.null_string,
+                    c.levels.len()
+                )
+            },
         });
+        // Integers are matched as the decimal text `predict` compares them by.
+        let text = if int64 { b.cast(&c.column, ElemType::String) } else { c.column.clone() };
         let out = b.name("codes");
         codes.push(b.node(
             "LabelEncoder",
             "ai.onnx.ml",
-            &[&c.column],
+            &[&text],
             vec![
                 ("keys_strings", Attr::Strings(keys)),
                 ("values_int64s", Attr::Ints(values)),
@@ -324,19 +362,18 @@ fn compose(
     e: &Encoded,
     x: Option<&str>,
     groups: &GroupModels,
-    key: &str,
+    (key, keys): (String, Vec<String>),
     p1: String,
 ) -> String {
     let g = groups.keys.len();
     if g == 0 {
         return p1;
     }
-    let keys: Vec<String> = groups.keys.iter().map(GroupKey::to_string).collect();
     let out = b.name("group");
     let index = b.node(
         "LabelEncoder",
         "ai.onnx.ml",
-        &[key],
+        &[&key],
         vec![
             ("keys_strings", Attr::Strings(keys)),
             ("values_int64s", Attr::Ints((0..g as i64).collect())),
@@ -476,8 +513,8 @@ pub fn build(run: &Run, provenance: &Provenance, opts: &Options) -> Result<Model
             let mut p1 = b.op("Sigmoid", &[&z], vec![]);
             let mut kind = "binary logistic regression";
             if let (Some(groups), Some(by)) = (&run.groups, by) {
-                let key = group_key(&mut b, p, by, groups, &mut inputs);
-                p1 = compose(&mut b, p, &e, x.as_deref(), groups, &key, p1);
+                let key = group_key(&mut b, p, by, groups, opts, &mut inputs);
+                p1 = compose(&mut b, p, &e, x.as_deref(), groups, key, p1);
                 kind = "binary logistic regression with per-group models";
             }
             (two_columns(&mut b, p1), kind)
@@ -561,20 +598,31 @@ fn two_columns(b: &mut Builder, p1: String) -> String {
 
 /// The group column as strings (what the group LabelEncoder reads): the categorical input of
 /// the same name, the numeric one cast to int64 then text, or an input of its own (int64 when
-/// every group key is an integer, else string).
+/// every group key is an integer, else string); and each group's key as that text.
 fn group_key(
     b: &mut Builder,
     p: &Pipeline,
     by: &str,
     groups: &GroupModels,
+    opts: &Options,
     inputs: &mut Vec<ValueInfo>,
-) -> String {
-    if p.categorical.iter().any(|c| c.column == by) {
-        return by.to_string();
+) -> (String, Vec<String>) {
+    let text: Vec<String> = groups.keys.iter().map(GroupKey::to_string).collect();
+    if let Some(c) = p.categorical.iter().find(|c| c.column == by) {
+        // A boolean column's group keys are 0/1, its categorical text true/false.
+        let booleans = c.levels.iter().flatten().all(|l| l == "true" || l == "false");
+        if booleans && groups.keys.iter().all(|k| matches!(k, GroupKey::Int(0 | 1))) {
+            let words = groups.keys.iter().map(|k| (k == &GroupKey::Int(1)).to_string()).collect();
+            return (by.to_string(), words);
+        }
+        if opts.int64.contains(&c.column) {
+            return (b.cast(by, ElemType::String), text);
+        }
+        return (by.to_string(), text);
     }
     if p.numeric.iter().any(|n| n.column == by) {
         let int = b.cast(by, ElemType::Int64);
-        return b.cast(&int, ElemType::String);
+        return (b.cast(&int, ElemType::String), text);
     }
     let ints = !groups.keys.is_empty() && groups.keys.iter().all(|k| matches!(k, GroupKey::Int(_)));
     inputs.push(ValueInfo {
@@ -586,5 +634,5 @@ fn group_key(
             groups.keys.len()
         ),
     });
-    if ints { b.cast(by, ElemType::String) } else { by.to_string() }
+    (if ints { b.cast(by, ElemType::String) } else { by.to_string() }, text)
 }

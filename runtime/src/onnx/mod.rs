@@ -24,9 +24,12 @@ pub use graph::{Options, Provenance};
 
 use crate::artifact::{self, Run};
 use crate::error::{Error, Result};
+use crate::features::Pipeline;
+use crate::partition::GroupKey;
 use crate::registry::Root;
 use crate::rundir::names;
 use crate::runfiles::RunFiles;
+use crate::spec::JobSpec;
 use crate::store::Remote;
 
 /// Formats a model can be exported in (`--format`, and the spec's `export`).
@@ -35,6 +38,24 @@ use crate::store::Remote;
 pub enum Format {
     /// ONNX (`ai.onnx` opset 17, `ai.onnx.ml` opset 3).
     Onnx,
+}
+
+/// When the spec's `export` asks for ONNX, refuses what the export would refuse once the model
+/// is fitted (see [`graph::check`]), from the fitted pipeline and the train rows' group keys:
+/// `train` and `validate` call it before any fit.
+pub fn check_spec<'a>(
+    spec: &JobSpec,
+    pipeline: &Pipeline,
+    group_keys: impl IntoIterator<Item = &'a GroupKey>,
+) -> Result<()> {
+    if !spec.export.contains(&Format::Onnx) {
+        return Ok(());
+    }
+    graph::check(pipeline, spec.partition.as_ref().map(|p| p.by.as_str()), group_keys, &Options::default())
+        .map_err(|e| match e {
+            Error::Usage(why) => Error::spec("export", why),
+            other => other,
+        })
 }
 
 /// The bytes of `run`'s model as an ONNX file.
