@@ -137,7 +137,7 @@ enum Command {
         #[arg(long, value_name = "TEXT", default_value = "")]
         null_string: String,
         /// A categorical column to take as int64 rather than string (repeatable): its levels
-        /// must be integers, and its nulls must score as unseen values do.
+        /// must be integers; -9223372036854775808 (the smallest int64) is null.
         #[arg(long = "int64", value_name = "COLUMN")]
         int64: Vec<String>,
     },

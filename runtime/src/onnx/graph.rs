@@ -19,6 +19,8 @@ pub const OPSET: i64 = 17;
 pub const ML_OPSET: i64 = 3;
 /// IR version that goes with opset 17.
 pub const IR_VERSION: i64 = 8;
+/// What an int64 categorical input holds for a null.
+pub const INT64_NULL: i64 = i64::MIN;
 /// The output names.
 pub const PROBABILITIES: &str = "probabilities";
 /// See [`PROBABILITIES`].
@@ -31,8 +33,7 @@ pub struct Options {
     /// have no null. Default: the empty string.
     pub null_string: String,
     /// Categorical columns whose input is int64 rather than string: every level must be an
-    /// integer, and null must score as `<other>` (an int64 tensor cannot hold null). Default:
-    /// none.
+    /// integer; null is [`INT64_NULL`] (an int64 tensor cannot hold null). Default: none.
     pub int64: Vec<String>,
 }
 
@@ -86,12 +87,6 @@ pub fn check<'a>(
                 "--int64 {name}: the level {level:?} is not an integer; leave the column a string input"
             )));
         }
-        if null_slot(c) != c.levels.len() {
-            return Err(Error::Usage(format!(
-                "--int64 {name}: null scores differently from unseen values in this model (the train rows had \
-                 nulls), and an int64 input cannot hold null; leave the column a string input"
-            )));
-        }
     }
     if let Some(by) = by
         && !pipeline.numeric.iter().any(|n| n.column == by)
@@ -117,19 +112,22 @@ fn null_clash(column: &str, value: &str, what: &str) -> Error {
 fn level_keys(step: &CategoricalStep, opts: &Options) -> Result<(Vec<String>, Vec<i64>, i64)> {
     let other = step.levels.len();
     let null_slot = null_slot(step);
-    // An int64 input has no null string (and `check` saw that its nulls score as <other>).
-    let int64 = opts.int64.contains(&step.column);
+    // An int64 input is matched as its decimal text, its null as the text of INT64_NULL.
+    let null = match opts.int64.contains(&step.column) {
+        true => INT64_NULL.to_string(),
+        false => opts.null_string.clone(),
+    };
     let (mut keys, mut values) = (Vec::new(), Vec::new());
     for (slot, level) in step.levels.iter().enumerate() {
         let Some(level) = level else { continue };
-        if !int64 && *level == opts.null_string && slot != null_slot {
+        if *level == null && slot != null_slot {
             return Err(null_clash(&step.column, level, "a level of its own"));
         }
         keys.push(level.clone());
         values.push(slot as i64);
     }
-    if (!int64 || keys.is_empty()) && !keys.contains(&opts.null_string) {
-        keys.push(opts.null_string.clone());
+    if !keys.contains(&null) {
+        keys.push(null);
         values.push(null_slot as i64);
     }
     Ok((keys, values, other as i64))
@@ -298,7 +296,10 @@ fn encode(b: &mut Builder, p: &Pipeline, opts: &Options, inputs: &mut Vec<ValueI
             elem: if int64 { ElemType::Int64 } else { ElemType::String },
             dims: batch(),
             doc: if int64 {
-                format!("categorical feature; {} levels, other values score as <other>", c.levels.len())
+                format!(
+                    "categorical feature; {INT64_NULL} is null; {} levels, other values score as <other>",
+                    c.levels.len()
+                )
             } else {
                 format!(
                     "categorical feature; {:?} is null; {} levels, other values score as <other>",
@@ -474,12 +475,14 @@ fn network(b: &mut Builder, e: &Encoded, m: &crate::mlp::MlpModel) -> Result<Str
 }
 
 /// The class values as a constant the label output gathers from: int64 when every class is an
-/// integer, else their names as strings.
+/// integer, bool when every class is a boolean, else their names as strings.
 fn classes(b: &mut Builder, values: &[serde_json::Value]) -> (String, ElemType) {
     let ints: Option<Vec<i64>> = values.iter().map(serde_json::Value::as_i64).collect();
-    match ints {
-        Some(v) => (b.constant("classes", vec![v.len()], Values::Int64(v)), ElemType::Int64),
-        None => {
+    let bools: Option<Vec<bool>> = values.iter().map(serde_json::Value::as_bool).collect();
+    match (ints, bools) {
+        (Some(v), _) => (b.constant("classes", vec![v.len()], Values::Int64(v)), ElemType::Int64),
+        (None, Some(v)) => (b.constant("classes", vec![v.len()], Values::Bool(v)), ElemType::Bool),
+        (None, None) => {
             let v: Vec<String> = values.iter().map(crate::label::class_name).collect();
             (b.constant("classes", vec![v.len()], Values::String(v)), ElemType::String)
         }

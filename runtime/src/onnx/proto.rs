@@ -46,6 +46,8 @@ pub enum Values {
     Double(Vec<f64>),
     /// int64 values.
     Int64(Vec<i64>),
+    /// Booleans.
+    Bool(Vec<bool>),
     /// Strings.
     String(Vec<String>),
 }
@@ -190,6 +192,7 @@ fn tensor(t: &Tensor) -> Message {
         Values::Float(_) => ElemType::Float,
         Values::Double(_) => ElemType::Double,
         Values::Int64(_) => ElemType::Int64,
+        Values::Bool(_) => ElemType::Bool,
         Values::String(_) => ElemType::String,
     };
     m.int(2, elem as i64);
@@ -199,6 +202,7 @@ fn tensor(t: &Tensor) -> Message {
         Values::Float(v) => Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         Values::Double(v) => Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         Values::Int64(v) => Some(v.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        Values::Bool(v) => Some(v.iter().map(|&x| u8::from(x)).collect()),
         Values::String(_) => None,
     };
     match (&t.values, raw) {
