@@ -366,8 +366,8 @@ pub fn train(checked: &CheckedSpec, opts: &TrainOptions) -> Result<TrainSummary>
         promotion: promotion.clone(),
     };
     if spec.export.contains(&onnx::Format::Onnx) {
-        // The card as `model.json` reads back (JSON numbers parse to within an ulp of what was
-        // written), so that the graph holds the statistics `predict` and `trainyard export` use.
+        // The card as `model.json` reads back, so that the graph is built from exactly what
+        // `predict` and `trainyard export` read.
         let card = serde_json::from_slice(&to_json(&card)?)
             .map_err(|e| Error::Internal(format!("reading back {}: {e}", names::MODEL_JSON)))?;
         let run = artifact::Run {

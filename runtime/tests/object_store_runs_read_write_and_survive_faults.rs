@@ -223,6 +223,29 @@ fn a_run_trained_from_and_into_s3_is_byte_identical_to_the_local_run_and_predict
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("inside the run"), "{stderr}");
 
+    // export reads the run from the bucket and writes the ONNX model to an object or a file:
+    // the same bytes, naming the run in their metadata; never inside the run.
+    let local_onnx = tmp.path().join("quickstart.onnx");
+    for out in ["s3://models/exports/quickstart.onnx", local_onnx.to_str().unwrap()] {
+        let (code, stdout, stderr) =
+            run(server.trainyard().args(["export", "s3://models/runs/quickstart", "--out", out]));
+        assert_eq!(code, 0, "{stderr}");
+        assert_eq!(stdout.trim(), out);
+    }
+    let exported = server.get("models", "exports/quickstart.onnx").unwrap();
+    assert!(exported == std::fs::read(&local_onnx).unwrap(), "the object and the file differ");
+    let summary = trainyard::onnx::proto::Summary::read(&exported).unwrap();
+    assert_eq!(summary.metadata("run_id"), manifest["run_id"].as_str());
+    assert_eq!(summary.inputs.len(), 9, "5 numeric and 4 categorical features");
+    let (code, _, stderr) = run(server.trainyard().args([
+        "export",
+        "s3://models/runs/quickstart",
+        "--out",
+        "s3://models/runs/quickstart/model.onnx",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("inside the run"), "{stderr}");
+
     // A second run to the same output without --overwrite is refused before any work.
     let started = Instant::now();
     let (code, stdout, stderr) = run(server.trainyard().args([

@@ -149,6 +149,8 @@ struct Builder {
     constants: Vec<Tensor>,
     prefix: String,
     next: usize,
+    /// The `[1]` axes constant of Unsqueeze and ReduceSum, once made.
+    axis_one: Option<String>,
 }
 
 impl Builder {
@@ -194,9 +196,16 @@ impl Builder {
         self.op("Cast", &[x], vec![("to", Attr::Int(to as i64))])
     }
 
+    fn axis_one(&mut self) -> String {
+        if self.axis_one.is_none() {
+            self.axis_one = Some(self.constant("axes", vec![1], Values::Int64(vec![1])));
+        }
+        self.axis_one.clone().unwrap_or_default()
+    }
+
     /// `[N]` → `[N, 1]`.
     fn column(&mut self, x: &str) -> String {
-        let axes = self.constant("axes", vec![1], Values::Int64(vec![1]));
+        let axes = self.axis_one();
         self.op("Unsqueeze", &[x, &axes], vec![])
     }
 
@@ -393,7 +402,7 @@ fn compose(
         let w = b.constant("group_coef", vec![g, e.order.len()], Values::Double(w));
         let per_row = b.gather(&w, &row, 0);
         let products = b.op("Mul", &[&per_row, x], vec![]);
-        let axes = b.constant("axes", vec![1], Values::Int64(vec![1]));
+        let axes = b.axis_one();
         terms.push(b.op("ReduceSum", &[&products, &axes], vec![("keepdims", Attr::Int(1))]));
     }
     let mut offset = p.numeric_width();
@@ -501,7 +510,7 @@ pub fn build(run: &Run, provenance: &Provenance, opts: &Options) -> Result<Model
     while columns.iter().any(|c| c.starts_with(&prefix)) {
         prefix.insert(0, '_');
     }
-    let mut b = Builder { nodes: Vec::new(), constants: Vec::new(), prefix, next: 0 };
+    let mut b = Builder { nodes: Vec::new(), constants: Vec::new(), prefix, next: 0, axis_one: None };
     let mut inputs = Vec::new();
     let e = encode(&mut b, p, opts, &mut inputs)?;
     let values = card.labels.values();
