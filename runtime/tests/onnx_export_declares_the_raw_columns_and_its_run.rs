@@ -12,7 +12,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::outcome;
+use common::{example_spec, outcome};
 use serde_json::{Value, json};
 use trainyard::onnx::proto::{Dim, ElemType, Summary};
 
@@ -22,15 +22,7 @@ fn trainyard(args: &[&str]) -> (i32, String, String) {
 
 /// Trains the committed example with `change` applied to its spec; returns the run directory.
 fn train(tmp: &Path, name: &str, change: impl FnOnce(&mut Value)) -> PathBuf {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut spec: Value =
-        serde_json::from_str(&std::fs::read_to_string(examples.join("quickstart.json")).unwrap()).unwrap();
-    spec["name"] = json!(name);
-    spec["data"]["features"] = json!([examples.join("data/charges/*.parquet")]);
-    spec["data"]["labels"] = json!([examples.join("data/labels.parquet")]);
-    change(&mut spec);
-    let path = tmp.join(format!("{name}.json"));
-    std::fs::write(&path, spec.to_string()).unwrap();
+    let path = example_spec(tmp, name, change);
     let run = tmp.join("runs").join(name);
     let (code, _, err) = trainyard(&["train", path.to_str().unwrap(), "--output", run.to_str().unwrap()]);
     assert_eq!(code, 0, "{err}");

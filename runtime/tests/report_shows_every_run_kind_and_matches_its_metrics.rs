@@ -12,7 +12,7 @@ mod common;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use common::{datasets_dir, outcome};
+use common::{datasets_dir, example_spec, outcome};
 use quick_xml::events::{BytesStart, Event};
 use serde_json::{Value, json};
 
@@ -181,20 +181,6 @@ fn self_contained(html: &str) -> Page {
     page
 }
 
-/// A copy of the committed example (data and spec) in a temp directory, with the spec changed.
-fn example(tmp: &Path, name: &str, change: impl FnOnce(&mut Value)) -> PathBuf {
-    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
-    let mut spec: Value =
-        serde_json::from_str(&std::fs::read_to_string(examples.join("quickstart.json")).unwrap()).unwrap();
-    spec["name"] = json!(name);
-    spec["data"]["features"] = json!([examples.join("data/charges/*.parquet")]);
-    spec["data"]["labels"] = json!([examples.join("data/labels.parquet")]);
-    change(&mut spec);
-    let path = tmp.join(format!("{name}.json"));
-    std::fs::write(&path, spec.to_string()).unwrap();
-    path
-}
-
 fn train(tmp: &Path, spec: &Path, name: &str) -> PathBuf {
     let run = tmp.join("runs").join(name);
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trainyard"))
@@ -273,7 +259,7 @@ fn logistic_mlp_and_partitioned_runs_draw_their_sections() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
 
-    let logistic = train(t, &example(t, "logistic", |_| {}), "logistic");
+    let logistic = train(t, &example_spec(t, "logistic", |_| {}), "logistic");
     let (page, metrics, _) = report_of(&logistic);
     binary_sections(&page, &metrics, &logistic);
     assert!(page.has("coefficients") && page.has("coefficients-chart"));
@@ -283,7 +269,7 @@ fn logistic_mlp_and_partitioned_runs_draw_their_sections() {
 
     let mlp = train(
         t,
-        &example(t, "mlp", |s| {
+        &example_spec(t, "mlp", |s| {
             s["model"] = json!({"mlp": {"hidden": [16], "epochs": 6, "batch_size": 256,
                 "early_stopping": {"patience": 2, "validation_fraction": 0.2}}});
         }),
@@ -299,7 +285,7 @@ fn logistic_mlp_and_partitioned_runs_draw_their_sections() {
 
     let partitioned = train(
         t,
-        &example(t, "partitioned", |s| {
+        &example_spec(t, "partitioned", |s| {
             s["partition"] = json!({"by": "merchant_id", "min_rows": 100, "min_positives": 3, "select": "none", "l2": 1.0});
         }),
         "partitioned",
@@ -363,7 +349,7 @@ fn logistic_mlp_and_partitioned_runs_draw_their_sections() {
     // A retrain against the first run, with a gate: the comparison and the verdict are on the page.
     let retrain = train(
         t,
-        &example(t, "retrain", |s| {
+        &example_spec(t, "retrain", |s| {
             s["model"]["logistic"]["l2"] = json!(4.0);
             s["baseline"] = json!({"run": logistic});
             s["gate"] = json!({"metric": "roc_auc", "min_delta": -0.01});
@@ -441,7 +427,7 @@ fn report_refuses_what_is_not_a_run_and_draws_runs_older_than_it() {
     assert_eq!(code, 2, "{stderr}");
 
     // A run written before curves.json existed: the manifest lists no such file.
-    let run = train(t, &example(t, "older", |_| {}), "older");
+    let run = train(t, &example_spec(t, "older", |_| {}), "older");
     std::fs::remove_file(run.join("curves.json")).unwrap();
     let manifest_path = run.join("manifest.json");
     let mut manifest: Value =

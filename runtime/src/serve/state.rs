@@ -374,8 +374,16 @@ impl Store {
             return Err(db("submit", e));
         }
         transition(&mut tx, &id, JobState::Queued, now, "submitted").await?;
+        // Read inside the transaction: once it commits, the scheduler may claim the job before a
+        // second read, and the submitter would be told "running" for the job it just queued.
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1"))
+            .bind(&id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(|e| db("submit", e))?;
         tx.commit().await.map_err(|e| db("submit", e))?;
-        Ok((self.get(&id).await?.ok_or_else(|| Error::Internal(format!("job {id} vanished")))?, true))
+        let job = row.as_ref().map(job_from).transpose()?;
+        Ok((job.ok_or_else(|| Error::Internal(format!("job {id} vanished")))?, true))
     }
 
     async fn by_idempotency_key(&self, owner: &str, key: &str) -> Result<Option<Job>> {

@@ -155,3 +155,18 @@ pub fn reference_spec(dir: &Path, reference: &Value, model: Value) -> Value {
         "model": model,
     })
 }
+
+/// A copy of the committed example's spec in `dir` (`<name>.json`), its data paths absolute and
+/// its name `name`, with `change` applied; returns its path.
+pub fn example_spec(dir: &Path, name: &str, change: impl FnOnce(&mut Value)) -> PathBuf {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(examples.join("quickstart.json")).unwrap()).unwrap();
+    spec["name"] = json!(name);
+    spec["data"]["features"] = json!([examples.join("data/charges/*.parquet")]);
+    spec["data"]["labels"] = json!([examples.join("data/labels.parquet")]);
+    change(&mut spec);
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, spec.to_string()).unwrap();
+    path
+}
