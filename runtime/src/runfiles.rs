@@ -368,6 +368,44 @@ pub fn refuse_output_in_run(run: &Path, out: &Path, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses (exit 2), before any run is read, an `--out` for a file derived from `runs` that
+/// cannot take it: a directory, a local path whose folder does not exist, or a place inside one
+/// of the runs. `what` names the output ("the report").
+pub fn check_output(out: &Path, runs: &[&Path], what: &str) -> Result<()> {
+    if Remote::parse_path(out)?.is_none() {
+        let local = PathBuf::from(store::local_path(&out.to_string_lossy()));
+        if local.is_dir() || local.file_name().is_none() {
+            return Err(Error::Usage(format!(
+                "--out {} is a directory; name the file for {what}",
+                out.display()
+            )));
+        }
+        let parent = local.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !parent.is_dir() {
+            return Err(Error::Usage(format!(
+                "--out {}: {} is not a directory",
+                out.display(),
+                parent.display()
+            )));
+        }
+    }
+    runs.iter().try_for_each(|run| refuse_output_in_run(run, out, what))
+}
+
+/// Writes `bytes` to `out` (checked by [`check_output`]): a local file appears whole or not
+/// at all, an object in one PUT.
+pub fn write_output(out: &Path, bytes: Vec<u8>) -> Result<()> {
+    match Remote::parse_path(out)? {
+        Some(remote) => remote.put(bytes::Bytes::from(bytes)),
+        None => {
+            let local = PathBuf::from(store::local_path(&out.to_string_lossy()));
+            let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let parent = local.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            crate::registry::Root::Local(parent.to_path_buf()).replace(&name, &bytes)
+        }
+    }
+}
+
 /// Writes scores (and labels, at training time) to Parquet: the key column when there is one,
 /// then for binary labels `label` (0/1) and `score` (probability of the positive class); for
 /// multiclass labels `label` (the class value), `predicted` (the most probable class) and one

@@ -26,11 +26,9 @@ use crate::artifact::{self, Run};
 use crate::error::{Error, Result};
 use crate::features::Pipeline;
 use crate::partition::GroupKey;
-use crate::registry::Root;
 use crate::rundir::names;
-use crate::runfiles::RunFiles;
+use crate::runfiles::{self, RunFiles};
 use crate::spec::JobSpec;
-use crate::store::Remote;
 
 /// Formats a model can be exported in (`--format`, and the spec's `export`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -68,7 +66,7 @@ pub fn to_bytes(run: &Run, provenance: &Provenance, opts: &Options) -> Result<Ve
 pub fn export(run: &Path, format: Format, out: Option<&Path>, opts: &Options) -> Result<PathBuf> {
     let Format::Onnx = format;
     if let Some(out) = out {
-        check_out(out, run)?;
+        runfiles::check_output(out, &[run], "the ONNX model")?;
     }
     let files = RunFiles::open(run)?;
     let loaded = artifact::load_from(&files)?;
@@ -87,35 +85,10 @@ pub fn export(run: &Path, format: Format, out: Option<&Path>, opts: &Options) ->
         None => {
             let id = provenance.run_id.replace(|c: char| !(c.is_alphanumeric() || "-_.".contains(c)), "_");
             let out = PathBuf::from(format!("{id}.onnx"));
-            check_out(&out, run)?;
+            runfiles::check_output(&out, &[run], "the ONNX model")?;
             out
         }
     };
-    match Remote::parse_path(&out)? {
-        Some(remote) => remote.put(bytes::Bytes::from(bytes))?,
-        None => {
-            let local = PathBuf::from(crate::store::local_path(&out.to_string_lossy()));
-            let name = local.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let parent = local.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            if !parent.is_dir() {
-                return Err(Error::Usage(format!(
-                    "--out {}: {} is not a directory",
-                    out.display(),
-                    parent.display()
-                )));
-            }
-            Root::Local(parent.to_path_buf()).replace(&name, &bytes)?;
-        }
-    }
+    runfiles::write_output(&out, bytes)?;
     Ok(out)
-}
-
-/// Refuses, before the run is read, an output that is a directory or lies inside the run (it
-/// would sit beside the run's verified artifacts).
-fn check_out(out: &Path, run: &Path) -> Result<()> {
-    let local = PathBuf::from(crate::store::local_path(&out.to_string_lossy()));
-    if Remote::parse_path(out)?.is_none() && (local.is_dir() || local.file_name().is_none()) {
-        return Err(Error::Usage(format!("--out {} is a directory; name the ONNX file", out.display())));
-    }
-    crate::runfiles::refuse_output_in_run(run, out, "the ONNX model")
 }

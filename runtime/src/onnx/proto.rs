@@ -378,115 +378,74 @@ fn text(b: &[u8]) -> Result<String, String> {
     String::from_utf8(b.to_vec()).map_err(|_| "a string field is not UTF-8".into())
 }
 
+/// The sub-messages in field `field` of the message `b`, in order.
+fn messages(b: &[u8], field: u64) -> Result<Vec<&[u8]>, String> {
+    Ok(fields(b)?
+        .into_iter()
+        .filter_map(|(f, v)| match v {
+            Field::Bytes(m) if f == field => Some(m),
+            _ => None,
+        })
+        .collect())
+}
+
+/// String field `field` of the message `b` (the last one, as protobuf reads a repeated
+/// singular field), or empty.
+fn text_field(b: &[u8], field: u64) -> Result<String, String> {
+    messages(b, field)?.last().map_or(Ok(String::new()), |s| text(s))
+}
+
+/// Integer field `field` of the message `b`, or 0.
+fn int_field(b: &[u8], field: u64) -> Result<i64, String> {
+    Ok(fields(b)?.into_iter().fold(0, |n, (f, v)| match v {
+        Field::Varint(x) if f == field => x as i64,
+        _ => n,
+    }))
+}
+
+/// `ValueInfoProto` → name, `type.tensor_type.elem_type`, `type.tensor_type.shape.dim`, doc.
 fn read_value_info(b: &[u8]) -> Result<ValueInfo, String> {
-    let (mut name, mut elem, mut dims, mut doc) = (String::new(), None, Vec::new(), String::new());
-    for (f, v) in fields(b)? {
-        match (f, v) {
-            (1, Field::Bytes(s)) => name = text(s)?,
-            (3, Field::Bytes(s)) => doc = text(s)?,
-            (2, Field::Bytes(ty)) => {
-                for (f, v) in fields(ty)? {
-                    let (1, Field::Bytes(tt)) = (f, v) else { continue };
-                    for (f, v) in fields(tt)? {
-                        match (f, v) {
-                            (1, Field::Varint(code)) => elem = ElemType::from_code(code as i64),
-                            (2, Field::Bytes(shape)) => {
-                                for (_, d) in fields(shape)? {
-                                    let Field::Bytes(d) = d else { continue };
-                                    for (f, v) in fields(d)? {
-                                        match (f, v) {
-                                            (1, Field::Varint(n)) => dims.push(Dim::Fixed(n as i64)),
-                                            (2, Field::Bytes(s)) => dims.push(Dim::Named(text(s)?)),
-                                            _ => {}
-                                        }
-                                    }
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                }
+    let name = text_field(b, 1)?;
+    let (mut elem, mut dims) = (None, Vec::new());
+    for tensor in
+        messages(b, 2)?.into_iter().map(|ty| messages(ty, 1)).collect::<Result<Vec<_>, _>>()?.concat()
+    {
+        elem = ElemType::from_code(int_field(tensor, 1)?);
+        for shape in messages(tensor, 2)? {
+            for d in messages(shape, 1)? {
+                // dim_value (1) or dim_param (2).
+                let param = text_field(d, 2)?;
+                dims.push(if param.is_empty() { Dim::Fixed(int_field(d, 1)?) } else { Dim::Named(param) });
             }
-            _ => {}
         }
     }
     let elem = elem.ok_or_else(|| format!("value {name:?} has no element type this reader knows"))?;
-    Ok(ValueInfo { name, elem, dims, doc })
-}
-
-fn read_pair(b: &[u8]) -> Result<(String, String), String> {
-    let (mut k, mut v) = (String::new(), String::new());
-    for (f, x) in fields(b)? {
-        match (f, x) {
-            (1, Field::Bytes(s)) => k = text(s)?,
-            (2, Field::Bytes(s)) => v = text(s)?,
-            _ => {}
-        }
-    }
-    Ok((k, v))
+    Ok(ValueInfo { name, elem, dims, doc: text_field(b, 3)? })
 }
 
 impl Summary {
     /// Reads the summary of a `ModelProto`.
     pub fn read(bytes: &[u8]) -> Result<Summary, String> {
-        let mut s = Summary {
-            ir_version: 0,
-            opsets: Vec::new(),
-            producer: (String::new(), String::new()),
-            inputs: Vec::new(),
-            outputs: Vec::new(),
-            metadata: Vec::new(),
-            nodes: Vec::new(),
-            initializers: Vec::new(),
+        let graphs = messages(bytes, 7)?;
+        let in_graph = |field| -> Result<Vec<&[u8]>, String> {
+            Ok(graphs.iter().map(|g| messages(g, field)).collect::<Result<Vec<_>, _>>()?.concat())
         };
-        for (f, v) in fields(bytes)? {
-            match (f, v) {
-                (1, Field::Varint(n)) => s.ir_version = n as i64,
-                (2, Field::Bytes(b)) => s.producer.0 = text(b)?,
-                (3, Field::Bytes(b)) => s.producer.1 = text(b)?,
-                (8, Field::Bytes(b)) => {
-                    let (mut domain, mut version) = (String::new(), 0);
-                    for (f, v) in fields(b)? {
-                        match (f, v) {
-                            (1, Field::Bytes(d)) => domain = text(d)?,
-                            (2, Field::Varint(n)) => version = n as i64,
-                            _ => {}
-                        }
-                    }
-                    s.opsets.push((domain, version));
-                }
-                (14, Field::Bytes(b)) => s.metadata.push(read_pair(b)?),
-                (7, Field::Bytes(g)) => {
-                    for (f, v) in fields(g)? {
-                        match (f, v) {
-                            (1, Field::Bytes(n)) => {
-                                let (mut domain, mut op) = (String::new(), String::new());
-                                for (f, v) in fields(n)? {
-                                    match (f, v) {
-                                        (4, Field::Bytes(o)) => op = text(o)?,
-                                        (7, Field::Bytes(d)) => domain = text(d)?,
-                                        _ => {}
-                                    }
-                                }
-                                s.nodes.push((domain, op));
-                            }
-                            (5, Field::Bytes(t)) => {
-                                let name = fields(t)?.into_iter().find_map(|(f, v)| match (f, v) {
-                                    (8, Field::Bytes(n)) => Some(text(n)),
-                                    _ => None,
-                                });
-                                s.initializers.push(name.transpose()?.unwrap_or_default());
-                            }
-                            (11, Field::Bytes(v)) => s.inputs.push(read_value_info(v)?),
-                            (12, Field::Bytes(v)) => s.outputs.push(read_value_info(v)?),
-                            _ => {}
-                        }
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(s)
+        let pairs = |ms: Vec<&[u8]>, a, b| -> Result<Vec<(String, String)>, String> {
+            ms.into_iter().map(|m| Ok((text_field(m, a)?, text_field(m, b)?))).collect()
+        };
+        Ok(Summary {
+            ir_version: int_field(bytes, 1)?,
+            opsets: messages(bytes, 8)?
+                .into_iter()
+                .map(|o| Ok((text_field(o, 1)?, int_field(o, 2)?)))
+                .collect::<Result<_, String>>()?,
+            producer: (text_field(bytes, 2)?, text_field(bytes, 3)?),
+            inputs: in_graph(11)?.into_iter().map(read_value_info).collect::<Result<_, _>>()?,
+            outputs: in_graph(12)?.into_iter().map(read_value_info).collect::<Result<_, _>>()?,
+            metadata: pairs(messages(bytes, 14)?, 1, 2)?,
+            nodes: pairs(in_graph(1)?, 7, 4)?,
+            initializers: in_graph(5)?.into_iter().map(|t| text_field(t, 8)).collect::<Result<_, _>>()?,
+        })
     }
 
     /// A `metadata_props` value.

@@ -6,6 +6,7 @@
 //! under 1e-3) and lines stay sharp when zoomed. Each chart records where its data corners
 //! landed (`frame`), so a reader (the tests) can map the drawn vertices back to values.
 
+use plotters::chart::MeshStyle;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
@@ -67,6 +68,20 @@ pub struct Line<'a> {
 
 fn drawing<E: std::fmt::Display>(e: E) -> Error {
     Error::Internal(format!("drawing a report chart: {e}"))
+}
+
+/// The mesh style every chart shares: label and axis-title font sizes, light grid lines.
+trait HouseStyle {
+    fn house_style(&mut self, labels: u32, titles: u32) -> &mut Self;
+}
+
+impl<X: Ranged, Y: Ranged, DB: DrawingBackend> HouseStyle for MeshStyle<'_, '_, X, Y, DB> {
+    fn house_style(&mut self, labels: u32, titles: u32) -> &mut Self {
+        self.label_style(font(labels))
+            .axis_desc_style(font(titles))
+            .light_line_style(GRID_LINE)
+            .bold_line_style(GRID_LINE)
+    }
 }
 
 fn font(size: u32) -> TextStyle<'static> {
@@ -191,10 +206,7 @@ pub fn lines(
             .y_desc(y_desc)
             .x_label_formatter(&tidy)
             .y_label_formatter(&tidy)
-            .label_style(font(FONT))
-            .axis_desc_style(font(FONT))
-            .light_line_style(GRID_LINE)
-            .bold_line_style(GRID_LINE)
+            .house_style(FONT, FONT)
             .axis_style(stroke(AXIS, 1))
             .draw()
             .map_err(drawing)?;
@@ -244,10 +256,7 @@ pub fn calibration(
         c.configure_mesh()
             .x_desc("mean score in the bin")
             .y_desc("share positive")
-            .label_style(font(FONT))
-            .axis_desc_style(font(FONT))
-            .light_line_style(GRID_LINE)
-            .bold_line_style(GRID_LINE)
+            .house_style(FONT, FONT)
             .draw()
             .map_err(drawing)?;
         reliability_points(&mut c, runs, 0.0)?;
@@ -269,10 +278,7 @@ pub fn calibration(
             .y_desc("rows")
             .y_labels(3)
             .y_label_formatter(&|v| format!("{v:.0}"))
-            .label_style(font(FONT - 2))
-            .axis_desc_style(font(FONT - 2))
-            .light_line_style(GRID_LINE)
-            .bold_line_style(GRID_LINE)
+            .house_style(FONT - 2, FONT - 2)
             .draw()
             .map_err(drawing)?;
         let n = runs.len().max(1) as f64;
@@ -352,10 +358,7 @@ pub fn reliability_by_rank(
         c.configure_mesh()
             .x_desc("mean score in the bin (log scale)")
             .y_desc("share positive (log scale)")
-            .label_style(font(FONT))
-            .axis_desc_style(font(FONT))
-            .light_line_style(GRID_LINE)
-            .bold_line_style(GRID_LINE)
+            .house_style(FONT, FONT)
             .draw()
             .map_err(drawing)?;
         reliability_points(&mut c, runs, lo)?;
@@ -408,10 +411,7 @@ pub fn histogram(
             .x_desc("score (logit scale)")
             .y_desc("share of the class's rows")
             .x_label_formatter(&probability)
-            .label_style(font(FONT))
-            .axis_desc_style(font(FONT))
-            .light_line_style(GRID_LINE)
-            .bold_line_style(GRID_LINE)
+            .house_style(FONT, FONT)
             .draw()
             .map_err(drawing)?;
         for ((label, color, _), share) in classes.iter().zip(&shares) {
@@ -462,10 +462,7 @@ pub fn bars(id: &str, title: &str, caption: &str, x_desc: &str, bars: &[(String,
             .y_labels(n)
             .y_label_formatter(&label)
             .disable_y_mesh()
-            .label_style(font(FONT - 1))
-            .axis_desc_style(font(FONT))
-            .light_line_style(GRID_LINE)
-            .bold_line_style(GRID_LINE)
+            .house_style(FONT - 1, FONT)
             .draw()
             .map_err(drawing)?;
         c.draw_series(bars.iter().enumerate().map(|(i, (_, v))| {
@@ -574,10 +571,7 @@ pub fn groups(
         c.configure_mesh()
             .x_desc("test rows of the group (log scale)")
             .y_desc(y_desc)
-            .label_style(font(FONT))
-            .axis_desc_style(font(FONT))
-            .light_line_style(GRID_LINE)
-            .bold_line_style(GRID_LINE)
+            .house_style(FONT, FONT)
             .draw()
             .map_err(drawing)?;
         c.draw_series(LineSeries::new([(0.8, 0.0), (x_hi, 0.0)], stroke(GREY, 1))).map_err(drawing)?;

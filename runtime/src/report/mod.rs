@@ -23,10 +23,8 @@ pub use curves::{CalibrationBin, Curves, GroupPoint, Histogram, OperatingPoint, 
 use crate::artifact;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::registry::Root;
 use crate::rundir::names;
-use crate::runfiles::{Manifest, MetricsFile, RunFiles};
-use crate::store::Remote;
+use crate::runfiles::{self, Manifest, MetricsFile, RunFiles};
 
 /// How many of the largest coefficients the report shows.
 pub const COEFFICIENTS: usize = 20;
@@ -141,8 +139,9 @@ pub fn draw_for_training(view: RunView) -> Option<String> {
 /// `<run id>.report.html` (`<run id>-vs-<run id>.report.html` when comparing); returns where it
 /// was written. The page appears whole or not at all.
 pub fn write(run: &Path, compare: Option<&Path>, out: Option<&Path>) -> Result<PathBuf> {
+    let runs: Vec<&Path> = std::iter::once(run).chain(compare).collect();
     if let Some(out) = out {
-        check_out(out, run, compare)?;
+        runfiles::check_output(out, &runs, "the report")?;
     }
     let mut views = vec![RunView::open(run)?];
     if let Some(other) = compare {
@@ -158,31 +157,10 @@ pub fn write(run: &Path, compare: Option<&Path>, out: Option<&Path>) -> Result<P
                 })
                 .collect();
             let out = PathBuf::from(format!("{}.report.html", ids.join("-vs-")));
-            check_out(&out, run, compare)?;
+            runfiles::check_output(&out, &runs, "the report")?;
             out
         }
     };
-    let html = render(&views)?;
-    match Remote::parse_path(&out)? {
-        Some(remote) => remote.put(bytes::Bytes::from(html))?,
-        None => {
-            let name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            Root::Local(parent.to_path_buf()).replace(&name, html.as_bytes())?;
-        }
-    }
+    runfiles::write_output(&out, render(&views)?.into_bytes())?;
     Ok(out)
-}
-
-/// Refuses, before any run is read, an output that is a directory or lies inside a run (it
-/// would sit beside the run's verified artifacts, or replace its `report.html`).
-fn check_out(out: &Path, run: &Path, compare: Option<&Path>) -> Result<()> {
-    let local = Path::new(crate::store::local_path(&out.to_string_lossy())).to_path_buf();
-    if Remote::parse_path(out)?.is_none() && (local.is_dir() || local.file_name().is_none()) {
-        return Err(Error::Usage(format!("--out {} is a directory; name the report file", out.display())));
-    }
-    for r in std::iter::once(run).chain(compare) {
-        crate::runfiles::refuse_output_in_run(r, out, "the report")?;
-    }
-    Ok(())
 }
